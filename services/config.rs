@@ -1,0 +1,217 @@
+//! Typed settings read from the environment. Every value has a documented default (README, "Configuration");
+//! a malformed value stops start-up with an error that names the variable. Secrets in URLs are never printed.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {var} {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it (never its value when it may hold a secret).
+    pub reason: String,
+}
+
+/// Database connection settings, shared by every subcommand that talks to PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// Runtime role: row-level security applies, no DDL (`DATABASE_URL`).
+    pub url: String,
+    /// Owner role, for migrations and the administrative subcommands (`DATABASE_ADMIN_URL`).
+    pub admin_url: String,
+    /// Most connections the pool opens (`EVENTDATA_DB_POOL_MAX`, default 20).
+    pub pool_max: u32,
+    /// How long a request waits for a pooled connection before UNAVAILABLE (`EVENTDATA_DB_ACQUIRE_TIMEOUT_MS`).
+    pub acquire_timeout: Duration,
+    /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout: Duration,
+}
+
+/// OpenTelemetry and log settings.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// OTLP/gRPC collector (`OTEL_EXPORTER_OTLP_ENDPOINT`); none means spans stay local.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_SERVICE_NAME`, default `eventdata`.
+    pub service_name: String,
+    /// `LOG_FORMAT=json` for JSON lines; anything else (default) is the human format.
+    pub json_logs: bool,
+}
+
+/// Everything `eventdata serve` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// gRPC listen address (`EVENTDATA_GRPC_ADDR`, default 127.0.0.1:50051; port 0 picks a free port).
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address (`EVENTDATA_HTTP_ADDR`, default 127.0.0.1:8080).
+    pub http_addr: SocketAddr,
+    /// PostgreSQL settings.
+    pub database: DatabaseSettings,
+    /// RabbitMQ (`AMQP_URL`, default amqp://guest:guest@127.0.0.1:5672/%2f).
+    pub amqp_url: String,
+    /// How often the database health probe runs (`EVENTDATA_HEALTH_INTERVAL_MS`, default 1000).
+    pub health_interval: Duration,
+    /// Telemetry settings.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Default runtime-role URL for a local setup made by scripts/setup.sh.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://eventdata_app@127.0.0.1:5432/eventdata";
+/// Default owner-role URL for a local setup made by scripts/setup.sh.
+pub const DEFAULT_DATABASE_ADMIN_URL: &str = "postgres://eventdata_owner@127.0.0.1:5432/eventdata";
+/// Default broker URL (the local RabbitMQ's guest account).
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            grpc_addr: env.parsed("EVENTDATA_GRPC_ADDR", "127.0.0.1:50051")?,
+            http_addr: env.parsed("EVENTDATA_HTTP_ADDR", "127.0.0.1:8080")?,
+            database: DatabaseSettings::from_lookup(&lookup)?,
+            amqp_url: env.url("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
+            health_interval: env.millis("EVENTDATA_HEALTH_INTERVAL_MS", 1000)?,
+            telemetry: TelemetrySettings::from_lookup(&lookup)?,
+        })
+    }
+}
+
+impl DatabaseSettings {
+    /// Reads the database settings alone (the administrative subcommands need nothing else).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let pool_max: u32 = env.parsed("EVENTDATA_DB_POOL_MAX", "20")?;
+        if pool_max == 0 {
+            return Err(ConfigError { var: "EVENTDATA_DB_POOL_MAX", reason: "must be at least 1".into() });
+        }
+        Ok(Self {
+            url: env.url("DATABASE_URL", DEFAULT_DATABASE_URL, &["postgres", "postgresql"])?,
+            admin_url: env.url("DATABASE_ADMIN_URL", DEFAULT_DATABASE_ADMIN_URL, &["postgres", "postgresql"])?,
+            pool_max,
+            acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
+            statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
+        })
+    }
+}
+
+impl TelemetrySettings {
+    /// Reads the OpenTelemetry and log settings.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let otlp_endpoint = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None => None,
+            Some(_) => Some(env.url("OTEL_EXPORTER_OTLP_ENDPOINT", "", &["http", "https"])?),
+        };
+        let json_logs = match env.get("LOG_FORMAT").as_deref() {
+            None | Some("text") | Some("human") => false,
+            Some("json") => true,
+            Some(_) => {
+                return Err(ConfigError { var: "LOG_FORMAT", reason: "must be `json` or `text`".into() });
+            }
+        };
+        Ok(Self {
+            otlp_endpoint,
+            service_name: env.get("OTEL_SERVICE_NAME").unwrap_or_else(|| "eventdata".into()),
+            json_logs,
+        })
+    }
+}
+
+/// A view of the environment where an empty value counts as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn parsed<T: FromStr>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        raw.parse()
+            .map_err(|e: T::Err| ConfigError { var, reason: format!("is malformed ({e}): {raw:?}") })
+    }
+
+    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parsed(var, &default.to_string())?;
+        if ms == 0 {
+            return Err(ConfigError { var, reason: "must be a positive number of milliseconds".into() });
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// A URL whose scheme is one of `schemes`. The value is not echoed: it may carry a password.
+    fn url(&self, var: &'static str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        let scheme_ok = raw
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+        if !scheme_ok {
+            let expected = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+            return Err(ConfigError { var, reason: format!("is malformed: expected a {expected} URL") });
+        }
+        Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_describe_a_local_setup() {
+        let config = config_with(&[]).expect("defaults are valid");
+        assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database.pool_max, 20);
+        assert_eq!(config.telemetry.service_name, "eventdata");
+        assert!(config.telemetry.otlp_endpoint.is_none());
+    }
+
+    #[test]
+    fn each_malformed_value_names_its_variable() {
+        let cases = [
+            ("EVENTDATA_GRPC_ADDR", "localhost"),
+            ("EVENTDATA_HTTP_ADDR", "8080"),
+            ("DATABASE_URL", "mysql://x@y/z"),
+            ("DATABASE_ADMIN_URL", "not a url"),
+            ("AMQP_URL", "http://broker"),
+            ("EVENTDATA_DB_POOL_MAX", "0"),
+            ("EVENTDATA_DB_POOL_MAX", "many"),
+            ("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", "-5"),
+            ("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", "0"),
+            ("EVENTDATA_HEALTH_INTERVAL_MS", "1s"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (var, value) in cases {
+            let err = config_with(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, var, "{value:?} blamed the wrong variable");
+            assert!(err.to_string().contains(var), "message {err} does not name {var}");
+        }
+    }
+
+    #[test]
+    fn url_errors_do_not_echo_secrets() {
+        let err = config_with(&[("DATABASE_URL", "mysql://admin:hunter2@db/x")]).expect_err("bad scheme");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,108 @@
+//! PostgreSQL pools, migrations, and the per-organization transaction that makes row-level security apply.
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::config::DatabaseSettings;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The runtime role's pool. It connects lazily, so the service starts (and reports itself unready) while
+/// PostgreSQL is still down; idle connections are checked before use.
+pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    let statement_timeout = settings.statement_timeout.as_millis().to_string();
+    let options = PgConnectOptions::from_str(&settings.url)?
+        .application_name("eventdata")
+        .options([("statement_timeout", statement_timeout.as_str())]);
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.pool_max)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(std::time::Duration::from_secs(300))
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// A small pool on the owner role, for migrations and the administrative subcommands.
+pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(&settings.admin_url)?.application_name("eventdata-admin");
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await
+}
+
+/// Opens a transaction in which row-level security admits only `org_id`'s rows. `set_config(.., true)` is
+/// `SET LOCAL`: the setting ends with the transaction, so a pooled connection never carries it to another
+/// organization's request.
+pub async fn begin_for_org(pool: &PgPool, org_id: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.org_id', $1, true)")
+        .bind(org_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// One embedded migration and whether the database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// The migration's version (its file-name prefix).
+    pub version: i64,
+    /// Its description (the rest of the file name).
+    pub description: String,
+    /// Whether it is applied.
+    pub applied: bool,
+}
+
+/// Every embedded migration, oldest first, with whether it is applied.
+pub async fn migration_status(pool: &PgPool) -> Result<Vec<MigrationState>, sqlx::Error> {
+    let applied = applied_versions(pool).await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| MigrationState {
+            version: m.version,
+            description: m.description.to_string(),
+            applied: applied.contains(&m.version),
+        })
+        .collect())
+}
+
+/// Applies every pending migration.
+pub async fn migrate_up(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Reverts the `steps` most recently applied migrations (all of them when `steps` is `None`).
+pub async fn migrate_down(pool: &PgPool, steps: Option<usize>) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut applied = applied_versions(pool).await?;
+    applied.sort_unstable_by(|a, b| b.cmp(a));
+    let target = match steps {
+        None => 0,
+        Some(n) => applied.get(n).copied().unwrap_or(0),
+    };
+    MIGRATOR.undo(pool, target).await
+}
+
+/// The highest applied migration version, if any (for health reports).
+pub async fn current_migration_version(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    Ok(applied_versions(pool).await?.into_iter().max())
+}
+
+async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !table_exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,188 @@
+//! The `eventdata` binary: every deployable and operator task as a subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use eventdata::config::{Config, DatabaseSettings, TelemetrySettings};
+use eventdata::domain::api_key::{NewApiKey, Scopes};
+use eventdata::domain::org_slug::OrgSlug;
+use eventdata::store::{api_keys, organizations};
+use eventdata::{db, startup, telemetry};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "eventdata", version, about = "Event Data API: gRPC catalogue, search and graph over PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API (EVENTDATA_GRPC_ADDR) and the admin HTTP port (EVENTDATA_HTTP_ADDR).
+    Serve,
+    /// Apply, revert or list schema migrations (as the owner role, DATABASE_ADMIN_URL).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Manage organizations (tenants).
+    Orgs {
+        #[command(subcommand)]
+        action: OrgsAction,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert applied migrations, newest first (all of them unless --steps is given).
+    Down {
+        /// How many migrations to revert.
+        #[arg(long)]
+        steps: Option<usize>,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum OrgsAction {
+    /// Create an organization; prints its id.
+    Create {
+        /// Unique slug: lower-case letters, digits and inner hyphens.
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create an API key and print its secret once; only a hash is stored.
+    Create {
+        /// The organization the key acts for.
+        #[arg(long)]
+        org: String,
+        /// Comma-separated scopes: read, write, admin.
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// A label for the key.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List an organization's keys (ids, scopes, state; never secrets).
+    List {
+        /// The organization.
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id printed by `keys create` or `keys list`.
+        id: Uuid,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve().await,
+        Command::Migrate { action } => migrate(action).await,
+        Command::Orgs { action } => orgs(action).await,
+        Command::Keys { action } => keys(action).await,
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let telemetry = telemetry::init(&config.telemetry)?;
+    let app = startup::Application::build(config).await?;
+    let result = app.run_until_stopped(startup::shutdown_signal()).await;
+    telemetry.shutdown();
+    result
+}
+
+/// The owner-role pool, for the administrative subcommands.
+async fn admin_pool() -> anyhow::Result<sqlx::PgPool> {
+    let settings = DatabaseSettings::from_lookup(|name| std::env::var(name).ok())?;
+    telemetry::init(&TelemetrySettings::from_lookup(|name| std::env::var(name).ok())?)?;
+    db::admin_pool(&settings).await.context("cannot connect with DATABASE_ADMIN_URL")
+}
+
+async fn migrate(action: MigrateAction) -> anyhow::Result<()> {
+    let pool = admin_pool().await?;
+    match action {
+        MigrateAction::Up => db::migrate_up(&pool).await?,
+        MigrateAction::Down { steps } => db::migrate_down(&pool, steps).await?,
+        MigrateAction::Status => {}
+    }
+    for state in db::migration_status(&pool).await? {
+        let mark = if state.applied { "applied" } else { "pending" };
+        println!("{:04} {:<8} {}", state.version, mark, state.description);
+    }
+    Ok(())
+}
+
+async fn orgs(action: OrgsAction) -> anyhow::Result<()> {
+    let OrgsAction::Create { slug, name } = action;
+    let slug = OrgSlug::parse(&slug).map_err(anyhow::Error::msg)?;
+    let name = name.unwrap_or_else(|| slug.to_string());
+    let pool = admin_pool().await?;
+    match organizations::insert(&pool, &slug, &name).await? {
+        Some(org) => println!("{}\t{}", org.id, org.slug),
+        None => bail!("organization {slug} already exists"),
+    }
+    Ok(())
+}
+
+async fn keys(action: KeysAction) -> anyhow::Result<()> {
+    let pool = admin_pool().await?;
+    match action {
+        KeysAction::Create { org, scopes, name } => {
+            let scopes = Scopes::parse_list(&scopes).map_err(anyhow::Error::msg)?;
+            let org = find_org(&pool, &org).await?;
+            let key = NewApiKey::generate();
+            let record = api_keys::insert(&pool, org.id, &name, &key.secret_hash, &scopes.names()).await?;
+            eprintln!("key {} for {} with scopes {}; the secret below is shown only once:", record.id, org.slug, scopes.names().join(","));
+            println!("{}", key.secret);
+        }
+        KeysAction::List { org } => {
+            let org = find_org(&pool, &org).await?;
+            println!("id\tscopes\tcreated\trevoked\tname");
+            for key in api_keys::list_for_org(&pool, org.id).await? {
+                let revoked = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
+                println!("{}\t{}\t{}\t{}\t{}", key.id, key.scopes.join(","), key.created_at.to_rfc3339(), revoked, key.name);
+            }
+        }
+        KeysAction::Revoke { id } => match api_keys::revoke(&pool, id).await? {
+            Some(key) => println!("revoked {}", key.id),
+            None => bail!("no key {id}"),
+        },
+    }
+    Ok(())
+}
+
+async fn find_org(pool: &sqlx::PgPool, slug: &str) -> anyhow::Result<organizations::Organization> {
+    let slug = OrgSlug::parse(slug).map_err(anyhow::Error::msg)?;
+    organizations::find_by_slug(pool, &slug).await?.with_context(|| format!("no organization {slug}"))
+}

@@ -1,0 +1,117 @@
+//! Assembles the running service: the gRPC server (API, health, reflection), the admin HTTP port, the
+//! database health monitor, and graceful shutdown. Tests build it the same way, on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+
+/// Fully qualified names of the eventdata gRPC services, reported individually by `grpc.health.v1`.
+pub const SERVICE_NAMES: &[&str] = &[];
+
+/// A service whose listeners are bound and whose pool exists, ready to run.
+pub struct Application {
+    config: Config,
+    pool: PgPool,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl Application {
+    /// Binds both ports (port 0 picks a free one) and creates the pool. Does not need the database to be up.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = crate::db::runtime_pool(&config.database).context("DATABASE_URL is not a usable PostgreSQL URL")?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on EVENTDATA_GRPC_ADDR {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on EVENTDATA_HTTP_ADDR {}", config.http_addr))?;
+        Ok(Self { config, pool, grpc_listener, http_listener })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound admin HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "eventdata serving");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let monitor = tokio::spawn(crate::health::monitor(
+            self.pool.clone(),
+            self.config.health_interval,
+            health_reporter,
+            SERVICE_NAMES.to_vec(),
+            ready_tx,
+            stop_rx.clone(),
+        ));
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?;
+
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc_listener), stopped(stop_rx.clone()));
+
+        let admin_state = crate::admin::AdminState {
+            pool: self.pool.clone(),
+            ready: ready_rx,
+            probe_timeout: self.config.database.acquire_timeout,
+        };
+        let admin = axum::serve(self.http_listener, crate::admin::router(admin_state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+        let (grpc_result, admin_result) = tokio::join!(grpc, admin);
+        let _ = monitor.await;
+        self.pool.close().await;
+        grpc_result.context("gRPC server failed")?;
+        admin_result.context("admin HTTP server failed")?;
+        Ok(())
+    }
+}
+
+/// Completes once the stop flag is raised.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
