@@ -88,7 +88,7 @@ CREATE TABLE events (
   updated_at      timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT events_ends_after_start CHECK (ends_at >= starts_at),
   CONSTRAINT events_end_needs_start CHECK (ends_at IS NULL OR starts_at IS NOT NULL),
-  CONSTRAINT events_embedding_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
+  CONSTRAINT events_embedding_has_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
   CONSTRAINT events_org_slug_key UNIQUE (org_id, slug),
   CONSTRAINT events_org_id_key UNIQUE (org_id, id)
 );
@@ -132,7 +132,7 @@ CREATE TABLE speakers (
   version          bigint NOT NULL DEFAULT 1 CHECK (version > 0),
   created_at       timestamptz NOT NULL DEFAULT now(),
   updated_at       timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT speakers_embedding_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
+  CONSTRAINT speakers_embedding_has_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
   CONSTRAINT speakers_org_normalized_name_key UNIQUE (org_id, normalized_name),
   CONSTRAINT speakers_org_id_key UNIQUE (org_id, id),
   -- Deleting the employer clears only company_id, never org_id.
@@ -146,13 +146,13 @@ CREATE TABLE topics (
   name            text NOT NULL CHECK (length(btrim(name)) > 0 AND length(name) <= 200),
   normalized_name text NOT NULL GENERATED ALWAYS AS (normalize_name(name)) STORED,
   description     text CHECK (length(description) <= 20000),
-  parent_id       uuid CHECK (parent_id <> id),
+  parent_id       uuid CONSTRAINT topics_not_own_parent CHECK (parent_id <> id),
   embedding       vector(1536),
   embedding_model text CHECK (length(btrim(embedding_model)) > 0 AND length(embedding_model) <= 200),
   version         bigint NOT NULL DEFAULT 1 CHECK (version > 0),
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT topics_embedding_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
+  CONSTRAINT topics_embedding_has_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)),
   CONSTRAINT topics_org_normalized_name_key UNIQUE (org_id, normalized_name),
   CONSTRAINT topics_org_id_key UNIQUE (org_id, id),
   CONSTRAINT topics_parent_fkey FOREIGN KEY (org_id, parent_id)

@@ -139,8 +139,7 @@ impl Env<'_> {
         T::Err: std::fmt::Display,
     {
         let raw = self.get(var).unwrap_or_else(|| default.to_owned());
-        raw.parse()
-            .map_err(|e: T::Err| ConfigError { var, reason: format!("is malformed ({e}): {raw:?}") })
+        raw.parse().map_err(|e: T::Err| ConfigError { var, reason: format!("is malformed ({e}): {raw:?}") })
     }
 
     fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -154,9 +153,8 @@ impl Env<'_> {
     /// A URL whose scheme is one of `schemes`. The value is not echoed: it may carry a password.
     fn url(&self, var: &'static str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let raw = self.get(var).unwrap_or_else(|| default.to_owned());
-        let scheme_ok = raw
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+        let scheme_ok =
+            raw.split_once("://").is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
         if !scheme_ok {
             let expected = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
             return Err(ConfigError { var, reason: format!("is malformed: expected a {expected} URL") });

@@ -30,11 +30,7 @@ pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
 /// A small pool on the owner role, for migrations and the administrative subcommands.
 pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     let options = PgConnectOptions::from_str(&settings.admin_url)?.application_name("eventdata-admin");
-    PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_with(options)
-        .await
+    PgPoolOptions::new().max_connections(2).acquire_timeout(settings.acquire_timeout).connect_with(options).await
 }
 
 /// Opens a transaction in which row-level security admits only `org_id`'s rows. `set_config(.., true)` is
@@ -42,10 +38,7 @@ pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Err
 /// organization's request.
 pub async fn begin_for_org(pool: &PgPool, org_id: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.org_id', $1, true)")
-        .bind(org_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT set_config('app.org_id', $1, true)").bind(org_id.to_string()).execute(&mut *tx).await?;
     Ok(tx)
 }
 
@@ -96,13 +89,10 @@ pub async fn current_migration_version(pool: &PgPool) -> Result<Option<i64>, sql
 }
 
 async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
-    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
     if !table_exists {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
-        .await
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version").fetch_all(pool).await
 }

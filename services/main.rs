@@ -163,7 +163,12 @@ async fn keys(action: KeysAction) -> anyhow::Result<()> {
             let org = find_org(&pool, &org).await?;
             let key = NewApiKey::generate();
             let record = api_keys::insert(&pool, org.id, &name, &key.secret_hash, &scopes.names()).await?;
-            eprintln!("key {} for {} with scopes {}; the secret below is shown only once:", record.id, org.slug, scopes.names().join(","));
+            eprintln!(
+                "key {} for {} with scopes {}; the secret below is shown only once:",
+                record.id,
+                org.slug,
+                scopes.names().join(",")
+            );
             println!("{}", key.secret);
         }
         KeysAction::List { org } => {
@@ -171,7 +176,14 @@ async fn keys(action: KeysAction) -> anyhow::Result<()> {
             println!("id\tscopes\tcreated\trevoked\tname");
             for key in api_keys::list_for_org(&pool, org.id).await? {
                 let revoked = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
-                println!("{}\t{}\t{}\t{}\t{}", key.id, key.scopes.join(","), key.created_at.to_rfc3339(), revoked, key.name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.id,
+                    key.scopes.join(","),
+                    key.created_at.to_rfc3339(),
+                    revoked,
+                    key.name
+                );
             }
         }
         KeysAction::Revoke { id } => match api_keys::revoke(&pool, id).await? {

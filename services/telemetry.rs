@@ -42,10 +42,8 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
     let provider = match &settings.otlp_endpoint {
         None => None,
         Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()?;
+            let exporter =
+                opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build()?;
             // The SDK honours OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
             Some(
                 SdkTracerProvider::builder()
@@ -55,9 +53,7 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
             )
         }
     };
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("eventdata")));
+    let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("eventdata")));
 
     tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init()?;
     if let Some(provider) = &provider {

@@ -52,11 +52,8 @@ pub struct Scopes(BTreeSet<Scope>);
 impl Scopes {
     /// Parses a comma-separated list such as `read,write`.
     pub fn parse_list(raw: &str) -> Result<Self, String> {
-        let scopes = raw
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(Scope::parse)
-            .collect::<Result<BTreeSet<_>, _>>()?;
+        let scopes =
+            raw.split(',').filter(|s| !s.trim().is_empty()).map(Scope::parse).collect::<Result<BTreeSet<_>, _>>()?;
         if scopes.is_empty() {
             return Err("at least one scope is required (read, write, admin)".into());
         }

@@ -1,0 +1,18 @@
+-- First-start initialisation for the PostgreSQL container of docker-compose.yml: the same roles, database and
+-- extensions that scripts/setup.sh makes on a Debian machine. Passwords here are for local development only.
+CREATE ROLE eventdata_owner LOGIN CREATEDB PASSWORD 'eventdata';
+CREATE ROLE eventdata_app LOGIN NOBYPASSRLS PASSWORD 'eventdata';
+CREATE ROLE eventdata_relay LOGIN NOBYPASSRLS PASSWORD 'eventdata';
+CREATE ROLE eventdata_runtime NOLOGIN NOBYPASSRLS;
+CREATE ROLE eventdata_relayer NOLOGIN NOBYPASSRLS;
+GRANT eventdata_runtime TO eventdata_app;
+GRANT eventdata_relayer TO eventdata_relay;
+GRANT eventdata_runtime TO eventdata_owner WITH ADMIN OPTION;
+GRANT eventdata_relayer TO eventdata_owner WITH ADMIN OPTION;
+CREATE DATABASE eventdata OWNER eventdata_owner;
+\connect template1
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+\connect eventdata
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;

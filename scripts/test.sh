@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets the machine up (scripts/setup.sh) and runs the whole test suite: formatting, lints, unit and
+# integration tests against the local PostgreSQL and RabbitMQ.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "[test] cargo fmt --check"
+cargo fmt --all -- --check
+echo "[test] cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "[test] cargo test"
+cargo test --all-targets

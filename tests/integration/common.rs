@@ -1,0 +1,197 @@
+//! Shared test fixtures: a fresh database per test (created from template1, which scripts/setup.sh gives the
+//! extensions), the service run in-process on port 0, and small clients.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use eventdata::config::{Config, DatabaseSettings, TelemetrySettings};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+/// Server URL (no database name) of the owner role, which may create databases; EVENTDATA_TEST_OWNER_URL.
+fn owner_server_url() -> String {
+    std::env::var("EVENTDATA_TEST_OWNER_URL").unwrap_or_else(|_| "postgres://eventdata_owner@127.0.0.1:5432".into())
+}
+
+/// A superuser connection, used only to drop test databases (terminating the runtime role's sessions needs it);
+/// EVENTDATA_TEST_SUPERUSER_URL.
+fn superuser_url() -> String {
+    std::env::var("EVENTDATA_TEST_SUPERUSER_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Server URL (no database name) of the runtime role; EVENTDATA_TEST_APP_URL.
+fn app_server_url() -> String {
+    std::env::var("EVENTDATA_TEST_APP_URL").unwrap_or_else(|_| "postgres://eventdata_app@127.0.0.1:5432".into())
+}
+
+/// A database of this test's own, dropped when the value is dropped.
+pub struct TestDb {
+    /// The database name.
+    pub name: String,
+    /// Owner-role URL.
+    pub admin_url: String,
+    /// Runtime-role URL.
+    pub app_url: String,
+    /// An owner-role pool on it.
+    pub admin: PgPool,
+}
+
+impl TestDb {
+    /// A new database with nothing of ours in it.
+    pub async fn empty() -> Self {
+        let name = format!("edtest_{}", Uuid::new_v4().simple());
+        let server = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{}/postgres", owner_server_url()))
+            .await
+            .expect("connect as eventdata_owner (run scripts/setup.sh, or set EVENTDATA_TEST_OWNER_URL)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE template1")))
+            .execute(&server)
+            .await
+            .expect("create test database");
+        server.close().await;
+        let admin_url = format!("{}/{name}", owner_server_url());
+        let app_url = format!("{}/{name}", app_server_url());
+        let admin = PgPoolOptions::new().max_connections(4).connect(&admin_url).await.expect("connect to test db");
+        Self { name, admin_url, app_url, admin }
+    }
+
+    /// A new database with every migration applied.
+    pub async fn migrated() -> Self {
+        let db = Self::empty().await;
+        eventdata::db::migrate_up(&db.admin).await.expect("migrate up");
+        db
+    }
+
+    /// Database settings pointing the service at this database.
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.app_url.clone(),
+            admin_url: self.admin_url.clone(),
+            pool_max: 10,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// A runtime-role pool on this database.
+    pub async fn app_pool(&self) -> PgPool {
+        PgPoolOptions::new().max_connections(4).connect(&self.app_url).await.expect("connect as the runtime role")
+    }
+
+    /// Creates an organization and returns its id.
+    pub async fn create_org(&self, slug: &str) -> Uuid {
+        let slug = eventdata::domain::org_slug::OrgSlug::parse(slug).expect("valid slug");
+        eventdata::store::organizations::insert(&self.admin, &slug, slug.as_str())
+            .await
+            .expect("insert organization")
+            .expect("slug is new")
+            .id
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let url = superuser_url();
+        // Drop runs outside any async context we can use, so a short-lived thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let dropped = async {
+                    let server = PgPoolOptions::new().max_connections(1).connect(&url).await?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&server).await
+                };
+                if let Err(err) = dropped.await {
+                    eprintln!("could not drop test database {name}: {err}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A service configuration for tests: ports chosen by the OS, fast health probes, no exporter.
+pub fn test_config(database: DatabaseSettings) -> Config {
+    Config {
+        grpc_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        database,
+        amqp_url: eventdata::config::DEFAULT_AMQP_URL.into(),
+        health_interval: Duration::from_millis(100),
+        telemetry: TelemetrySettings { otlp_endpoint: None, service_name: "eventdata-test".into(), json_logs: false },
+    }
+}
+
+/// A running in-process service; stops when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>` of the gRPC server.
+    pub grpc_url: String,
+    /// Address of the admin HTTP port.
+    pub http_addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    /// Builds and starts the service with `config`.
+    pub async fn start(config: Config) -> Self {
+        let app = eventdata::startup::Application::build(config).await.expect("build application");
+        let grpc_url = format!("http://{}", app.grpc_addr());
+        let http_addr = app.http_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self { grpc_url, http_addr, stop: Some(stop) }
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.grpc_url.clone())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the admin port speaks plain HTTP): returns the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to admin port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `check` every 20 ms until it returns true, failing the test after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

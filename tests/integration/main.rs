@@ -1,0 +1,10 @@
+//! Integration tests against the real PostgreSQL (and RabbitMQ): one binary, one module per area, so the suite
+//! links once. Each test makes its own database (see `common::TestDb`), so tests run in parallel.
+
+mod common;
+
+mod cli;
+mod migrations;
+mod row_level_security;
+mod schema_constraints;
+mod server;
