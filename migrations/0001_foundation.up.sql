@@ -83,6 +83,8 @@ CREATE TABLE events (
                     || setweight(to_tsvector('english', coalesce(description, '')), 'B')
                     || setweight(to_tsvector('simple', coalesce(venue, '') || ' ' || coalesce(city, '')), 'C')
                   ) STORED,
+  -- Keyset sort key: events without a start time list last (a finite sentinel, so clients can decode it).
+  sort_start      timestamptz NOT NULL GENERATED ALWAYS AS (coalesce(starts_at, '9999-12-31 23:59:59+00'::timestamptz)) STORED,
   version         bigint NOT NULL DEFAULT 1 CHECK (version > 0),
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now(),
@@ -230,7 +232,7 @@ CREATE TABLE event_topics (
 CREATE TABLE outbox (
   position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   txid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  change_id      uuid NOT NULL,
+  change_id      uuid NOT NULL DEFAULT gen_random_uuid(),
   org_id         uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
   aggregate_type text NOT NULL CHECK (aggregate_type ~ '^[a-z][a-z_]*$'),
   aggregate_id   uuid NOT NULL,
@@ -259,10 +261,11 @@ CREATE INDEX idempotency_records_created_at_idx ON idempotency_records (created_
 
 -- Indexes for the access paths ----------------------------------------------------------------------
 -- Keyset listing and filters (events).
-CREATE INDEX events_org_starts_at_idx ON events (org_id, starts_at, id);
+CREATE INDEX events_org_sort_start_idx ON events (org_id, sort_start, id);
 CREATE INDEX events_org_updated_at_idx ON events (org_id, updated_at, id);
-CREATE INDEX events_org_status_starts_at_idx ON events (org_id, status, starts_at, id);
-CREATE INDEX events_org_country_city_idx ON events (org_id, country, city, starts_at);
+CREATE INDEX events_org_status_idx ON events (org_id, status, sort_start, id);
+CREATE INDEX events_org_country_idx ON events (org_id, country, sort_start, id);
+CREATE INDEX events_org_city_idx ON events (org_id, city, sort_start, id);
 CREATE INDEX events_org_name_prefix_idx ON events (org_id, lower(name) text_pattern_ops);
 -- Search: full text, fuzzy names, similarity.
 CREATE INDEX events_search_idx ON events USING gin (search);
@@ -276,7 +279,8 @@ CREATE INDEX topics_embedding_idx ON topics USING hnsw (embedding vector_cosine_
 -- Foreign keys (the other direction of each relation, and every referencing column).
 CREATE INDEX speakers_company_idx ON speakers (org_id, company_id);
 CREATE INDEX topics_parent_idx ON topics (org_id, parent_id);
-CREATE INDEX media_event_captured_at_idx ON media (org_id, event_id, captured_at, id);
+CREATE INDEX media_event_captured_at_idx ON media (org_id, event_id, captured_at);
+CREATE INDEX media_event_id_idx ON media (org_id, event_id, id);
 CREATE INDEX event_speakers_speaker_idx ON event_speakers (org_id, speaker_id, event_id);
 CREATE INDEX event_speakers_event_idx ON event_speakers (org_id, event_id);
 CREATE INDEX event_companies_company_idx ON event_companies (org_id, company_id, event_id);

@@ -56,6 +56,12 @@ pub struct Config {
     pub health_interval: Duration,
     /// Telemetry settings.
     pub telemetry: TelemetrySettings,
+    /// Key that signs page tokens (`EVENTDATA_PAGE_TOKEN_SECRET`); unset: a random key per process, so tokens
+    /// are only good on the replica that issued them. Never printed.
+    pub page_token_secret: Option<String>,
+    /// How long an API-key lookup is trusted (`EVENTDATA_AUTH_CACHE_TTL_MS`, default 5000): a revoked key stops
+    /// working within this time.
+    pub auth_cache_ttl: Duration,
 }
 
 /// Default runtime-role URL for a local setup made by scripts/setup.sh.
@@ -66,6 +72,14 @@ pub const DEFAULT_DATABASE_ADMIN_URL: &str = "postgres://eventdata_owner@127.0.0
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 impl Config {
+    /// Page tokens signed with the configured secret, or with a random per-process key.
+    pub fn page_tokens(&self) -> crate::domain::page_token::PageTokens {
+        match &self.page_token_secret {
+            Some(secret) => crate::domain::page_token::PageTokens::new(secret.as_bytes()),
+            None => crate::domain::page_token::PageTokens::random(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -81,6 +95,8 @@ impl Config {
             amqp_url: env.url("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
             health_interval: env.millis("EVENTDATA_HEALTH_INTERVAL_MS", 1000)?,
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
+            page_token_secret: env.get("EVENTDATA_PAGE_TOKEN_SECRET"),
+            auth_cache_ttl: env.millis("EVENTDATA_AUTH_CACHE_TTL_MS", 5000)?,
         })
     }
 }
@@ -199,6 +215,7 @@ mod tests {
             ("EVENTDATA_HEALTH_INTERVAL_MS", "1s"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
             ("LOG_FORMAT", "xml"),
+            ("EVENTDATA_AUTH_CACHE_TTL_MS", "soon"),
         ];
         for (var, value) in cases {
             let err = config_with(&[(var, value)]).expect_err(var);

@@ -12,8 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
 
-/// Fully qualified names of the eventdata gRPC services, reported individually by `grpc.health.v1`.
-pub const SERVICE_NAMES: &[&str] = &[];
+pub use crate::grpc::SERVICE_NAMES;
 
 /// A service whose listeners are bound and whose pool exists, ready to run.
 pub struct Application {
@@ -75,7 +74,18 @@ impl Application {
         let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
         let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
 
+        if self.config.page_token_secret.is_none() {
+            tracing::warn!("EVENTDATA_PAGE_TOKEN_SECRET is unset: page tokens are valid only on this process");
+        }
+        let api = crate::grpc::Api {
+            app: crate::app::App::new(self.pool.clone(), self.config.page_tokens()),
+            auth: std::sync::Arc::new(crate::grpc::auth::Authenticator::new(
+                self.pool.clone(),
+                self.config.auth_cache_ttl,
+            )),
+        };
         let grpc = tonic::transport::Server::builder()
+            .add_routes(crate::grpc::catalogue_routes(api))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

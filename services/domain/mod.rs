@@ -1,4 +1,8 @@
-//! Domain types: values that cannot hold invalid data, and the changes the catalogue emits.
+//! Domain types: values that cannot hold invalid data, the catalogue's field rules, and the changes it emits.
 
 pub mod api_key;
+pub mod catalogue;
+pub mod change;
+pub mod fields;
 pub mod org_slug;
+pub mod page_token;

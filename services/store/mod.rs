@@ -1,4 +1,11 @@
 //! SQL, one function per query. Each takes the connection or transaction it runs on; none opens its own.
 
 pub mod api_keys;
+pub mod catalogue;
+pub mod errors;
+pub mod idempotency;
+pub mod lists;
+pub mod locks;
 pub mod organizations;
+pub mod relations;
+pub mod tables;

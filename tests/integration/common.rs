@@ -124,6 +124,8 @@ pub fn test_config(database: DatabaseSettings) -> Config {
         amqp_url: eventdata::config::DEFAULT_AMQP_URL.into(),
         health_interval: Duration::from_millis(100),
         telemetry: TelemetrySettings { otlp_endpoint: None, service_name: "eventdata-test".into(), json_logs: false },
+        page_token_secret: Some("test-secret".into()),
+        auth_cache_ttl: Duration::from_millis(200),
     }
 }
 
@@ -194,4 +196,86 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct BearerAuth(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel that authenticates with `key` (no header at all when `None`).
+pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerAuth>;
+
+/// A migrated database, the service running on it, and an organization with keys.
+pub struct TestApp {
+    /// The service (dropped first, so it stops before its database goes).
+    pub server: TestServer,
+    /// The database.
+    pub db: TestDb,
+    /// The organization the keys below act for.
+    pub org: Uuid,
+    /// A read+write key of `org`.
+    pub key: String,
+    channel: tonic::transport::Channel,
+}
+
+impl TestApp {
+    /// Starts everything and waits until the service is ready.
+    pub async fn start() -> Self {
+        let db = TestDb::migrated().await;
+        let server = TestServer::start(test_config(db.settings())).await;
+        let org = db.create_org("acme").await;
+        let key = db.create_key(org, &["read", "write"]).await;
+        let channel = server.channel().await;
+        Self { server, db, org, key, channel }
+    }
+
+    /// A channel authenticating with `key`.
+    pub fn as_key(&self, key: Option<&str>) -> AuthChannel {
+        let value = key.map(|k| format!("Bearer {k}").parse().expect("ascii key"));
+        tonic::service::interceptor::InterceptedService::new(self.channel.clone(), BearerAuth(value))
+    }
+
+    /// A channel authenticating with the read+write key.
+    pub fn rw(&self) -> AuthChannel {
+        self.as_key(Some(&self.key))
+    }
+
+    /// The outbox rows of this test's database, oldest first: (change_type, aggregate_id, payload).
+    pub async fn changes(&self) -> Vec<(String, Uuid, serde_json::Value)> {
+        let mut tx = eventdata::db::begin_for_org(&self.db.admin, self.org).await.expect("begin");
+        sqlx::query_as("SELECT change_type, aggregate_id, payload FROM outbox ORDER BY txid, position")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("read outbox")
+    }
+}
+
+impl TestDb {
+    /// Creates an API key for `org` with `scopes`; returns its secret.
+    pub async fn create_key(&self, org: Uuid, scopes: &[&str]) -> String {
+        let key = eventdata::domain::api_key::NewApiKey::generate();
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        eventdata::store::api_keys::insert(&self.admin, org, "test", &key.secret_hash, &scopes).await.expect("key");
+        key.secret
+    }
+}
+
+/// The ErrorInfo reason and BadRequest field paths of a status.
+pub fn error_details(status: &tonic::Status) -> (String, Vec<String>) {
+    use tonic_types::StatusExt;
+    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+    let fields = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    (reason, fields)
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod catalogue_crud;
 mod cli;
 mod migrations;
 mod row_level_security;

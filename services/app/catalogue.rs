@@ -1,0 +1,209 @@
+//! Create, get, list, update and delete of catalogue resources, for every kind.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::paging::PageRequest;
+use super::{App, AppError, Caller, retrying};
+use crate::domain::catalogue::Kind;
+use crate::domain::fields::Columns;
+use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
+use crate::store::{idempotency, lists, locks};
+
+/// Most ids a BatchGet takes.
+pub const MAX_BATCH_GET: usize = 1000;
+
+/// A page of resources.
+#[derive(Debug)]
+pub struct Page {
+    /// The resources, as the API renders them.
+    pub items: Vec<Value>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+}
+
+/// A validated create request.
+#[derive(Debug)]
+pub struct CreateRequest {
+    /// What to create.
+    pub kind: Kind,
+    /// One column map per resource (validated by `domain::fields`).
+    pub rows: Vec<Columns>,
+    /// AIP-155 request id.
+    pub request_id: Option<Uuid>,
+    /// The method, recorded with the request id (a request id is bound to one method).
+    pub method: &'static str,
+    /// Path prefix for field errors, e.g. `event.`.
+    pub field_prefix: &'static str,
+}
+
+impl App {
+    /// Creates the resources, all or none, with one `<kind>.created` change each. A replay of the same request id
+    /// with the same body returns the originally created resources and writes nothing.
+    pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Value>, AppError> {
+        let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&request.rows).unwrap_or_default()).into();
+        retrying(|| async move {
+            let rows: Vec<Value> = request
+                .rows
+                .iter()
+                .map(|columns| {
+                    let mut row = columns.clone();
+                    row.insert("id".into(), Value::from(Uuid::now_v7().to_string()));
+                    Value::Object(row)
+                })
+                .collect();
+            let claim = request.request_id.map(|request_id| IdempotencyClaim {
+                request_id,
+                method: request.method,
+                request_hash,
+            });
+            let mut tx = self.begin(caller).await?;
+            let created = store::create(&mut tx, request.kind, &rows, claim.as_ref(), &caller.change_context())
+                .await
+                .map_err(|e| AppError::from_db(e, request.field_prefix))?;
+            let resources = match (created, claim) {
+                (Some(resources), _) => resources,
+                (None, Some(claim)) => replay(&mut tx, request.kind, &claim).await?,
+                (None, None) => return Err(AppError::Internal(anyhow::anyhow!("create returned no rows"))),
+            };
+            tx.commit().await?;
+            Ok(resources)
+        })
+        .await
+    }
+
+    /// The resources with `ids`, in that order; NOT_FOUND naming the first missing one.
+    pub async fn get(&self, caller: &Caller, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, AppError> {
+        if ids.len() > MAX_BATCH_GET {
+            return Err(AppError::invalid("ids", format!("at most {MAX_BATCH_GET} ids")));
+        }
+        let mut tx = self.begin(caller).await?;
+        let found = store::get_many(&mut tx, kind, ids).await?;
+        tx.commit().await?;
+        if found.len() != ids.len() {
+            let missing = ids
+                .iter()
+                .find(|id| !found.iter().any(|r| r["id"].as_str() == Some(&id.to_string())))
+                .map(Uuid::to_string)
+                .unwrap_or_default();
+            return Err(AppError::NotFound { kind: kind.name(), id: missing });
+        }
+        Ok(found)
+    }
+
+    /// Sets `columns` on resource `id`. A change that changes nothing writes nothing and emits no change.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        id: Uuid,
+        columns: &Columns,
+        etag: Option<i64>,
+        field_prefix: &str,
+    ) -> Result<Value, AppError> {
+        retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            locks::lock_aggregates(&mut tx, &[id]).await?;
+            let outcome = store::update(&mut tx, kind, id, columns, etag, &caller.change_context())
+                .await
+                .map_err(|e| AppError::from_db(e, field_prefix))?;
+            tx.commit().await?;
+            match outcome {
+                UpdateOutcome::Updated(resource) | UpdateOutcome::Unchanged(resource) => Ok(resource),
+                UpdateOutcome::NotFound => Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
+                UpdateOutcome::EtagMismatch => Err(stale(kind, id)),
+            }
+        })
+        .await
+    }
+
+    /// Deletes resource `id`; returns its last state.
+    pub async fn delete(&self, caller: &Caller, kind: Kind, id: Uuid, etag: Option<i64>) -> Result<Value, AppError> {
+        retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            locks::lock_aggregates(&mut tx, &[id]).await?;
+            let outcome = store::delete(&mut tx, kind, id, etag, &caller.change_context()).await?;
+            tx.commit().await?;
+            match outcome {
+                DeleteOutcome::Deleted(resource) => Ok(resource),
+                DeleteOutcome::NotFound => Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
+                DeleteOutcome::EtagMismatch => Err(stale(kind, id)),
+            }
+        })
+        .await
+    }
+
+    /// A page of events matching `filter`.
+    pub async fn list_events(
+        &self,
+        caller: &Caller,
+        filter: &lists::EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page, AppError> {
+        let after = page.after_time()?;
+        let mut tx = self.begin(caller).await?;
+        let rows = lists::events(&mut tx, filter, after, page.size + 1).await?;
+        tx.commit().await?;
+        Ok(self.page_of(rows, page))
+    }
+
+    /// A page of `kind` in creation order matching `filter`. With `parent`, NOT_FOUND when the parent is missing.
+    pub async fn list_by_id(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        filter: &lists::SimpleFilter,
+        parent: Option<(Kind, Uuid)>,
+        page: &PageRequest,
+    ) -> Result<Page, AppError> {
+        let mut tx = self.begin(caller).await?;
+        let rows = lists::by_id(&mut tx, kind, filter, page.after_id(), page.size + 1).await?;
+        if let Some((parent_kind, parent_id)) = parent
+            && rows.is_empty()
+            && !lists::exists(&mut tx, parent_kind, parent_id).await?
+        {
+            return Err(AppError::NotFound { kind: parent_kind.name(), id: parent_id.to_string() });
+        }
+        tx.commit().await?;
+        Ok(self.page_of(rows, page))
+    }
+
+    /// Cuts `rows` (fetched with one extra) to a page and signs the next token.
+    fn page_of(&self, mut rows: Vec<lists::ListedRow>, page: &PageRequest) -> Page {
+        let has_more = rows.len() as i64 > page.size;
+        rows.truncate(page.size as usize);
+        let last = rows.last().map(|(_, sort, id)| (*sort, *id));
+        Page {
+            next_page_token: self.next_page_token(page, has_more, last),
+            items: rows.into_iter().map(|r| r.0).collect(),
+        }
+    }
+}
+
+/// The resources a replayed request created, or why it cannot be replayed.
+async fn replay(tx: &mut sqlx::PgConnection, kind: Kind, claim: &IdempotencyClaim<'_>) -> Result<Vec<Value>, AppError> {
+    let record = idempotency::find(tx, claim.request_id)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record vanished")))?;
+    if record.method != claim.method || record.request_hash != claim.request_hash {
+        return Err(AppError::AlreadyExists {
+            field: "request_id".into(),
+            reason: "REQUEST_ID_REUSED",
+            message: "request_id was already used for a different request".into(),
+        });
+    }
+    let resources = store::get_many(tx, kind, &record.resource_ids).await?;
+    if resources.len() != record.resource_ids.len() {
+        return Err(AppError::FailedPrecondition {
+            field: "request_id".into(),
+            reason: "REQUEST_RESULT_DELETED",
+            message: "the request was already applied, but what it created has since been deleted".into(),
+        });
+    }
+    Ok(resources)
+}
+
+fn stale(kind: Kind, id: Uuid) -> AppError {
+    AppError::Aborted { message: format!("{} {id} changed since this etag was read; read it again", kind.name()) }
+}

@@ -1,0 +1,158 @@
+//! The use cases' error: every way a request can fail, each mapped to one gRPC status in `grpc::status`.
+
+use crate::domain::fields::Violations;
+use crate::store::errors::{DbFailure, classify};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed: every violation found.
+    #[error("invalid request")]
+    InvalidArgument(Violations),
+    /// The resource does not exist in the caller's organization.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// Resource kind.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// A uniqueness rule or an idempotency record forbids it.
+    #[error("{message}")]
+    AlreadyExists {
+        /// The field (request path) at fault, or empty.
+        field: String,
+        /// UPPER_SNAKE_CASE reason.
+        reason: &'static str,
+        /// For humans.
+        message: String,
+    },
+    /// The etag is stale: the resource changed since the caller read it.
+    #[error("{message}")]
+    Aborted {
+        /// For humans.
+        message: String,
+    },
+    /// The request refers to something that does not exist (documented per method).
+    #[error("{message}")]
+    FailedPrecondition {
+        /// The field (request path) at fault.
+        field: String,
+        /// UPPER_SNAKE_CASE reason.
+        reason: &'static str,
+        /// For humans.
+        message: String,
+    },
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials without the needed scope.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A concurrent transaction conflicted (serialization failure, deadlock) even after retries.
+    #[error("the request conflicted with a concurrent one; retry it")]
+    Conflict,
+    /// The database cannot be reached now; retry later.
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// The work did not finish within the deadline.
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// A bug or an unexpected database condition; logged, never shown to the caller.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    /// One violation as an INVALID_ARGUMENT.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut violations = Violations::default();
+        violations.add(field, description);
+        AppError::InvalidArgument(violations)
+    }
+
+    /// Whether the whole transaction may be run again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, AppError::Conflict)
+    }
+
+    /// Maps a database error, naming fields with `prefix` (e.g. `event.`). Constraint names decide which field.
+    pub fn from_db(err: sqlx::Error, prefix: &str) -> Self {
+        match classify(&err) {
+            DbFailure::UniqueViolation(constraint) => match unique_field(&constraint) {
+                Some((field, reason)) => AppError::AlreadyExists {
+                    field: format!("{prefix}{field}"),
+                    reason,
+                    message: format!("{prefix}{field} is already taken in this organization"),
+                },
+                None => AppError::Internal(err.into()),
+            },
+            DbFailure::ForeignKeyViolation(constraint) => match reference_field(&constraint) {
+                Some(field) => AppError::FailedPrecondition {
+                    field: format!("{prefix}{field}"),
+                    reason: "REFERENCED_RESOURCE_NOT_FOUND",
+                    message: format!("{prefix}{field} refers to nothing in this organization"),
+                },
+                None => AppError::Internal(err.into()),
+            },
+            DbFailure::CheckViolation(constraint) => match check_field(&constraint) {
+                Some((field, description)) => AppError::invalid(format!("{prefix}{field}"), description),
+                // Validation mirrors every single-field CHECK: one failing here is a bug, not bad input.
+                None => AppError::Internal(err.into()),
+            },
+            DbFailure::InvalidValue => {
+                AppError::invalid(prefix.trim_end_matches('.'), "has a value the catalogue cannot store")
+            }
+            DbFailure::Unavailable => AppError::Unavailable,
+            DbFailure::Cancelled => AppError::DeadlineExceeded,
+            DbFailure::Retryable => AppError::Conflict,
+            DbFailure::Other => AppError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        AppError::from_db(err, "")
+    }
+}
+
+/// The field a uniqueness constraint protects, and the reason reported.
+fn unique_field(constraint: &str) -> Option<(&'static str, &'static str)> {
+    Some(match constraint {
+        "events_org_slug_key" => ("slug", "SLUG_TAKEN"),
+        "speakers_org_normalized_name_key" | "companies_org_normalized_name_key" | "topics_org_normalized_name_key" => {
+            ("name", "NAME_TAKEN")
+        }
+        "companies_org_domain_key" => ("domain", "DOMAIN_TAKEN"),
+        "event_speakers_pkey" => ("speaker_id", "RELATION_EXISTS"),
+        "event_companies_pkey" => ("company_id", "RELATION_EXISTS"),
+        "event_topics_pkey" => ("topic_id", "RELATION_EXISTS"),
+        _ => return None,
+    })
+}
+
+/// The request field holding the reference a foreign key checks.
+fn reference_field(constraint: &str) -> Option<&'static str> {
+    Some(match constraint {
+        "speakers_company_fkey" => "company_id",
+        "topics_parent_fkey" => "parent_id",
+        "media_event_fkey" | "event_speakers_event_fkey" | "event_companies_event_fkey" | "event_topics_event_fkey" => {
+            "event_id"
+        }
+        "event_speakers_speaker_fkey" => "speaker_id",
+        "event_companies_company_fkey" => "company_id",
+        "event_topics_topic_fkey" => "topic_id",
+        _ => return None,
+    })
+}
+
+/// The field a CHECK constraint guards, for rules that span fields or that validation cannot see.
+fn check_field(constraint: &str) -> Option<(&'static str, &'static str)> {
+    match constraint {
+        "events_ends_after_start" => Some(("end_time", "must not be before start_time")),
+        "events_end_needs_start" => Some(("end_time", "needs a start_time")),
+        "topics_not_own_parent" => Some(("parent_id", "a topic cannot be its own parent")),
+        _ => None,
+    }
+}

@@ -1,0 +1,89 @@
+//! Use cases: each opens the caller's transaction, calls the store (which writes data and outbox together),
+//! and commits. Handlers in `grpc` call these; they never see SQL.
+
+pub mod catalogue;
+pub mod error;
+pub mod paging;
+pub mod relations;
+pub mod upsert;
+
+use std::future::Future;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::api_key::Scopes;
+use crate::domain::page_token::PageTokens;
+use crate::outbox::enqueue::ChangeContext;
+pub use error::AppError;
+
+/// Who is calling: the key's organization and scopes, and the request's trace context.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The organization every statement of the request is confined to.
+    pub org_id: Uuid,
+    /// The API key, recorded as the actor of changes.
+    pub key_id: Uuid,
+    /// What the key may do.
+    pub scopes: Scopes,
+    /// W3C `traceparent` of the request, when valid.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` of the request.
+    pub tracestate: Option<String>,
+}
+
+impl Caller {
+    /// The actor and trace recorded with each change the request makes.
+    pub fn change_context(&self) -> ChangeContext {
+        ChangeContext {
+            actor_key_id: Some(self.key_id),
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
+        }
+    }
+}
+
+/// The use cases, sharing the pool and the page-token key.
+#[derive(Clone)]
+pub struct App {
+    pool: PgPool,
+    tokens: PageTokens,
+}
+
+/// How often a transaction that hit a serialization failure or deadlock is tried in all.
+const ATTEMPTS: usize = 4;
+
+impl App {
+    /// Use cases on `pool`, signing page tokens with `tokens`.
+    pub fn new(pool: PgPool, tokens: PageTokens) -> Self {
+        Self { pool, tokens }
+    }
+
+    /// The runtime pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction confined to the caller's organization.
+    async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
+        Ok(crate::db::begin_for_org(&self.pool, caller.org_id).await?)
+    }
+}
+
+/// Runs `attempt` again while it fails with a retryable conflict, at most [`ATTEMPTS`] times.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(err) if err.is_retryable() && tries < ATTEMPTS => {
+                tracing::debug!(tries, "retrying after a transaction conflict");
+            }
+            result => return result,
+        }
+    }
+}

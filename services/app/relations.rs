@@ -1,0 +1,113 @@
+//! Adding, changing, removing and listing an event's speakers, companies and topics.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::catalogue::Page;
+use super::paging::PageRequest;
+use super::{App, AppError, Caller, retrying};
+use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::fields::Columns;
+use crate::store::relations::{self as store, From};
+use crate::store::{lists, locks};
+
+impl App {
+    /// Adds a relation. NOT_FOUND when the event is missing; FAILED_PRECONDITION when the other end is;
+    /// ALREADY_EXISTS when the relation exists.
+    pub async fn add_relation(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        event_id: Uuid,
+        other_id: Uuid,
+        columns: &Columns,
+        field_prefix: &str,
+    ) -> Result<Value, AppError> {
+        retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            locks::lock_aggregates(&mut tx, &[event_id]).await?;
+            if !lists::exists(&mut tx, Kind::Event, event_id).await? {
+                return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
+            }
+            let added = store::add(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
+                .await
+                .map_err(|e| AppError::from_db(e, field_prefix))?;
+            tx.commit().await?;
+            Ok(added)
+        })
+        .await
+    }
+
+    /// Changes a relation's attributes; NOT_FOUND when it does not exist.
+    pub async fn update_relation(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        event_id: Uuid,
+        other_id: Uuid,
+        columns: &Columns,
+        field_prefix: &str,
+    ) -> Result<Value, AppError> {
+        retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            locks::lock_aggregates(&mut tx, &[event_id]).await?;
+            let updated = store::update(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
+                .await
+                .map_err(|e| AppError::from_db(e, field_prefix))?;
+            tx.commit().await?;
+            updated.ok_or_else(|| relation_not_found(kind, event_id, other_id))
+        })
+        .await
+    }
+
+    /// Removes a relation; NOT_FOUND when it does not exist.
+    pub async fn remove_relation(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        event_id: Uuid,
+        other_id: Uuid,
+    ) -> Result<Value, AppError> {
+        retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            locks::lock_aggregates(&mut tx, &[event_id]).await?;
+            let removed = store::remove(&mut tx, kind, event_id, other_id, &caller.change_context()).await?;
+            tx.commit().await?;
+            removed.ok_or_else(|| relation_not_found(kind, event_id, other_id))
+        })
+        .await
+    }
+
+    /// A page of relations seen from `from` (an event, or the other end with id `id`); NOT_FOUND when that
+    /// resource does not exist.
+    pub async fn list_relations(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        from: From,
+        id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page, AppError> {
+        let mut tx = self.begin(caller).await?;
+        let mut rows = store::list(&mut tx, kind, from, id, page.after_id(), page.size + 1).await?;
+        let anchor = match from {
+            From::Event => Kind::Event,
+            From::Other => kind.target(),
+        };
+        if rows.is_empty() && !lists::exists(&mut tx, anchor, id).await? {
+            return Err(AppError::NotFound { kind: anchor.name(), id: id.to_string() });
+        }
+        tx.commit().await?;
+        let has_more = rows.len() as i64 > page.size;
+        rows.truncate(page.size as usize);
+        let last = rows.last().map(|(_, far)| (None, *far));
+        Ok(Page {
+            next_page_token: self.next_page_token(page, has_more, last),
+            items: rows.into_iter().map(|(relation, _)| relation).collect(),
+        })
+    }
+}
+
+fn relation_not_found(kind: RelationKind, event_id: Uuid, other_id: Uuid) -> AppError {
+    AppError::NotFound { kind: kind.target().name(), id: format!("{other_id} on event {event_id}") }
+}

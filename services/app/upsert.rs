@@ -1,0 +1,62 @@
+//! Ingest upserts: find a speaker, company or topic by its natural key and update it, or create it, without ever
+//! creating a duplicate (the unique constraints decide races; the loser retries and finds the winner's row).
+
+use serde_json::Value;
+
+use super::catalogue::CreateRequest;
+use super::{App, AppError, Caller};
+use crate::domain::catalogue::Kind;
+use crate::domain::fields::Columns;
+use crate::store::catalogue::{self as store, NaturalKey};
+
+/// How often an upsert that lost a creation race looks again.
+const ATTEMPTS: usize = 4;
+
+impl App {
+    /// Upserts by natural key: for companies the domain when `columns` has one, else the normalized name.
+    /// `create` holds every column (defaults applied); `patch` only the columns the caller gave.
+    /// Returns the resource and whether it was created.
+    pub async fn upsert(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        create: &Columns,
+        patch: &Columns,
+        field_prefix: &'static str,
+    ) -> Result<(Value, bool), AppError> {
+        let name = create.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let domain = create.get("domain").and_then(Value::as_str).map(str::to_owned);
+        for attempt in 1..=ATTEMPTS {
+            let mut tx = self.begin(caller).await?;
+            let mut existing = None;
+            if let Some(domain) = &domain {
+                existing = store::find_id_by_natural_key(&mut tx, kind, NaturalKey::Domain(domain)).await?;
+            }
+            if existing.is_none() {
+                existing = store::find_id_by_natural_key(&mut tx, kind, NaturalKey::Name(&name)).await?;
+            }
+            tx.rollback().await?;
+            let result = match existing {
+                Some(id) if patch.is_empty() => self.get(caller, kind, &[id]).await.map(|mut v| (v.remove(0), false)),
+                Some(id) => self.update(caller, kind, id, patch, None, field_prefix).await.map(|v| (v, false)),
+                None => {
+                    let request = CreateRequest {
+                        kind,
+                        rows: vec![create.clone()],
+                        request_id: None,
+                        method: "Upsert",
+                        field_prefix,
+                    };
+                    self.create(caller, &request).await.map(|mut v| (v.remove(0), true))
+                }
+            };
+            match result {
+                // Someone created it (or took its name) in between: look again.
+                Err(AppError::AlreadyExists { .. }) if attempt < ATTEMPTS => continue,
+                Err(AppError::NotFound { .. }) if attempt < ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+        Err(AppError::Conflict)
+    }
+}

@@ -1,0 +1,49 @@
+//! The closed list of change types (`<resource>.<change>`), documented with example payloads in docs/events.md.
+
+use super::catalogue::{Kind, RelationKind};
+
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    /// `<kind>.created`: payload `resource`.
+    Created(Kind),
+    /// `<kind>.updated`: payload `resource` and `changed_fields`.
+    Updated(Kind),
+    /// `<kind>.deleted`: payload `resource` (the last state) and `removed` (what the delete cascaded to).
+    Deleted(Kind),
+    /// `event.<relation>_added`: payload `relation`.
+    RelationAdded(RelationKind),
+    /// `event.<relation>_updated`: payload `relation` and `changed_fields`.
+    RelationUpdated(RelationKind),
+    /// `event.<relation>_removed`: payload `relation` (the last state).
+    RelationRemoved(RelationKind),
+}
+
+impl ChangeType {
+    /// The resource type the change is filed under (the aggregate).
+    pub fn aggregate(self) -> Kind {
+        match self {
+            ChangeType::Created(kind) | ChangeType::Updated(kind) | ChangeType::Deleted(kind) => kind,
+            ChangeType::RelationAdded(_) | ChangeType::RelationUpdated(_) | ChangeType::RelationRemoved(_) => {
+                Kind::Event
+            }
+        }
+    }
+
+    /// The change type's name, e.g. `event.speaker_added`.
+    pub fn name(self) -> String {
+        let relation = |r: RelationKind| match r {
+            RelationKind::Speaker => "speaker",
+            RelationKind::Company => "company",
+            RelationKind::Topic => "topic",
+        };
+        match self {
+            ChangeType::Created(kind) => format!("{}.created", kind.name()),
+            ChangeType::Updated(kind) => format!("{}.updated", kind.name()),
+            ChangeType::Deleted(kind) => format!("{}.deleted", kind.name()),
+            ChangeType::RelationAdded(r) => format!("event.{}_added", relation(r)),
+            ChangeType::RelationUpdated(r) => format!("event.{}_updated", relation(r)),
+            ChangeType::RelationRemoved(r) => format!("event.{}_removed", relation(r)),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Validation of writable fields, driven by one table of field specs per resource. Every violation in a request
+//! is reported (not only the first), with the field path the caller used.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field in the request, e.g. `event.name` or `requests[3].event.slug`.
+    pub field: String,
+    /// What is wrong, for a human.
+    pub description: String,
+}
+
+/// Every violation found in a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Violations(pub Vec<FieldViolation>);
+
+impl Violations {
+    /// Records one violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+    }
+
+    /// Adds all of `other`'s violations, their paths prefixed with `prefix.`.
+    pub fn extend_prefixed(&mut self, prefix: &str, other: Violations) {
+        for v in other.0 {
+            self.add(format!("{prefix}.{}", v.field), v.description);
+        }
+    }
+
+    /// `Ok(value)` when nothing was recorded.
+    pub fn into_result<T>(self, value: T) -> Result<T, Violations> {
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+/// A field's value as the request carried it, before validation. `None` means absent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Text.
+    Text(Option<String>),
+    /// A point in time.
+    Time(Option<DateTime<Utc>>),
+    /// A JSON object.
+    Object(Option<Map<String, Value>>),
+    /// A floating-point number.
+    Float(Option<f64>),
+    /// An integer.
+    Int(Option<i64>),
+    /// A closed-list value by its stored name; `None` for the unspecified enum value.
+    Enum(Option<&'static str>),
+    /// A value that could not even be read (an out-of-range timestamp, an unknown enum number).
+    Invalid(String),
+}
+
+impl Input {
+    /// Whether the request carried the field at all.
+    pub fn is_present(&self) -> bool {
+        match self {
+            Input::Text(v) => v.is_some(),
+            Input::Time(v) => v.is_some(),
+            Input::Object(v) => v.is_some(),
+            Input::Float(v) => v.is_some(),
+            Input::Int(v) => v.is_some(),
+            Input::Enum(v) => v.is_some(),
+            Input::Invalid(_) => true,
+        }
+    }
+}
+
+/// What a field must satisfy. Mirrors the database CHECKs, which stay the last line of defence.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Text of 1..=max characters, not blank.
+    Text { max: usize },
+    /// Lower-case letters and digits in hyphen-separated groups.
+    Slug { max: usize },
+    /// An http(s) URL of at most 2048 characters.
+    Url,
+    /// ISO 3166-1 alpha-2, upper case.
+    Country,
+    /// A bare lower-case host name.
+    Domain,
+    /// `type/subtype`.
+    MimeType,
+    /// An IANA zone name such as `Europe/Berlin` (shape only).
+    TimeZone,
+    /// One of the listed stored names.
+    OneOf(&'static [&'static str]),
+    /// A finite number in [0, 1].
+    Score,
+    /// An integer >= 0.
+    NonNegative,
+    /// A UUID.
+    Id,
+    /// A timestamp.
+    Timestamp,
+    /// A JSON object of at most 64 KiB.
+    Object,
+}
+
+/// A default applied on create when the caller leaves a field out.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    /// A stored name or text.
+    Str(&'static str),
+    /// A number.
+    Number(f64),
+    /// `{}`.
+    EmptyObject,
+}
+
+/// One writable field of a resource.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// Name in the API (the proto field name), used in field masks and violations.
+    pub path: &'static str,
+    /// The database column.
+    pub column: &'static str,
+    /// What the value must satisfy.
+    pub rule: Rule,
+    /// Whether it must be present (on create, and when named in an update mask).
+    pub required: bool,
+    /// Value used on create when absent.
+    pub default: Option<Default>,
+    /// Set on create only.
+    pub immutable: bool,
+}
+
+impl FieldSpec {
+    /// An optional, mutable field without default.
+    pub const fn optional(path: &'static str, column: &'static str, rule: Rule) -> Self {
+        Self { path, column, rule, required: false, default: None, immutable: false }
+    }
+
+    /// A required field.
+    pub const fn required(path: &'static str, column: &'static str, rule: Rule) -> Self {
+        Self { path, column, rule, required: true, default: None, immutable: false }
+    }
+
+    /// The same field with a default for create.
+    pub const fn with_default(mut self, default: Default) -> Self {
+        self.default = Some(default);
+        self
+    }
+
+    /// The same field, settable on create only.
+    pub const fn immutable(mut self) -> Self {
+        self.immutable = true;
+        self
+    }
+}
+
+/// Validated column values, keyed by column name, ready for `jsonb_populate_record`.
+pub type Columns = Map<String, Value>;
+
+/// Validates a create: every field of `specs`, defaults applied, required ones present.
+/// `inputs` holds the request's values by API path; `prefix` is prepended to violation paths.
+pub fn validate_create(
+    specs: &[FieldSpec],
+    inputs: &[(&'static str, Input)],
+    prefix: &str,
+) -> Result<Columns, Violations> {
+    let mut violations = Violations::default();
+    let mut columns = Columns::new();
+    for spec in specs {
+        let input = lookup(inputs, spec.path);
+        let field = format!("{prefix}{}", spec.path);
+        let value = match input {
+            Some(input) if input.is_present() => check(spec, input, &field, &mut violations),
+            _ => match spec.default {
+                Some(default) => default_value(default),
+                None if spec.required => {
+                    violations.add(field, "is required");
+                    Value::Null
+                }
+                None => Value::Null,
+            },
+        };
+        columns.insert(spec.column.to_owned(), value);
+    }
+    violations.into_result(columns)
+}
+
+/// Validates an update of the fields named in `mask` (all present fields when the mask is empty, every mutable
+/// field for `*`). Returns the columns to set and the API paths they came from.
+pub fn validate_update(
+    specs: &[FieldSpec],
+    inputs: &[(&'static str, Input)],
+    mask: &[String],
+    output_only: &[&str],
+    prefix: &str,
+) -> Result<(Columns, Vec<&'static str>), Violations> {
+    let mut violations = Violations::default();
+    let paths: Vec<&FieldSpec> = if mask.is_empty() {
+        specs.iter().filter(|s| !s.immutable && lookup(inputs, s.path).is_some_and(Input::is_present)).collect()
+    } else if mask.iter().any(|p| p == "*") {
+        specs.iter().filter(|s| !s.immutable).collect()
+    } else {
+        let mut chosen = Vec::new();
+        for path in mask {
+            match specs.iter().find(|s| s.path == path) {
+                Some(spec) if spec.immutable => violations.add("update_mask", format!("{path} cannot be changed")),
+                Some(spec) => chosen.push(spec),
+                None if output_only.contains(&path.as_str()) => {
+                    violations.add("update_mask", format!("{path} is output only"))
+                }
+                None => violations.add("update_mask", format!("unknown field {path:?}")),
+            }
+        }
+        chosen
+    };
+    if paths.is_empty() && violations.0.is_empty() {
+        violations.add("update_mask", "names no field to change");
+    }
+    let mut columns = Columns::new();
+    let mut changed = Vec::new();
+    for spec in paths {
+        let field = format!("{prefix}{}", spec.path);
+        let value = match lookup(inputs, spec.path) {
+            Some(input) if input.is_present() => check(spec, input, &field, &mut violations),
+            _ if spec.required => {
+                violations.add(field, "is required and cannot be cleared");
+                Value::Null
+            }
+            _ => match spec.default {
+                // Clearing a field with a default resets it (an object to {}, a score to its default).
+                Some(default) => default_value(default),
+                None => Value::Null,
+            },
+        };
+        columns.insert(spec.column.to_owned(), value);
+        changed.push(spec.path);
+    }
+    violations.into_result((columns, changed))
+}
+
+fn lookup<'a>(inputs: &'a [(&'static str, Input)], path: &str) -> Option<&'a Input> {
+    inputs.iter().find(|(p, _)| *p == path).map(|(_, input)| input)
+}
+
+fn default_value(default: Default) -> Value {
+    match default {
+        Default::Str(s) => Value::String(s.to_owned()),
+        Default::Number(n) => serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null),
+        Default::EmptyObject => Value::Object(Map::new()),
+    }
+}
+
+/// Checks one present value; records a violation and returns Null when it is bad.
+fn check(spec: &FieldSpec, input: &Input, field: &str, violations: &mut Violations) -> Value {
+    match check_value(spec.rule, input) {
+        Ok(value) => value,
+        Err(reason) => {
+            violations.add(field, reason);
+            Value::Null
+        }
+    }
+}
+
+fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
+    match (rule, input) {
+        (_, Input::Invalid(reason)) => Err(reason.clone()),
+        (Rule::Text { max }, Input::Text(Some(s))) => text(s, max).map(Value::from),
+        (Rule::Slug { max }, Input::Text(Some(s))) => {
+            let groups_ok =
+                s.split('-').all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            if s.len() > max || !groups_ok {
+                return Err(format!(
+                    "must be lower-case letters and digits in hyphen-separated groups, at most {max} characters"
+                ));
+            }
+            Ok(Value::from(s.clone()))
+        }
+        (Rule::Url, Input::Text(Some(s))) => {
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+            match rest {
+                Some(host)
+                    if !host.is_empty()
+                        && s.len() <= 2048
+                        && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    Ok(Value::from(s.clone()))
+                }
+                _ => Err("must be an http:// or https:// URL of at most 2048 characters".into()),
+            }
+        }
+        (Rule::Country, Input::Text(Some(s))) => {
+            if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(Value::from(s.clone()))
+            } else {
+                Err("must be an ISO 3166-1 alpha-2 code in upper case, e.g. DE".into())
+            }
+        }
+        (Rule::Domain, Input::Text(Some(s))) => {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            };
+            let labels: Vec<&str> = s.split('.').collect();
+            if s.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
+                Ok(Value::from(s.clone()))
+            } else {
+                Err("must be a lower-case domain name without scheme or path, e.g. example.com".into())
+            }
+        }
+        (Rule::MimeType, Input::Text(Some(s))) => {
+            let part_ok = |p: &str| {
+                !p.is_empty()
+                    && p.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$&^_.+-".contains(&b))
+            };
+            match s.split_once('/') {
+                Some((t, sub)) if s.len() <= 255 && part_ok(t) && part_ok(sub) => Ok(Value::from(s.clone())),
+                _ => Err("must be a lower-case MIME type such as video/mp4".into()),
+            }
+        }
+        (Rule::TimeZone, Input::Text(Some(s))) => {
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+                && !s.starts_with('/')
+                && !s.ends_with('/');
+            if ok {
+                Ok(Value::from(s.clone()))
+            } else {
+                Err("must be an IANA time zone name such as Europe/Berlin".into())
+            }
+        }
+        (Rule::OneOf(allowed), Input::Enum(Some(name))) if allowed.contains(name) => Ok(Value::from(*name)),
+        (Rule::OneOf(allowed), Input::Text(Some(s))) if allowed.contains(&s.as_str()) => Ok(Value::from(s.clone())),
+        (Rule::OneOf(allowed), _) => Err(format!("must be one of {}", allowed.join(", "))),
+        (Rule::Score, Input::Float(Some(x))) => {
+            if x.is_finite() && (0.0..=1.0).contains(x) {
+                Ok(serde_json::Number::from_f64(*x).map(Value::Number).unwrap_or(Value::Null))
+            } else {
+                Err("must be a number from 0 to 1".into())
+            }
+        }
+        (Rule::NonNegative, Input::Int(Some(n))) if *n >= 0 => Ok(Value::from(*n)),
+        (Rule::NonNegative, Input::Int(Some(_))) => Err("must not be negative".into()),
+        (Rule::Id, Input::Text(Some(s))) => match uuid::Uuid::parse_str(s) {
+            Ok(id) => Ok(Value::from(id.to_string())),
+            Err(_) => Err("must be a UUID".into()),
+        },
+        (Rule::Timestamp, Input::Time(Some(t))) => Ok(Value::from(t.to_rfc3339())),
+        (Rule::Object, Input::Object(Some(map))) => {
+            let value = Value::Object(map.clone());
+            if value.to_string().len() > 64 * 1024 { Err("must be at most 64 KiB of JSON".into()) } else { Ok(value) }
+        }
+        (rule, input) => Err(format!("has the wrong type for {rule:?}: {input:?}")),
+    }
+}
+
+/// Non-blank text of at most `max` characters without NUL (PostgreSQL text cannot hold it).
+fn text(s: &str, max: usize) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be blank".into());
+    }
+    if s.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if s.contains('\0') {
+        return Err("must not contain NUL characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[FieldSpec] = &[
+        FieldSpec::required("name", "name", Rule::Text { max: 10 }),
+        FieldSpec::optional("country", "country", Rule::Country),
+        FieldSpec::optional("status", "status", Rule::OneOf(&["draft", "live"])).with_default(Default::Str("draft")),
+        FieldSpec::optional("score", "score", Rule::Score),
+        FieldSpec::required("event_id", "event_id", Rule::Id).immutable(),
+    ];
+
+    #[test]
+    fn create_reports_every_violation_and_applies_defaults() {
+        let inputs = [
+            ("name", Input::Text(Some("   ".into()))),
+            ("country", Input::Text(Some("de".into()))),
+            ("score", Input::Float(Some(f64::NAN))),
+        ];
+        let err = validate_create(SPECS, &inputs, "x.").expect_err("invalid");
+        let fields: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec!["x.name", "x.country", "x.score", "x.event_id"]);
+
+        let inputs =
+            [("name", Input::Text(Some("ok".into()))), ("event_id", Input::Text(Some(uuid::Uuid::nil().to_string())))];
+        let columns = validate_create(SPECS, &inputs, "").expect("valid");
+        assert_eq!(columns["status"], "draft");
+        assert_eq!(columns["country"], Value::Null);
+    }
+
+    #[test]
+    fn update_masks_are_checked() {
+        let inputs = [("name", Input::Text(Some("new".into())))];
+        let (columns, paths) = validate_update(SPECS, &inputs, &["name".into()], &["id"], "").expect("valid");
+        assert_eq!((columns.len(), paths), (1, vec!["name"]));
+
+        let err = validate_update(SPECS, &inputs, &["nope".into(), "id".into(), "event_id".into()], &["id"], "")
+            .expect_err("bad mask");
+        assert_eq!(err.0.len(), 3, "{err:?}");
+        let err = validate_update(SPECS, &[], &["name".into()], &[], "").expect_err("clearing a required field");
+        assert_eq!(err.0[0].field, "name");
+        let (_, implicit) = validate_update(SPECS, &inputs, &[], &[], "").expect("implicit mask");
+        assert_eq!(implicit, vec!["name"]);
+        let (columns, _) = validate_update(SPECS, &[], &["status".into()], &[], "").expect("reset to default");
+        assert_eq!(columns["status"], "draft");
+    }
+}

@@ -1,0 +1,88 @@
+//! Authentication of gRPC calls: `authorization: Bearer <api key>`, looked up by the SHA-256 of the key through
+//! `authenticate_api_key`, cached briefly. Scopes gate methods: `read` for Get/List/Search, `write` for mutations.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tonic::Request;
+
+use crate::app::{AppError, Caller};
+use crate::domain::api_key::{Scope, Scopes, hash_secret};
+use crate::store::api_keys::{self, KeyGrant};
+
+/// Most cached lookups; the cache is emptied when full (so unknown keys cannot grow it without bound).
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Cached lookups by key hash: when looked up, and what was found (None: unknown or revoked).
+type GrantCache = HashMap<[u8; 32], (Instant, Option<KeyGrant>)>;
+
+/// Turns request credentials into a [`Caller`].
+pub struct Authenticator {
+    pool: PgPool,
+    ttl: Duration,
+    cache: Mutex<GrantCache>,
+}
+
+impl Authenticator {
+    /// Looks keys up on `pool`, trusting a lookup (positive or negative) for `ttl`: a revoked key stops working at
+    /// most `ttl` after revocation.
+    pub fn new(pool: PgPool, ttl: Duration) -> Self {
+        Self { pool, ttl, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The caller of `request`, if its key is valid and has `scope`.
+    pub async fn caller<T>(&self, request: &Request<T>, scope: Scope) -> Result<Caller, AppError> {
+        let metadata = request.metadata();
+        let header = metadata
+            .get("authorization")
+            .ok_or(AppError::Unauthenticated("missing authorization: Bearer <api key>"))?
+            .to_str()
+            .map_err(|_| AppError::Unauthenticated("malformed authorization header"))?;
+        let secret = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(AppError::Unauthenticated("authorization must be `Bearer <api key>`"))?;
+        let grant =
+            self.lookup(hash_secret(secret)).await?.ok_or(AppError::Unauthenticated("unknown or revoked API key"))?;
+        let scopes = Scopes::from_names(&grant.scopes).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        if !scopes.contains(scope) {
+            return Err(AppError::PermissionDenied(format!("this API key lacks the `{scope}` scope")));
+        }
+        let trace_header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Caller {
+            org_id: grant.org_id,
+            key_id: grant.key_id,
+            scopes,
+            traceparent: trace_header("traceparent").filter(|t| is_traceparent(t)),
+            tracestate: trace_header("tracestate").filter(|t| t.len() <= 512),
+        })
+    }
+
+    async fn lookup(&self, hash: [u8; 32]) -> Result<Option<KeyGrant>, AppError> {
+        if let Some((at, grant)) = self.cache.lock().expect("auth cache lock").get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(grant.clone());
+        }
+        let grant = api_keys::authenticate(&self.pool, &hash).await?;
+        let mut cache = self.cache.lock().expect("auth cache lock");
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), grant.clone()));
+        Ok(grant)
+    }
+}
+
+/// `00-<32 hex>-<16 hex>-<2 hex>`, as the outbox column requires.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    parts.len() == 4
+        && [2, 32, 16, 2].iter().zip(&parts).all(|(len, part)| {
+            part.len() == *len && part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}

@@ -1,0 +1,197 @@
+//! Conversions between the generated proto types and the domain: requests become validated inputs; resource JSON
+//! (as the store renders it) becomes proto messages. Messages are destructured in full, so a new proto field
+//! does not compile until it is handled here.
+
+use chrono::{DateTime, Utc};
+use prost_types::{ListValue, Struct, Timestamp, value::Kind as ValueKind};
+use serde_json::{Map, Number, Value};
+use uuid::Uuid;
+
+use crate::app::AppError;
+use crate::domain::fields::Input;
+
+// ---- scalar helpers ----------------------------------------------------------------------------------------
+
+/// A required id field.
+pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, AppError> {
+    if raw.is_empty() {
+        return Err(AppError::invalid(field, "is required"));
+    }
+    Uuid::parse_str(raw).map_err(|_| AppError::invalid(field, "must be a UUID"))
+}
+
+/// An optional id filter.
+pub fn parse_opt_id(field: &str, raw: Option<&str>) -> Result<Option<Uuid>, AppError> {
+    raw.filter(|s| !s.is_empty()).map(|s| parse_id(field, s)).transpose()
+}
+
+/// A list of ids (BatchGet), every bad one reported.
+pub fn parse_ids(field: &str, raw: &[String]) -> Result<Vec<Uuid>, AppError> {
+    let mut violations = crate::domain::fields::Violations::default();
+    let ids: Vec<Uuid> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match Uuid::parse_str(s) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                violations.add(format!("{field}[{i}]"), "must be a UUID");
+                None
+            }
+        })
+        .collect();
+    violations.into_result(ids).map_err(AppError::InvalidArgument)
+}
+
+/// An optional etag (`""` = unconditional).
+pub fn parse_etag(raw: &str) -> Result<Option<i64>, AppError> {
+    match raw {
+        "" => Ok(None),
+        raw => raw
+            .trim_matches('"')
+            .parse()
+            .map(Some)
+            .map_err(|_| AppError::invalid("etag", "is not an etag this service issued")),
+    }
+}
+
+/// An optional request id (AIP-155: a UUID).
+pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, AppError> {
+    match raw {
+        "" => Ok(None),
+        raw => Uuid::parse_str(raw).map(Some).map_err(|_| AppError::invalid("request_id", "must be a UUID")),
+    }
+}
+
+/// A timestamp filter.
+pub fn time_filter(field: &str, ts: Option<Timestamp>) -> Result<Option<DateTime<Utc>>, AppError> {
+    match time_input(ts) {
+        Input::Time(t) => Ok(t),
+        Input::Invalid(reason) => Err(AppError::invalid(field, reason)),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn text(value: String) -> Input {
+    Input::Text(Some(value).filter(|s| !s.is_empty()))
+}
+
+pub(crate) fn opt_text(value: Option<String>) -> Input {
+    Input::Text(value)
+}
+
+pub(crate) fn time_input(ts: Option<Timestamp>) -> Input {
+    match ts {
+        None => Input::Time(None),
+        Some(Timestamp { seconds, nanos }) => {
+            match u32::try_from(nanos).ok().and_then(|n| DateTime::from_timestamp(seconds, n)) {
+                Some(t) if (0..1_000_000_000).contains(&nanos) => Input::Time(Some(t)),
+                _ => Input::Invalid("is not a valid timestamp".into()),
+            }
+        }
+    }
+}
+
+/// A closed-list enum: 0 is unspecified (absent); `names[n-1]` is value n; anything else is invalid.
+pub(crate) fn enum_input(value: i32, names: &'static [&'static str]) -> Input {
+    match value {
+        0 => Input::Enum(None),
+        n => match usize::try_from(n - 1).ok().and_then(|i| names.get(i)) {
+            Some(name) => Input::Enum(Some(name)),
+            None => Input::Invalid(format!("unknown enum value {n}")),
+        },
+    }
+}
+
+/// The proto enum number of a stored name (`names[n-1]` is value n).
+pub(crate) fn enum_number(name: &str, names: &[&str]) -> i32 {
+    names.iter().position(|n| *n == name).map(|i| i as i32 + 1).unwrap_or(0)
+}
+
+pub(crate) fn object_input(value: Option<Struct>) -> Input {
+    match value {
+        None => Input::Object(None),
+        Some(s) => match struct_to_json(s) {
+            Ok(map) => Input::Object(Some(map)),
+            Err(reason) => Input::Invalid(reason),
+        },
+    }
+}
+
+// ---- Struct <-> JSON ----------------------------------------------------------------------------------------
+
+/// A protobuf Struct as a JSON object. NaN and infinities have no JSON form and are refused.
+pub fn struct_to_json(s: Struct) -> Result<Map<String, Value>, String> {
+    s.fields.into_iter().map(|(k, v)| Ok((k, value_to_json(v)?))).collect()
+}
+
+fn value_to_json(v: prost_types::Value) -> Result<Value, String> {
+    Ok(match v.kind {
+        None | Some(ValueKind::NullValue(_)) => Value::Null,
+        Some(ValueKind::BoolValue(b)) => Value::Bool(b),
+        Some(ValueKind::StringValue(s)) => {
+            if s.contains('\0') {
+                return Err("must not contain NUL characters".into());
+            }
+            Value::String(s)
+        }
+        Some(ValueKind::NumberValue(n)) => Value::Number(Number::from_f64(n).ok_or("numbers must be finite")?),
+        Some(ValueKind::StructValue(s)) => Value::Object(struct_to_json(s)?),
+        Some(ValueKind::ListValue(l)) => {
+            Value::Array(l.values.into_iter().map(value_to_json).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+/// A JSON object as a protobuf Struct.
+pub fn json_to_struct(map: &Map<String, Value>) -> Struct {
+    Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() }
+}
+
+fn json_to_value(v: &Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => ValueKind::NullValue(0),
+        Value::Bool(b) => ValueKind::BoolValue(*b),
+        Value::Number(n) => ValueKind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => ValueKind::StringValue(s.clone()),
+        Value::Array(a) => ValueKind::ListValue(ListValue { values: a.iter().map(json_to_value).collect() }),
+        Value::Object(o) => ValueKind::StructValue(json_to_struct(o)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+// ---- resource JSON -> proto ---------------------------------------------------------------------------------
+
+/// Typed reads of a resource rendered by the store's projections.
+pub struct Json<'a>(pub &'a Value);
+
+impl Json<'_> {
+    /// A text field ("" when null).
+    pub fn s(&self, key: &str) -> String {
+        self.0[key].as_str().unwrap_or_default().to_owned()
+    }
+    /// An optional text field.
+    pub fn opt_s(&self, key: &str) -> Option<String> {
+        self.0[key].as_str().map(str::to_owned)
+    }
+    /// An optional number.
+    pub fn opt_f64(&self, key: &str) -> Option<f64> {
+        self.0[key].as_f64()
+    }
+    /// An optional integer.
+    pub fn opt_i64(&self, key: &str) -> Option<i64> {
+        self.0[key].as_i64()
+    }
+    /// A timestamp.
+    pub fn time(&self, key: &str) -> Option<Timestamp> {
+        let t = DateTime::parse_from_rfc3339(self.0[key].as_str()?).ok()?;
+        Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+    }
+    /// A JSON object as a Struct.
+    pub fn object(&self, key: &str) -> Option<Struct> {
+        self.0[key].as_object().map(json_to_struct)
+    }
+    /// An embedded resource, if present.
+    pub fn nested(&self, key: &str) -> Option<&Value> {
+        Some(&self.0[key]).filter(|v| v.is_object())
+    }
+}

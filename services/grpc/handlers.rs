@@ -1,0 +1,180 @@
+//! What every catalogue handler does, once: authenticate, validate, call the use case, map the error.
+//! The per-service modules are one line or three per method on top of these.
+
+use std::sync::Arc;
+
+use prost_types::FieldMask;
+use serde_json::Value;
+use tonic::{Request, Status};
+use uuid::Uuid;
+
+use super::auth::Authenticator;
+use super::convert::{parse_etag, parse_id, parse_ids, parse_request_id};
+use crate::app::catalogue::{CreateRequest, Page};
+use crate::app::{App, AppError, Caller};
+use crate::domain::api_key::Scope;
+use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::fields::{Input, Violations, validate_create, validate_update};
+use crate::store::relations::From;
+
+/// Validated inputs of one resource, keyed by API path.
+pub type Inputs = Vec<(&'static str, Input)>;
+
+/// The state every service shares.
+#[derive(Clone)]
+pub struct Api {
+    /// Use cases.
+    pub app: App,
+    /// Credentials → caller.
+    pub auth: Arc<Authenticator>,
+}
+
+/// The update mask's paths (empty when absent: "every field the request sets", AIP-134).
+pub fn mask_paths(mask: Option<FieldMask>) -> Vec<String> {
+    mask.map(|m| m.paths).unwrap_or_default()
+}
+
+impl Api {
+    /// The caller, if allowed `scope`.
+    pub async fn caller<T>(&self, request: &Request<T>, scope: Scope) -> Result<Caller, Status> {
+        Ok(self.auth.caller(request, scope).await?)
+    }
+
+    /// Get by id.
+    pub async fn get(&self, caller: &Caller, kind: Kind, id: &str) -> Result<Value, Status> {
+        let id = parse_id("id", id)?;
+        Ok(self.app.get(caller, kind, &[id]).await?.remove(0))
+    }
+
+    /// BatchGet by ids.
+    pub async fn batch_get(&self, caller: &Caller, kind: Kind, ids: &[String]) -> Result<Vec<Value>, Status> {
+        let ids = parse_ids("ids", ids)?;
+        Ok(self.app.get(caller, kind, &ids).await?)
+    }
+
+    /// Create one resource.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        inputs: Option<Inputs>,
+        request_id: &str,
+        method: &'static str,
+        field_prefix: &'static str,
+    ) -> Result<Value, Status> {
+        let request_id = parse_request_id(request_id)?;
+        let columns = validate_create(kind.fields(), &inputs.unwrap_or_default(), field_prefix)
+            .map_err(AppError::InvalidArgument)?;
+        let request = CreateRequest { kind, rows: vec![columns], request_id, method, field_prefix };
+        Ok(self.app.create(caller, &request).await?.remove(0))
+    }
+
+    /// Create many resources, all or none; violations are reported per item (`requests[i].event.name`).
+    pub async fn create_many(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        items: Vec<Option<Inputs>>,
+        request_id: &str,
+        method: &'static str,
+        field_prefix: &'static str,
+    ) -> Result<Vec<Value>, Status> {
+        let request_id = parse_request_id(request_id)?;
+        let mut violations = Violations::default();
+        let mut rows = Vec::with_capacity(items.len());
+        for (i, inputs) in items.into_iter().enumerate() {
+            match validate_create(kind.fields(), &inputs.unwrap_or_default(), field_prefix) {
+                Ok(columns) => rows.push(columns),
+                Err(found) => violations.extend_prefixed(&format!("requests[{i}]"), found),
+            }
+        }
+        violations.into_result(()).map_err(AppError::InvalidArgument)?;
+        let request = CreateRequest { kind, rows, request_id, method, field_prefix: "requests[].event." };
+        Ok(self.app.create(caller, &request).await?)
+    }
+
+    /// Update the fields of `mask` on resource `id`, only at `etag` when one is given.
+    #[expect(clippy::too_many_arguments, reason = "one call site per service; a struct would only rename them")]
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        id: &str,
+        etag: &str,
+        inputs: Inputs,
+        mask: Option<FieldMask>,
+        field_prefix: &'static str,
+    ) -> Result<Value, Status> {
+        let id = parse_id(&format!("{field_prefix}id"), id)?;
+        let (columns, _) = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only(), field_prefix)
+            .map_err(AppError::InvalidArgument)?;
+        Ok(self.app.update(caller, kind, id, &columns, parse_etag(etag)?, field_prefix).await?)
+    }
+
+    /// Delete by id, optionally only at `etag`.
+    pub async fn delete(&self, caller: &Caller, kind: Kind, id: &str, etag: &str) -> Result<(), Status> {
+        let id = parse_id("id", id)?;
+        self.app.delete(caller, kind, id, parse_etag(etag)?).await?;
+        Ok(())
+    }
+
+    /// Upsert by natural key; returns the resource and whether it was created.
+    pub async fn upsert(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        inputs: Option<Inputs>,
+        field_prefix: &'static str,
+    ) -> Result<(Value, bool), Status> {
+        let inputs = inputs.unwrap_or_default();
+        let create = validate_create(kind.fields(), &inputs, field_prefix).map_err(AppError::InvalidArgument)?;
+        // The patch: every field the caller gave except the name (the key it was found by).
+        let given: Vec<String> = inputs
+            .iter()
+            .filter(|(path, input)| *path != "name" && input.is_present())
+            .map(|(path, _)| path.to_string())
+            .collect();
+        let patch = if given.is_empty() {
+            Default::default()
+        } else {
+            validate_update(kind.fields(), &inputs, &given, kind.output_only(), field_prefix)
+                .map_err(AppError::InvalidArgument)?
+                .0
+        };
+        Ok(self.app.upsert(caller, kind, &create, &patch, field_prefix).await?)
+    }
+
+    /// A page of `kind` listed in id order with `filter`.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the List request fields")]
+    pub async fn list_by_id(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        filter: &crate::store::lists::SimpleFilter,
+        parent: Option<(Kind, Uuid)>,
+        query: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page, Status> {
+        let page = self.app.page_request(caller, query, page_size, page_token)?;
+        Ok(self.app.list_by_id(caller, kind, filter, parent, &page).await?)
+    }
+
+    /// A page of relations of `kind` seen from `from`.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the List request fields")]
+    pub async fn list_relations(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        from: From,
+        id: &str,
+        id_field: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page, Status> {
+        let id = parse_id(id_field, id)?;
+        let query = format!("relations|{kind:?}|{from:?}|{id}");
+        let page = self.app.page_request(caller, &query, page_size, page_token)?;
+        Ok(self.app.list_relations(caller, kind, from, id, &page).await?)
+    }
+}

@@ -1,0 +1,79 @@
+//! The one mapping from use-case errors to gRPC statuses. Every status carries google.rpc.ErrorInfo (domain
+//! `eventdata`); INVALID_ARGUMENT also carries google.rpc.BadRequest with every field violation. Internal causes are
+//! logged with their chain and never sent.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{BadRequest, ErrorDetail, ErrorInfo, FieldViolation, StatusExt};
+
+use crate::app::AppError;
+
+/// The ErrorInfo domain of every eventdata error.
+pub const ERROR_DOMAIN: &str = "eventdata";
+
+fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetail {
+    let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ErrorInfo::new(reason, ERROR_DOMAIN, metadata).into()
+}
+
+impl From<AppError> for Status {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::InvalidArgument(violations) => {
+                let summary = violations
+                    .0
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let field_violations: Vec<FieldViolation> =
+                    violations.0.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect();
+                Status::with_error_details_vec(
+                    Code::InvalidArgument,
+                    format!("invalid request: {summary}"),
+                    [BadRequest::new(field_violations).into(), info("INVALID_ARGUMENT", &[])],
+                )
+            }
+            AppError::NotFound { kind, id } => Status::with_error_details_vec(
+                Code::NotFound,
+                format!("{kind} {id} not found"),
+                [info("NOT_FOUND", &[("resource_type", kind), ("id", &id)])],
+            ),
+            AppError::AlreadyExists { field, reason, message } => {
+                Status::with_error_details_vec(Code::AlreadyExists, message, [info(reason, &[("field", &field)])])
+            }
+            AppError::Aborted { message } => {
+                Status::with_error_details_vec(Code::Aborted, message, [info("ETAG_MISMATCH", &[])])
+            }
+            AppError::Conflict => Status::with_error_details_vec(
+                Code::Aborted,
+                "the request conflicted with a concurrent one; retry it",
+                [info("CONCURRENT_CONFLICT", &[])],
+            ),
+            AppError::FailedPrecondition { field, reason, message } => {
+                Status::with_error_details_vec(Code::FailedPrecondition, message, [info(reason, &[("field", &field)])])
+            }
+            AppError::Unauthenticated(message) => {
+                Status::with_error_details_vec(Code::Unauthenticated, message, [info("UNAUTHENTICATED", &[])])
+            }
+            AppError::PermissionDenied(message) => {
+                Status::with_error_details_vec(Code::PermissionDenied, message, [info("MISSING_SCOPE", &[])])
+            }
+            AppError::Unavailable => Status::with_error_details_vec(
+                Code::Unavailable,
+                "the catalogue is temporarily unavailable; retry with backoff",
+                [info("DATABASE_UNAVAILABLE", &[])],
+            ),
+            AppError::DeadlineExceeded => Status::with_error_details_vec(
+                Code::DeadlineExceeded,
+                "the request did not finish in time",
+                [info("DEADLINE_EXCEEDED", &[])],
+            ),
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                Status::with_error_details_vec(Code::Internal, "internal error", [info("INTERNAL", &[])])
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Writing changes. The catalogue's statements embed [`insert_changes_sql`] as a data-modifying CTE, so a data
+//! change and its outbox rows are one statement: they commit together or not at all, in one round trip.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Who made a change and in which trace; the same for every change of a request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChangeContext {
+    /// The API key that made the change.
+    pub actor_key_id: Option<Uuid>,
+    /// W3C `traceparent` of the request.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` of the request.
+    pub tracestate: Option<String>,
+}
+
+impl ChangeContext {
+    /// The context as the single JSON parameter [`insert_changes_sql`] reads.
+    pub fn to_param(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// SQL that inserts one change per row of `source`, a relation with columns `aggregate_id uuid` and
+/// `body jsonb` (the change-specific part of the payload: `resource`, `changed_fields`, ...).
+///
+/// `aggregate_type` and `change_type` must come from the closed list in `domain::change` (they are inlined);
+/// `$context_param` is the parameter holding [`ChangeContext::to_param`]. The payload is `body` plus
+/// `org_id`, `resource_type`, `resource_id` and `trace`.
+pub fn insert_changes_sql(source: &str, aggregate_type: &str, change_type: &str, context_param: usize) -> String {
+    format!(
+        "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload, actor_key_id, traceparent, tracestate)
+         SELECT current_org_id(), '{aggregate_type}', s.aggregate_id, '{change_type}',
+                s.body || jsonb_build_object(
+                  'org_id', current_org_id(), 'resource_type', '{aggregate_type}', 'resource_id', s.aggregate_id,
+                  'trace', jsonb_strip_nulls(jsonb_build_object('traceparent', c.v->>'traceparent', 'tracestate', c.v->>'tracestate'))),
+                (c.v->>'actor_key_id')::uuid, c.v->>'traceparent', c.v->>'tracestate'
+         FROM {source} s, (SELECT ${context_param}::jsonb AS v) c"
+    )
+}

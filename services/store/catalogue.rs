@@ -1,0 +1,248 @@
+//! Create, read, update and delete of catalogue resources, generic over the kind. Each mutation is one statement
+//! that changes the data and writes its outbox row (a data-modifying CTE), so both commit or neither does.
+
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::tables::resource_table;
+use crate::domain::catalogue::Kind;
+use crate::domain::change::ChangeType;
+use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+
+/// An idempotency record to claim together with a create (AIP-155).
+pub struct IdempotencyClaim<'a> {
+    /// The caller's request id.
+    pub request_id: Uuid,
+    /// The method it was sent to.
+    pub method: &'a str,
+    /// SHA-256 of the validated request.
+    pub request_hash: [u8; 32],
+}
+
+/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row.
+/// With a `claim`, nothing is inserted when the request id is already recorded: returns `None` then.
+pub async fn create(
+    conn: &mut PgConnection,
+    kind: Kind,
+    rows: &[Value],
+    claim: Option<&IdempotencyClaim<'_>>,
+    context: &ChangeContext,
+) -> Result<Option<Vec<Value>>, sqlx::Error> {
+    let table = resource_table(kind);
+    let columns = kind.fields().iter().map(|f| f.column).collect::<Vec<_>>().join(", ");
+    let change = ChangeType::Created(kind);
+    let sql = format!(
+        "WITH claim AS (
+           INSERT INTO idempotency_records (org_id, request_id, method, request_hash, resource_ids)
+           SELECT current_org_id(), $2, $3, $4, $5 WHERE $2::uuid IS NOT NULL
+           ON CONFLICT (org_id, request_id) DO NOTHING
+           RETURNING 1
+         ), input AS (
+           SELECT p.* FROM jsonb_populate_recordset(NULL::{tbl}, $1) p
+           WHERE $2::uuid IS NULL OR EXISTS (SELECT FROM claim)
+         ), created AS (
+           INSERT INTO {tbl} (id, org_id, {columns}) SELECT id, current_org_id(), {columns} FROM input RETURNING *
+         ), src AS (
+           SELECT t.id AS aggregate_id, {projection} AS resource FROM created t
+         ), changes AS (
+           {changes}
+         )
+         SELECT resource FROM src",
+        tbl = table.table,
+        projection = table.projection,
+        changes = insert_changes_sql(
+            "(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)",
+            change.aggregate().name(),
+            &change.name(),
+            6
+        ),
+    );
+    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
+    let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(rows.to_vec()))
+        .bind(claim.map(|c| c.request_id))
+        .bind(claim.map(|c| c.method))
+        .bind(claim.map(|c| c.request_hash.to_vec()))
+        .bind(&ids)
+        .bind(context.to_param())
+        .fetch_all(&mut *conn)
+        .await?;
+    if created.is_empty() && !rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(in_order(created, &ids)))
+}
+
+/// The resources with these ids that exist (in the caller's organization), in the order of `ids`.
+pub async fn get_many(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
+    let table = resource_table(kind);
+    let sql = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
+    let found: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await?;
+    Ok(in_order(found, ids))
+}
+
+/// What an update did.
+#[derive(Debug)]
+pub enum UpdateOutcome {
+    /// Changed; the new state.
+    Updated(Value),
+    /// The values were already as asked: nothing written, no change emitted; the current state.
+    Unchanged(Value),
+    /// No such resource.
+    NotFound,
+    /// The resource's etag differs from the expected one.
+    EtagMismatch,
+}
+
+/// Sets `columns` on resource `id` (if its version is `expected_version`, when given) and emits
+/// `<kind>.updated` with the API paths of the fields that really changed.
+pub async fn update(
+    conn: &mut PgConnection,
+    kind: Kind,
+    id: Uuid,
+    columns: &Map<String, Value>,
+    expected_version: Option<i64>,
+    context: &ChangeContext,
+) -> Result<UpdateOutcome, sqlx::Error> {
+    let table = resource_table(kind);
+    let names: Vec<&str> = columns.keys().map(String::as_str).collect();
+    let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
+    let current = names.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+    let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
+    let change = ChangeType::Updated(kind);
+    let sql = format!(
+        "WITH old AS (
+           SELECT {projection} AS resource FROM {tbl} t WHERE t.id = $1
+         ), updated AS (
+           UPDATE {tbl} t SET {assignments}, version = t.version + 1, updated_at = now()
+           FROM jsonb_populate_record(NULL::{tbl}, $2) p
+           WHERE t.id = $1 AND ($3::bigint IS NULL OR t.version = $3)
+             AND ({current}) IS DISTINCT FROM ({wanted})
+           RETURNING t.id AS aggregate_id, {projection} AS resource
+         ), src AS (
+           SELECT u.aggregate_id, u.resource, jsonb_build_object('resource', u.resource, 'changed_fields',
+             (SELECT coalesce(jsonb_agg(n.key ORDER BY n.key), '[]') FROM jsonb_each(u.resource) n
+              WHERE n.key NOT IN ('etag', 'update_time') AND n.value IS DISTINCT FROM o.resource -> n.key)) AS body
+           FROM updated u, old o
+         ), changes AS (
+           {changes}
+         )
+         SELECT resource FROM src",
+        tbl = table.table,
+        projection = table.projection,
+        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
+    );
+    let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(Value::Object(columns.clone()))
+        .bind(expected_version)
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(resource) = updated {
+        return Ok(UpdateOutcome::Updated(resource));
+    }
+    Ok(match current_state(conn, kind, id).await? {
+        None => UpdateOutcome::NotFound,
+        Some((version, _)) if expected_version.is_some_and(|v| v != version) => UpdateOutcome::EtagMismatch,
+        Some((_, resource)) => UpdateOutcome::Unchanged(resource),
+    })
+}
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// Deleted; the last state.
+    Deleted(Value),
+    /// No such resource.
+    NotFound,
+    /// The resource's etag differs from the expected one.
+    EtagMismatch,
+}
+
+/// Deletes resource `id` (if its version is `expected_version`, when given) and emits `<kind>.deleted` with the
+/// last state and what the delete cascaded to.
+pub async fn delete(
+    conn: &mut PgConnection,
+    kind: Kind,
+    id: Uuid,
+    expected_version: Option<i64>,
+    context: &ChangeContext,
+) -> Result<DeleteOutcome, sqlx::Error> {
+    let table = resource_table(kind);
+    let change = ChangeType::Deleted(kind);
+    let sql = format!(
+        "WITH removed AS (
+           SELECT {removed} AS removed
+         ), deleted AS (
+           DELETE FROM {tbl} t WHERE t.id = $1 AND ($2::bigint IS NULL OR t.version = $2)
+           RETURNING t.id AS aggregate_id, {projection} AS resource
+         ), src AS (
+           SELECT d.aggregate_id, d.resource, jsonb_build_object('resource', d.resource, 'removed', r.removed) AS body
+           FROM deleted d, removed r
+         ), changes AS (
+           {changes}
+         )
+         SELECT resource FROM src",
+        removed = table.removed_on_delete,
+        tbl = table.table,
+        projection = table.projection,
+        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 3),
+    );
+    let deleted: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(expected_version)
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(resource) = deleted {
+        return Ok(DeleteOutcome::Deleted(resource));
+    }
+    Ok(match current_state(conn, kind, id).await? {
+        None => DeleteOutcome::NotFound,
+        Some(_) => DeleteOutcome::EtagMismatch,
+    })
+}
+
+/// A resource's version and state, if it exists.
+async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<Option<(i64, Value)>, sqlx::Error> {
+    let table = resource_table(kind);
+    let sql = format!("SELECT t.version, {} AS resource FROM {} t WHERE t.id = $1", table.projection, table.table);
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.map(|r| Ok((r.try_get("version")?, r.try_get("resource")?))).transpose()
+}
+
+/// Finds an existing resource's id by a unique natural key (`normalized_name` compared with `normalize_name($1)`,
+/// or `domain`).
+pub async fn find_id_by_natural_key(
+    conn: &mut PgConnection,
+    kind: Kind,
+    key: NaturalKey<'_>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let table = resource_table(kind).table;
+    let (predicate, value) = match key {
+        NaturalKey::Name(name) => ("normalized_name = normalize_name($1)", name),
+        NaturalKey::Domain(domain) => ("domain = $1", domain),
+    };
+    let sql = format!("SELECT id FROM {table} WHERE {predicate}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&mut *conn).await
+}
+
+/// A unique natural key of a speaker, company or topic.
+#[derive(Debug, Clone, Copy)]
+pub enum NaturalKey<'a> {
+    /// The name, normalized by the database.
+    Name(&'a str),
+    /// A company's domain.
+    Domain(&'a str),
+}
+
+/// Orders `rows` (JSON objects with an `id`) as `ids`; rows whose id is not in `ids` are dropped.
+fn in_order(rows: Vec<Value>, ids: &[Uuid]) -> Vec<Value> {
+    let by_id: std::collections::HashMap<Uuid, Value> = rows
+        .into_iter()
+        .filter_map(|row| row["id"].as_str().and_then(|s| s.parse().ok()).map(|id| (id, row)))
+        .collect();
+    ids.iter().filter_map(|id| by_id.get(id).cloned()).collect()
+}

@@ -1,0 +1,131 @@
+//! Keyset-paged listings (never OFFSET). Each query fetches `limit` rows after the cursor; the caller asks for one
+//! more than the page size to know whether another page follows.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::tables::resource_table;
+use crate::domain::catalogue::Kind;
+
+/// Filters of ListEvents; every one is served by an index (docs/schema.md).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Events starting at or after.
+    pub start_from: Option<DateTime<Utc>>,
+    /// Events starting before.
+    pub start_before: Option<DateTime<Utc>>,
+    /// Stored status name.
+    pub status: Option<&'static str>,
+    /// Exact city.
+    pub city: Option<String>,
+    /// Country code.
+    pub country: Option<String>,
+    /// Tagged with this topic.
+    pub topic_id: Option<Uuid>,
+    /// With this speaker.
+    pub speaker_id: Option<Uuid>,
+    /// With this company.
+    pub company_id: Option<Uuid>,
+    /// Name prefix, case-insensitive.
+    pub name_prefix: Option<String>,
+    /// Order by update time instead of start time.
+    pub by_update_time: bool,
+}
+
+/// One listed row: the resource JSON, its sort value (for the cursor) and id.
+pub type ListedRow = (Value, Option<DateTime<Utc>>, Uuid);
+
+/// A page of events after `(after_sort, after_id)`.
+pub async fn events(
+    conn: &mut PgConnection,
+    filter: &EventFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ListedRow>, sqlx::Error> {
+    let table = resource_table(Kind::Event);
+    let sort = if filter.by_update_time { "t.updated_at" } else { "t.sort_start" };
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT {}, {sort}, t.id FROM events t WHERE true", table.projection));
+    if let Some(from) = filter.start_from {
+        q.push(" AND t.starts_at IS NOT NULL AND t.sort_start >= ").push_bind(from);
+    }
+    if let Some(before) = filter.start_before {
+        q.push(" AND t.sort_start < ").push_bind(before);
+    }
+    if let Some(status) = filter.status {
+        q.push(" AND t.status = ").push_bind(status);
+    }
+    if let Some(city) = &filter.city {
+        q.push(" AND t.city = ").push_bind(city.clone());
+    }
+    if let Some(country) = &filter.country {
+        q.push(" AND t.country = ").push_bind(country.clone());
+    }
+    for (relation, column, id) in [
+        ("event_topics", "topic_id", filter.topic_id),
+        ("event_speakers", "speaker_id", filter.speaker_id),
+        ("event_companies", "company_id", filter.company_id),
+    ] {
+        if let Some(id) = id {
+            q.push(format!(" AND EXISTS (SELECT FROM {relation} x WHERE x.event_id = t.id AND x.{column} = "))
+                .push_bind(id)
+                .push(")");
+        }
+    }
+    if let Some(prefix) = &filter.name_prefix {
+        q.push(" AND lower(t.name) LIKE ").push_bind(format!("{}%", escape_like(&prefix.to_lowercase())));
+    }
+    if let Some((sort_value, id)) = after {
+        q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
+    }
+    q.push(format!(" ORDER BY {sort}, t.id LIMIT ")).push_bind(limit);
+    q.build_query_as().fetch_all(&mut *conn).await
+}
+
+/// Filters of the id-ordered listings.
+#[derive(Debug, Clone, Default)]
+pub struct SimpleFilter {
+    /// `column = id` conditions (e.g. speakers by `company_id`, media by `event_id`).
+    pub equals: Vec<(&'static str, Uuid)>,
+    /// Prefix of `normalized_name` (speakers, companies, topics).
+    pub name_prefix: Option<String>,
+}
+
+/// A page of `kind` ordered by id (UUIDv7: creation order) after `after`.
+pub async fn by_id(
+    conn: &mut PgConnection,
+    kind: Kind,
+    filter: &SimpleFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ListedRow>, sqlx::Error> {
+    let table = resource_table(kind);
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true",
+        table.projection, table.table
+    ));
+    for (column, id) in &filter.equals {
+        q.push(format!(" AND t.{column} = ")).push_bind(*id);
+    }
+    if let Some(prefix) = &filter.name_prefix {
+        q.push(" AND t.normalized_name LIKE normalize_name(").push_bind(escape_like(prefix)).push(") || '%'");
+    }
+    if let Some(id) = after {
+        q.push(" AND t.id > ").push_bind(id);
+    }
+    q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
+    q.build_query_as().fetch_all(&mut *conn).await
+}
+
+/// Whether a resource exists (for NOT_FOUND on listing the children of a missing parent).
+pub async fn exists(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await
+}
+
+/// Escapes LIKE wildcards so a prefix matches literally.
+fn escape_like(raw: &str) -> String {
+    raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

@@ -1,0 +1,172 @@
+//! Relations between an event and its speakers, companies and topics. Mutations emit `event.<relation>_*`
+//! changes in the same statement, filed under the event.
+
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::tables::{RelationTable, relation_table, resource_table};
+use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::change::ChangeType;
+use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+
+fn changes(kind: ChangeType, source: &str, param: usize) -> String {
+    insert_changes_sql(source, kind.aggregate().name(), &kind.name(), param)
+}
+
+/// Adds the relation with attribute `columns`; emits `event.<relation>_added`.
+pub async fn add(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    event_id: Uuid,
+    other_id: Uuid,
+    columns: &Map<String, Value>,
+    context: &ChangeContext,
+) -> Result<Value, sqlx::Error> {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
+    let cols = names.join(", ");
+    let picked = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "WITH added AS (
+           INSERT INTO {table} (org_id, event_id, {other_column}, {cols})
+           SELECT current_org_id(), $1, $2, {picked} FROM jsonb_populate_record(NULL::{table}, $3) p
+           RETURNING *
+         ), src AS (
+           SELECT r.event_id AS aggregate_id, {projection} AS resource,
+                  jsonb_build_object('relation', {projection}) AS body
+           FROM added r
+         ), changes AS ({changes})
+         SELECT resource FROM src",
+        changes = changes(ChangeType::RelationAdded(kind), "src", 4),
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(event_id)
+        .bind(other_id)
+        .bind(Value::Object(columns.clone()))
+        .bind(context.to_param())
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Sets attribute `columns` of an existing relation; emits `event.<relation>_updated` when something changed.
+/// `None` when the relation does not exist.
+pub async fn update(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    event_id: Uuid,
+    other_id: Uuid,
+    columns: &Map<String, Value>,
+    context: &ChangeContext,
+) -> Result<Option<Value>, sqlx::Error> {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
+    let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
+    let current = names.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+    let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "WITH old AS (
+           SELECT {projection} AS resource FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2
+         ), updated AS (
+           UPDATE {table} r SET {assignments}, updated_at = now()
+           FROM jsonb_populate_record(NULL::{table}, $3) p
+           WHERE r.event_id = $1 AND r.{other_column} = $2 AND ({current}) IS DISTINCT FROM ({wanted})
+           RETURNING r.*
+         ), src AS (
+           SELECT r.event_id AS aggregate_id, {projection} AS resource,
+                  jsonb_build_object('relation', {projection}, 'changed_fields',
+                    (SELECT coalesce(jsonb_agg(n.key ORDER BY n.key), '[]') FROM jsonb_each({projection}) n
+                     WHERE n.key <> 'update_time' AND n.value IS DISTINCT FROM o.resource -> n.key)) AS body
+           FROM updated r, old o
+         ), changes AS ({changes})
+         SELECT resource FROM src",
+        changes = changes(ChangeType::RelationUpdated(kind), "src", 4),
+    );
+    let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(event_id)
+        .bind(other_id)
+        .bind(Value::Object(columns.clone()))
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match updated {
+        Some(resource) => Ok(Some(resource)),
+        None => get(conn, kind, event_id, other_id).await,
+    }
+}
+
+/// Removes a relation; emits `event.<relation>_removed` with its last state. `None` when it did not exist.
+pub async fn remove(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    event_id: Uuid,
+    other_id: Uuid,
+    context: &ChangeContext,
+) -> Result<Option<Value>, sqlx::Error> {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    let sql = format!(
+        "WITH removed AS (
+           DELETE FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2 RETURNING r.*
+         ), src AS (
+           SELECT r.event_id AS aggregate_id, {projection} AS resource,
+                  jsonb_build_object('relation', {projection}) AS body
+           FROM removed r
+         ), changes AS ({changes})
+         SELECT resource FROM src",
+        changes = changes(ChangeType::RelationRemoved(kind), "src", 3),
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(event_id)
+        .bind(other_id)
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// One relation, if it exists.
+pub async fn get(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    event_id: Uuid,
+    other_id: Uuid,
+) -> Result<Option<Value>, sqlx::Error> {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    let sql = format!("SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(event_id).bind(other_id).fetch_optional(&mut *conn).await
+}
+
+/// Which end of a relation a listing starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum From {
+    /// An event's speakers/companies/topics, each with the related resource embedded.
+    Event,
+    /// A speaker's/company's/topic's events, each with the event embedded.
+    Other,
+}
+
+/// One page of relations from `from`'s side with id `id`, after `after` (the id at the other end), `limit` rows.
+/// Returns each relation JSON and the other end's id (the keyset).
+pub async fn list(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    from: From,
+    id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<(Value, Uuid)>, sqlx::Error> {
+    let RelationTable { table, other_column, projection, embed_key } = relation_table(kind);
+    let (anchor, far, far_kind, key) = match from {
+        From::Event => ("event_id", *other_column, kind.target(), *embed_key),
+        From::Other => (*other_column, "event_id", Kind::Event, "event"),
+    };
+    let far_table = resource_table(far_kind);
+    let sql = format!(
+        "SELECT {projection} || jsonb_build_object('{key}', {far_projection}) AS relation, r.{far} AS far_id
+         FROM {table} r JOIN {far_tbl} t ON t.id = r.{far}
+         WHERE r.{anchor} = $1 AND ($2::uuid IS NULL OR r.{far} > $2)
+         ORDER BY r.{far} LIMIT $3",
+        far_projection = far_table.projection,
+        far_tbl = far_table.table,
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(after).bind(limit).fetch_all(&mut *conn).await
+}
