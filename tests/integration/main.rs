@@ -3,8 +3,13 @@
 
 mod common;
 
+mod auth;
+mod catalogue_concurrency;
 mod catalogue_crud;
+mod catalogue_errors;
+mod catalogue_outbox;
 mod cli;
+mod list_indexes;
 mod migrations;
 mod row_level_security;
 mod schema_constraints;

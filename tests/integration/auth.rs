@@ -1,0 +1,266 @@
+//! Authentication and the organization boundary: keys, scopes, revocation, and another organization's key that
+//! finds nothing of ours through any method.
+
+use std::time::Duration;
+
+use eventdata::proto::v1 as pb;
+use pb::company_service_client::CompanyServiceClient;
+use pb::event_service_client::EventServiceClient;
+use pb::media_service_client::MediaServiceClient;
+use pb::speaker_service_client::SpeakerServiceClient;
+use pb::topic_service_client::TopicServiceClient;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::catalogue_crud::{create_event, create_speaker};
+use crate::common::{TestApp, eventually};
+
+#[tokio::test]
+async fn keys_and_scopes() {
+    let app = TestApp::start().await;
+    let get =
+        |channel| async move { EventServiceClient::new(channel).list_events(pb::ListEventsRequest::default()).await };
+    assert_eq!(get(app.as_key(None)).await.expect_err("no key").code(), Code::Unauthenticated);
+    assert_eq!(get(app.as_key(Some("edk_wrong"))).await.expect_err("wrong key").code(), Code::Unauthenticated);
+
+    let reader = app.db.create_key(app.org, &["read"]).await;
+    get(app.as_key(Some(&reader))).await.expect("a read key reads");
+    let denied = EventServiceClient::new(app.as_key(Some(&reader)))
+        .create_event(pb::CreateEventRequest {
+            event: Some(crate::catalogue_crud::new_event("X", "x")),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("a read key cannot write");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let doomed = app.db.create_key(app.org, &["read", "write"]).await;
+    get(app.as_key(Some(&doomed))).await.expect("valid before revocation");
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE secret_hash = $1")
+        .bind(eventdata::domain::api_key::hash_secret(&doomed).to_vec())
+        .execute(&app.db.admin)
+        .await
+        .expect("revoke");
+    // Refused within the cache lifetime (200 ms in tests).
+    eventually(Duration::from_secs(5), "the revoked key to be refused", || {
+        let channel = app.as_key(Some(&doomed));
+        async move { matches!(get(channel).await, Err(s) if s.code() == Code::Unauthenticated) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_organization_finds_nothing_of_ours() {
+    let app = TestApp::start().await;
+    let event = create_event(app.rw(), "Ours", "ours").await;
+    let speaker = create_speaker(app.rw(), "Ada").await;
+    let company = CompanyServiceClient::new(app.rw())
+        .create_company(pb::CreateCompanyRequest {
+            company: Some(pb::Company { name: "Acme".into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("company")
+        .into_inner();
+    let topic = TopicServiceClient::new(app.rw())
+        .create_topic(pb::CreateTopicRequest {
+            topic: Some(pb::Topic { name: "Rust".into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("topic")
+        .into_inner();
+    let media = MediaServiceClient::new(app.rw())
+        .create_media(pb::CreateMediaRequest {
+            media: Some(pb::Media {
+                event_id: event.id.clone(),
+                kind: pb::MediaKind::Image as i32,
+                url: "https://x.test/a".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("media")
+        .into_inner();
+    let page_token = {
+        create_event(app.rw(), "Ours too", "ours-too").await;
+        EventServiceClient::new(app.rw())
+            .list_events(pb::ListEventsRequest { page_size: 1, ..Default::default() })
+            .await
+            .expect("page")
+            .into_inner()
+            .next_page_token
+    };
+
+    let other_org = app.db.create_org("other").await;
+    let theirs = app.as_key(Some(&app.db.create_key(other_org, &["read", "write"]).await));
+    let mut events = EventServiceClient::new(theirs.clone());
+    let mut speakers = SpeakerServiceClient::new(theirs.clone());
+    let mut companies = CompanyServiceClient::new(theirs.clone());
+    let mut topics = TopicServiceClient::new(theirs.clone());
+    let mut media_client = MediaServiceClient::new(theirs.clone());
+    let id = |s: &str| s.to_string();
+    let mask = Some(FieldMask { paths: vec!["name".into()] });
+
+    not_found(events.get_event(pb::GetEventRequest { id: id(&event.id) }).await, "GetEvent");
+    not_found(events.batch_get_events(pb::BatchGetEventsRequest { ids: vec![id(&event.id)] }).await, "BatchGetEvents");
+    not_found(
+        events
+            .update_event(pb::UpdateEventRequest {
+                event: Some(pb::Event { id: id(&event.id), name: "x".into(), ..Default::default() }),
+                update_mask: mask.clone(),
+            })
+            .await,
+        "UpdateEvent",
+    );
+    not_found(
+        events.delete_event(pb::DeleteEventRequest { id: id(&event.id), etag: String::new() }).await,
+        "DeleteEvent",
+    );
+    not_found(
+        events
+            .add_event_speaker(pb::AddEventSpeakerRequest {
+                event_speaker: Some(pb::EventSpeaker {
+                    event_id: id(&event.id),
+                    speaker_id: id(&speaker.id),
+                    ..Default::default()
+                }),
+            })
+            .await,
+        "AddEventSpeaker",
+    );
+    not_found(
+        events
+            .list_event_speakers(pb::ListEventSpeakersRequest { event_id: id(&event.id), ..Default::default() })
+            .await,
+        "ListEventSpeakers",
+    );
+    not_found(
+        events
+            .list_event_companies(pb::ListEventCompaniesRequest { event_id: id(&event.id), ..Default::default() })
+            .await,
+        "ListEventCompanies",
+    );
+    not_found(
+        events.list_event_topics(pb::ListEventTopicsRequest { event_id: id(&event.id), ..Default::default() }).await,
+        "ListEventTopics",
+    );
+    not_found(
+        events
+            .remove_event_topic(pb::RemoveEventTopicRequest { event_id: id(&event.id), topic_id: id(&topic.id) })
+            .await,
+        "RemoveEventTopic",
+    );
+    not_found(speakers.get_speaker(pb::GetSpeakerRequest { id: id(&speaker.id) }).await, "GetSpeaker");
+    not_found(
+        speakers.delete_speaker(pb::DeleteSpeakerRequest { id: id(&speaker.id), etag: String::new() }).await,
+        "DeleteSpeaker",
+    );
+    not_found(
+        speakers
+            .list_speaker_events(pb::ListSpeakerEventsRequest { speaker_id: id(&speaker.id), ..Default::default() })
+            .await,
+        "ListSpeakerEvents",
+    );
+    not_found(companies.get_company(pb::GetCompanyRequest { id: id(&company.id) }).await, "GetCompany");
+    not_found(
+        companies
+            .update_company(pb::UpdateCompanyRequest {
+                company: Some(pb::Company { id: id(&company.id), name: "x".into(), ..Default::default() }),
+                update_mask: mask.clone(),
+            })
+            .await,
+        "UpdateCompany",
+    );
+    not_found(
+        companies
+            .list_company_events(pb::ListCompanyEventsRequest { company_id: id(&company.id), ..Default::default() })
+            .await,
+        "ListCompanyEvents",
+    );
+    not_found(topics.get_topic(pb::GetTopicRequest { id: id(&topic.id) }).await, "GetTopic");
+    not_found(topics.batch_get_topics(pb::BatchGetTopicsRequest { ids: vec![id(&topic.id)] }).await, "BatchGetTopics");
+    not_found(
+        topics.list_topic_events(pb::ListTopicEventsRequest { topic_id: id(&topic.id), ..Default::default() }).await,
+        "ListTopicEvents",
+    );
+    not_found(media_client.get_media(pb::GetMediaRequest { id: id(&media.id) }).await, "GetMedia");
+    not_found(
+        media_client.list_media(pb::ListMediaRequest { event_id: id(&event.id), ..Default::default() }).await,
+        "ListMedia",
+    );
+    not_found(
+        media_client
+            .update_media(pb::UpdateMediaRequest {
+                media: Some(pb::Media { id: id(&media.id), title: Some("x".into()), ..Default::default() }),
+                update_mask: None,
+            })
+            .await,
+        "UpdateMedia",
+    );
+    not_found(
+        media_client.delete_media(pb::DeleteMediaRequest { id: id(&media.id), etag: String::new() }).await,
+        "DeleteMedia",
+    );
+
+    assert!(events.list_events(pb::ListEventsRequest::default()).await.expect("list").into_inner().events.is_empty());
+    assert!(
+        speakers
+            .list_speakers(pb::ListSpeakersRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .speakers
+            .is_empty()
+    );
+    assert!(
+        companies
+            .list_companies(pb::ListCompaniesRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .companies
+            .is_empty()
+    );
+    assert!(topics.list_topics(pb::ListTopicsRequest::default()).await.expect("list").into_inner().topics.is_empty());
+    let foreign = events
+        .list_events(pb::ListEventsRequest { page_size: 1, page_token, ..Default::default() })
+        .await
+        .expect_err("our page token is not theirs");
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+
+    // Their media cannot hang off our event, and upserting our speaker's name creates their own speaker.
+    let media_err = media_client
+        .create_media(pb::CreateMediaRequest {
+            media: Some(pb::Media {
+                event_id: id(&event.id),
+                kind: pb::MediaKind::Image as i32,
+                url: "https://x.test/b".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("media on a foreign event");
+    assert_eq!(media_err.code(), Code::FailedPrecondition);
+    let upserted = speakers
+        .upsert_speaker(pb::UpsertSpeakerRequest {
+            speaker: Some(pb::Speaker { name: "Ada".into(), ..Default::default() }),
+        })
+        .await
+        .expect("upsert")
+        .into_inner();
+    assert!(upserted.created);
+    assert_ne!(upserted.speaker.map(|s| s.id), Some(speaker.id.clone()));
+
+    // Ours is untouched.
+    let ours =
+        EventServiceClient::new(app.rw()).get_event(pb::GetEventRequest { id: event.id.clone() }).await.expect("ours");
+    assert_eq!(ours.into_inner(), event);
+}
+
+fn not_found<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>, what: &str) {
+    let status = result.expect_err(what);
+    assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
+}
