@@ -64,6 +64,77 @@ pub struct Config {
     pub auth_cache_ttl: Duration,
 }
 
+/// Settings of `eventdata relay` (docs/relay.md).
+#[derive(Clone, Debug)]
+pub struct RelaySettings {
+    /// The relay role's database URL (`EVENTDATA_RELAY_DATABASE_URL`).
+    pub database_url: String,
+    /// RabbitMQ (`AMQP_URL`).
+    pub amqp_url: String,
+    /// Durable topic exchange the changes go to (`EVENTDATA_RELAY_EXCHANGE`, default `eventdata.changes`).
+    pub exchange: String,
+    /// Alternate exchange for unroutable changes (`EVENTDATA_RELAY_ALTERNATE_EXCHANGE`, unset by default).
+    pub alternate_exchange: Option<String>,
+    /// How many partitions the change stream is split into by resource id (`EVENTDATA_RELAY_PARTITIONS`, 1).
+    pub partitions: u32,
+    /// Changes read and published per round, all confirms in flight together (`EVENTDATA_RELAY_BATCH_SIZE`, 500).
+    pub batch_size: u32,
+    /// Longest wait for a notification before reading anyway (`EVENTDATA_RELAY_POLL_INTERVAL_MS`, 1000).
+    pub poll_interval: Duration,
+    /// How often a standby tries to take over a partition (`EVENTDATA_RELAY_CLAIM_INTERVAL_MS`, 1000).
+    pub claim_interval: Duration,
+    /// Cap of the reconnect backoff (`EVENTDATA_RELAY_MAX_BACKOFF_MS`, 10000).
+    pub max_backoff: Duration,
+    /// How long delivered changes are kept (`EVENTDATA_RELAY_RETENTION_HOURS`, 168 = 7 days).
+    pub retention: Duration,
+    /// How long idempotency records are kept, at least 24 h (`EVENTDATA_IDEMPOTENCY_RETENTION_HOURS`, 48).
+    pub idempotency_retention: Duration,
+    /// How often retention runs (`EVENTDATA_RELAY_RETENTION_INTERVAL_MS`, 60000).
+    pub retention_interval: Duration,
+}
+
+/// Default relay-role URL for a local setup made by scripts/setup.sh.
+pub const DEFAULT_RELAY_DATABASE_URL: &str = "postgres://eventdata_relay@127.0.0.1:5432/eventdata";
+
+impl RelaySettings {
+    /// Reads the relay settings.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let positive = |var: &'static str, default: &str| -> Result<u32, ConfigError> {
+            let n: u32 = env.parsed(var, default)?;
+            if n == 0 {
+                return Err(ConfigError { var, reason: "must be at least 1".into() });
+            }
+            Ok(n)
+        };
+        let hours = |var: &'static str, default: &str, min: u64| -> Result<Duration, ConfigError> {
+            let h: u64 = env.parsed(var, default)?;
+            if h < min {
+                return Err(ConfigError { var, reason: format!("must be at least {min} hours") });
+            }
+            Ok(Duration::from_secs(h * 3600))
+        };
+        Ok(Self {
+            database_url: env.url(
+                "EVENTDATA_RELAY_DATABASE_URL",
+                DEFAULT_RELAY_DATABASE_URL,
+                &["postgres", "postgresql"],
+            )?,
+            amqp_url: env.url("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
+            exchange: env.get("EVENTDATA_RELAY_EXCHANGE").unwrap_or_else(|| "eventdata.changes".into()),
+            alternate_exchange: env.get("EVENTDATA_RELAY_ALTERNATE_EXCHANGE"),
+            partitions: positive("EVENTDATA_RELAY_PARTITIONS", "1")?,
+            batch_size: positive("EVENTDATA_RELAY_BATCH_SIZE", "500")?,
+            poll_interval: env.millis("EVENTDATA_RELAY_POLL_INTERVAL_MS", 1000)?,
+            claim_interval: env.millis("EVENTDATA_RELAY_CLAIM_INTERVAL_MS", 1000)?,
+            max_backoff: env.millis("EVENTDATA_RELAY_MAX_BACKOFF_MS", 10_000)?,
+            retention: hours("EVENTDATA_RELAY_RETENTION_HOURS", "168", 1)?,
+            idempotency_retention: hours("EVENTDATA_IDEMPOTENCY_RETENTION_HOURS", "48", 24)?,
+            retention_interval: env.millis("EVENTDATA_RELAY_RETENTION_INTERVAL_MS", 60_000)?,
+        })
+    }
+}
+
 /// Default runtime-role URL for a local setup made by scripts/setup.sh.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://eventdata_app@127.0.0.1:5432/eventdata";
 /// Default owner-role URL for a local setup made by scripts/setup.sh.
@@ -221,6 +292,25 @@ mod tests {
             let err = config_with(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var, "{value:?} blamed the wrong variable");
             assert!(err.to_string().contains(var), "message {err} does not name {var}");
+        }
+    }
+
+    #[test]
+    fn relay_settings_default_and_reject_bad_values() {
+        let defaults = RelaySettings::from_lookup(|_| None).expect("defaults");
+        assert_eq!(
+            (defaults.exchange.as_str(), defaults.partitions, defaults.batch_size),
+            ("eventdata.changes", 1, 500)
+        );
+        assert_eq!(defaults.retention, Duration::from_secs(7 * 24 * 3600));
+        for (var, value) in [
+            ("EVENTDATA_RELAY_PARTITIONS", "0"),
+            ("EVENTDATA_RELAY_BATCH_SIZE", "x"),
+            ("EVENTDATA_IDEMPOTENCY_RETENTION_HOURS", "1"),
+            ("EVENTDATA_RELAY_DATABASE_URL", "nope"),
+        ] {
+            let err = RelaySettings::from_lookup(|k| (k == var).then(|| value.to_string())).expect_err(var);
+            assert_eq!(err.var, var);
         }
     }
 

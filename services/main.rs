@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use eventdata::config::{Config, DatabaseSettings, TelemetrySettings};
+use eventdata::config::{Config, DatabaseSettings, RelaySettings, TelemetrySettings};
 use eventdata::domain::api_key::{NewApiKey, Scopes};
 use eventdata::domain::org_slug::OrgSlug;
 use eventdata::store::{api_keys, organizations};
@@ -36,6 +36,28 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Publish the outbox to RabbitMQ (default), or inspect and replay it.
+    Relay {
+        #[command(subcommand)]
+        action: Option<RelayAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayAction {
+    /// Run the relay until SIGTERM/SIGINT (the default).
+    Run,
+    /// Print each partition's checkpoint, backlog, oldest undelivered change and whether a relay is active on it.
+    Status,
+    /// Re-publish the changes with positions FROM..=TO (for a consumer that lost data); checkpoints are unchanged.
+    Replay {
+        /// First position to publish again.
+        #[arg(long)]
+        from: i64,
+        /// Last position (default: the newest).
+        #[arg(long)]
+        to: Option<i64>,
     },
 }
 
@@ -110,6 +132,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action).await,
         Command::Orgs { action } => orgs(action).await,
         Command::Keys { action } => keys(action).await,
+        Command::Relay { action } => relay(action.unwrap_or(RelayAction::Run)).await,
     }
 }
 
@@ -190,6 +213,46 @@ async fn keys(action: KeysAction) -> anyhow::Result<()> {
             Some(key) => println!("revoked {}", key.id),
             None => bail!("no key {id}"),
         },
+    }
+    Ok(())
+}
+
+async fn relay(action: RelayAction) -> anyhow::Result<()> {
+    let settings = RelaySettings::from_lookup(|name| std::env::var(name).ok())?;
+    let telemetry = telemetry::init(&TelemetrySettings::from_lookup(|name| std::env::var(name).ok())?)?;
+    let result = match action {
+        RelayAction::Run => {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                startup::shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            eventdata::outbox::relay::Relay::new(settings).run(stopped).await
+        }
+        RelayAction::Status => relay_status(&settings).await,
+        RelayAction::Replay { from, to } => {
+            let count = eventdata::outbox::relay::replay(&settings, from, to.unwrap_or(i64::MAX)).await?;
+            println!("replayed {count} changes");
+            Ok(())
+        }
+    };
+    telemetry.shutdown();
+    result
+}
+
+async fn relay_status(settings: &RelaySettings) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&settings.database_url)
+        .await
+        .context("cannot connect with EVENTDATA_RELAY_DATABASE_URL")?;
+    println!("partition\tactive\tcheckpoint\tbacklog\toldest_undelivered_s");
+    for p in eventdata::outbox::log::status(&mut conn, settings.partitions).await? {
+        let checkpoint = match (p.txid, p.position) {
+            (Some(txid), Some(position)) => format!("{txid}/{position}"),
+            _ => "-".into(),
+        };
+        let age = p.oldest_age_seconds.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
+        println!("{}\t{}\t{}\t{}\t{}", p.partition, p.active, checkpoint, p.backlog, age);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod broker;
 mod catalogue_concurrency;
 mod catalogue_crud;
 mod catalogue_errors;
@@ -11,6 +12,7 @@ mod catalogue_outbox;
 mod cli;
 mod list_indexes;
 mod migrations;
+mod relay;
 mod row_level_security;
 mod schema_constraints;
 mod server;

@@ -1,0 +1,251 @@
+//! Reading the change log (the relay's SQL). Rows are read in `(txid, position)` order and only below the
+//! watermark `pg_snapshot_xmin(pg_current_snapshot())`: every transaction with a smaller id has finished, so no
+//! row can later appear behind a checkpoint (docs/relay.md).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Namespace of the relay's partition locks (two-key advisory locks `(RELAY_LOCK_SPACE, partition)`).
+pub const RELAY_LOCK_SPACE: i32 = 0x6564_7231; // "edr1"
+
+/// A point in the log: everything at or before it has been handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Checkpoint {
+    /// Transaction id (`xid8` as an integer).
+    pub txid: i64,
+    /// Position within the log.
+    pub position: i64,
+}
+
+/// One change as the relay publishes it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoggedChange {
+    /// Log position.
+    pub position: i64,
+    /// Writing transaction.
+    pub txid: i64,
+    /// The change's UUID (the AMQP message id).
+    pub change_id: Uuid,
+    /// Organization.
+    pub org_id: Uuid,
+    /// `event`, `speaker`, ...
+    pub aggregate_type: String,
+    /// The resource's id.
+    pub aggregate_id: Uuid,
+    /// `<resource>.<change>`.
+    pub change_type: String,
+    /// JSON payload, as text.
+    pub payload: String,
+    /// The API key that made it.
+    pub actor_key_id: Option<Uuid>,
+    /// W3C trace context of the request.
+    pub traceparent: Option<String>,
+    /// W3C trace state of the request.
+    pub tracestate: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+impl LoggedChange {
+    /// The checkpoint just after this change.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { txid: self.txid, position: self.position }
+    }
+}
+
+const COLUMNS: &str = "position, txid::text::bigint AS txid, change_id, org_id, aggregate_type, aggregate_id, \
+    change_type, payload::text AS payload, actor_key_id, traceparent, tracestate, created_at";
+
+/// The partition of a change: its resource id hashed, so one resource's changes always share a partition.
+const PARTITION_OF: &str = "mod(hashtextextended(aggregate_id::text, 0) & 9223372036854775807, $3)";
+
+/// Up to `limit` finished changes of `partition` (of `partitions`) after `after`, in log order.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    partitions: u32,
+    partition: u32,
+    limit: u32,
+) -> Result<Vec<LoggedChange>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM outbox
+         WHERE (txid, position) > ($1::text::xid8, $2)
+           AND txid < pg_snapshot_xmin(pg_current_snapshot())
+           AND ($3 = 1 OR {PARTITION_OF} = $4)
+         ORDER BY txid, position
+         LIMIT $5"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after.txid.to_string())
+        .bind(after.position)
+        .bind(i64::from(partitions))
+        .bind(i64::from(partition))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// Whether changes after `after` exist that are still behind the watermark (their transaction, or an older one,
+/// is still running): the reader should look again soon rather than wait for the next notification.
+pub async fn held_back(conn: &mut PgConnection, after: Checkpoint) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM outbox WHERE (txid, position) > ($1::text::xid8, $2)
+                        AND txid >= pg_snapshot_xmin(pg_current_snapshot()))",
+    )
+    .bind(after.txid.to_string())
+    .bind(after.position)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Takes partition `partition`'s session lock on this connection if nobody holds it. The lock lives as long as
+/// the connection: a relay that dies (or loses its database connection) releases it.
+pub async fn try_claim(conn: &mut PgConnection, partition: u32) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(RELAY_LOCK_SPACE)
+        .bind(partition as i32)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The checkpoint of `partition`. A partition never run under this partition count starts from the lowest
+/// checkpoint of any other count (after re-partitioning: duplicates, never gaps), or from the beginning.
+pub async fn checkpoint(conn: &mut PgConnection, partitions: u32, partition: u32) -> Result<Checkpoint, sqlx::Error> {
+    let own: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT txid::text::bigint, position FROM relay_checkpoints WHERE partitions = $1 AND partition = $2",
+    )
+    .bind(partitions as i32)
+    .bind(partition as i32)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let found = match own {
+        Some(found) => Some(found),
+        None => {
+            sqlx::query_as("SELECT txid::text::bigint, position FROM relay_checkpoints ORDER BY txid, position LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    Ok(found.map(|(txid, position)| Checkpoint { txid, position }).unwrap_or_default())
+}
+
+/// Records that `partition` has published everything up to `at`.
+pub async fn save_checkpoint(
+    conn: &mut PgConnection,
+    partitions: u32,
+    partition: u32,
+    at: Checkpoint,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (partitions, partition, txid, position) VALUES ($1, $2, $3::text::xid8, $4)
+         ON CONFLICT (partitions, partition) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
+    )
+    .bind(partitions as i32)
+    .bind(partition as i32)
+    .bind(at.txid.to_string())
+    .bind(at.position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Changes with `from <= position <= to`, in log order, after `after` (for replay).
+pub async fn read_range(
+    conn: &mut PgConnection,
+    from: i64,
+    to: i64,
+    after: Checkpoint,
+    limit: u32,
+) -> Result<Vec<LoggedChange>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM outbox
+         WHERE position BETWEEN $1 AND $2 AND (txid, position) > ($3::text::xid8, $4)
+           AND txid < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY txid, position LIMIT $5"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(from)
+        .bind(to)
+        .bind(after.txid.to_string())
+        .bind(after.position)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// One partition's state for `eventdata relay status`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PartitionStatus {
+    /// The partition.
+    pub partition: i32,
+    /// Its checkpoint transaction id, if it ever published.
+    pub txid: Option<i64>,
+    /// Its checkpoint position.
+    pub position: Option<i64>,
+    /// Changes not yet published.
+    pub backlog: i64,
+    /// Age in seconds of the oldest unpublished change.
+    pub oldest_age_seconds: Option<f64>,
+    /// Whether a relay holds the partition now.
+    pub active: bool,
+}
+
+/// Every partition's checkpoint, backlog, lag and whether a relay is active on it.
+pub async fn status(conn: &mut PgConnection, partitions: u32) -> Result<Vec<PartitionStatus>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.partition, c.txid::text::bigint AS txid, c.position,
+                count(o.position) AS backlog,
+                extract(epoch FROM now() - min(o.created_at))::float8 AS oldest_age_seconds,
+                EXISTS (SELECT FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid
+                        AND l.objid = p.partition::oid AND l.objsubid = 2 AND l.granted) AS active
+         FROM generate_series(0, $1 - 1) AS p(partition)
+         LEFT JOIN relay_checkpoints c ON c.partitions = $1 AND c.partition = p.partition
+         LEFT JOIN outbox o ON (o.txid, o.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))
+              AND ($1 = 1 OR mod(hashtextextended(o.aggregate_id::text, 0) & 9223372036854775807, $1) = p.partition)
+         GROUP BY p.partition, c.txid, c.position
+         ORDER BY p.partition",
+    )
+    .bind(partitions as i32)
+    .bind(RELAY_LOCK_SPACE)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Deletes up to `batch` delivered changes older than `older_than` (below every current partition's checkpoint)
+/// and expired idempotency records; returns how many changes went. Small batches keep locks short.
+pub async fn prune(
+    conn: &mut PgConnection,
+    partitions: u32,
+    older_than: std::time::Duration,
+    idempotency_older_than: std::time::Duration,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "WITH horizon AS (
+           SELECT txid, position FROM relay_checkpoints WHERE partitions = $1 ORDER BY txid, position LIMIT 1
+         ), doomed AS (
+           SELECT o.position FROM outbox o, horizon h
+           WHERE (SELECT count(*) FROM relay_checkpoints WHERE partitions = $1) = $1
+             AND (o.txid, o.position) <= (h.txid, h.position)
+             AND o.created_at < now() - make_interval(secs => $2)
+           ORDER BY o.txid, o.position LIMIT $3
+         )
+         DELETE FROM outbox WHERE position IN (SELECT position FROM doomed)",
+    )
+    .bind(partitions as i32)
+    .bind(older_than.as_secs_f64())
+    .bind(batch)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM idempotency_records WHERE (org_id, request_id) IN (
+           SELECT org_id, request_id FROM idempotency_records WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
+    )
+    .bind(idempotency_older_than.as_secs_f64())
+    .bind(batch)
+    .execute(&mut *conn)
+    .await?;
+    Ok(deleted)
+}

@@ -1,0 +1,100 @@
+//! Publishing to RabbitMQ with publisher confirms: a batch is sent with every confirm in flight, then the
+//! confirms are awaited in order; only the confirmed prefix counts as delivered.
+
+use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use super::log::LoggedChange;
+use super::message::OutgoingMessage;
+
+/// Where and how changes are published.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// The durable topic exchange.
+    pub exchange: String,
+    /// Where the broker sends changes no queue is bound for, if anywhere.
+    pub alternate_exchange: Option<String>,
+}
+
+/// A connection and a confirm-mode channel with the exchange declared.
+pub struct Publisher {
+    connection: Connection,
+    channel: Channel,
+    exchange: ShortString,
+}
+
+/// What publishing a batch achieved.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchOutcome {
+    /// How many changes, from the start of the batch, the broker confirmed.
+    pub confirmed: usize,
+    /// How many of those were unroutable (returned under the mandatory flag).
+    pub returned: usize,
+    /// Whether the broker refused (nacked) the change after the confirmed prefix.
+    pub nacked: bool,
+}
+
+impl Publisher {
+    /// Connects, enables confirms and declares the exchange (and its alternate exchange).
+    pub async fn connect(url: &str, topology: &Topology) -> Result<Self, lapin::Error> {
+        let connection =
+            Connection::connect(url, ConnectionProperties::default().with_connection_name("eventdata-relay".into()))
+                .await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        let mut arguments = FieldTable::default();
+        if let Some(alternate) = &topology.alternate_exchange {
+            channel
+                .exchange_declare(alternate.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+                .await?;
+            arguments.insert("alternate-exchange".into(), AMQPValue::LongString(LongString::from(alternate.clone())));
+        }
+        channel.exchange_declare(topology.exchange.as_str().into(), ExchangeKind::Topic, durable, arguments).await?;
+        Ok(Self { connection, channel, exchange: topology.exchange.as_str().into() })
+    }
+
+    /// Publishes `changes` in order, all confirms in flight, and reports the confirmed prefix.
+    pub async fn publish(&self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
+        let mut pending = Vec::with_capacity(changes.len());
+        for change in changes {
+            let message = OutgoingMessage::from(change);
+            let confirm = self
+                .channel
+                .basic_publish(
+                    self.exchange.clone(),
+                    message.routing_key.as_str().into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &message.body,
+                    message.properties,
+                )
+                .await?;
+            pending.push(confirm);
+        }
+        let mut outcome = BatchOutcome::default();
+        for (confirm, change) in pending.into_iter().zip(changes) {
+            match confirm.await? {
+                Confirmation::Ack(returned) => {
+                    if returned.is_some() {
+                        outcome.returned += 1;
+                        tracing::warn!(change_id = %change.change_id, routing_key = %change.change_type, "change was unroutable: no queue is bound for it");
+                    }
+                    outcome.confirmed += 1;
+                }
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    outcome.nacked = true;
+                    break;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Closes the channel and connection politely (after the last confirms).
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "relay stopping".into()).await;
+        let _ = self.connection.close(200, "relay stopping".into()).await;
+    }
+}

@@ -1,0 +1,242 @@
+//! `eventdata relay`: publishes the outbox to RabbitMQ, in log order per partition, at least once.
+//!
+//! Each partition has one worker per relay process. A worker holds the partition's advisory lock on its own
+//! database connection (the standby workers of other processes keep trying every `claim_interval`), reads
+//! finished changes after the partition's checkpoint, publishes them with all confirms in flight, and moves the
+//! checkpoint past the confirmed prefix only. Any failure drops both connections (releasing the lock), waits a
+//! capped, jittered backoff, and starts again from the saved checkpoint. docs/relay.md explains why nothing is lost.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection};
+use tokio::sync::watch;
+
+use super::backoff::Backoff;
+use super::log::{self, Checkpoint};
+use super::publisher::{Publisher, Topology};
+use crate::config::RelaySettings;
+
+/// The notification channel the outbox trigger signals on.
+pub const NOTIFY_CHANNEL: &str = "eventdata_outbox";
+
+/// Counters a relay process keeps (exported as metrics).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Changes confirmed by the broker.
+    pub published: AtomicU64,
+    /// Confirmed changes that were unroutable.
+    pub returned: AtomicU64,
+    /// Batches the broker refused (nacked).
+    pub nacked: AtomicU64,
+    /// Restarts of a partition worker after a failure.
+    pub reconnects: AtomicU64,
+}
+
+/// A relay process's partition workers and their shared state.
+pub struct Relay {
+    settings: RelaySettings,
+    stats: Arc<RelayStats>,
+    active: watch::Sender<BTreeSet<u32>>,
+}
+
+enum Served {
+    /// Another relay holds the partition.
+    NotClaimed,
+    /// Shutdown was asked for; the last batch is confirmed and checkpointed.
+    Stopped,
+}
+
+impl Relay {
+    /// A relay with `settings`; nothing runs until [`Relay::run`].
+    pub fn new(settings: RelaySettings) -> Self {
+        Self { settings, stats: Arc::default(), active: watch::channel(BTreeSet::new()).0 }
+    }
+
+    /// The process's counters.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The partitions this process is publishing, as they change.
+    pub fn active_partitions(&self) -> watch::Receiver<BTreeSet<u32>> {
+        self.active.subscribe()
+    }
+
+    /// Runs every partition worker and the retention task until `shutdown` turns true, then returns once each
+    /// worker has finished its in-flight batch.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let relay = Arc::new(self);
+        let mut tasks = Vec::new();
+        for partition in 0..relay.settings.partitions {
+            let (relay, shutdown) = (Arc::clone(&relay), shutdown.clone());
+            tasks.push(tokio::spawn(async move { relay.partition_worker(partition, shutdown).await }));
+        }
+        let (retention_relay, retention_shutdown) = (Arc::clone(&relay), shutdown.clone());
+        tasks.push(tokio::spawn(async move { retention_relay.retention(retention_shutdown).await }));
+        for task in tasks {
+            task.await.context("relay task panicked")?;
+        }
+        Ok(())
+    }
+
+    async fn partition_worker(&self, partition: u32, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(self.settings.max_backoff);
+        while !*shutdown.borrow() {
+            let pause = match self.serve_partition(partition, &mut shutdown, &mut backoff).await {
+                Ok(Served::Stopped) => break,
+                Ok(Served::NotClaimed) => self.settings.claim_interval,
+                Err(err) => {
+                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        partition,
+                        error = format!("{err:#}"),
+                        delay_ms = delay.as_millis() as u64,
+                        "relay partition failed; reconnecting"
+                    );
+                    delay
+                }
+            };
+            self.active.send_modify(|active| {
+                active.remove(&partition);
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.active.send_modify(|active| {
+            active.remove(&partition);
+        });
+    }
+
+    async fn serve_partition(
+        &self,
+        partition: u32,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> anyhow::Result<Served> {
+        let settings = &self.settings;
+        let mut conn = PgConnection::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
+        if !log::try_claim(&mut conn, partition).await? {
+            return Ok(Served::NotClaimed);
+        }
+        // LISTEN before the first read, so no commit between the read and the wait goes unnoticed.
+        let mut listener = PgListener::connect(&settings.database_url).await.context("connecting the listener")?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let topology =
+            Topology { exchange: settings.exchange.clone(), alternate_exchange: settings.alternate_exchange.clone() };
+        let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
+        let mut at = log::checkpoint(&mut conn, settings.partitions, partition).await?;
+        self.active.send_modify(|active| {
+            active.insert(partition);
+        });
+        backoff.reset();
+        tracing::info!(partition, txid = at.txid, position = at.position, "relay partition active");
+        loop {
+            if *shutdown.borrow() {
+                publisher.close().await;
+                tracing::info!(partition, position = at.position, "relay partition stopped");
+                return Ok(Served::Stopped);
+            }
+            let batch = log::read_after(&mut conn, at, settings.partitions, partition, settings.batch_size).await?;
+            if batch.is_empty() {
+                self.wait_for_changes(&mut conn, &mut listener, at, shutdown).await?;
+                continue;
+            }
+            let outcome = publisher.publish(&batch).await.context("publishing")?;
+            if outcome.confirmed > 0 {
+                at = batch[outcome.confirmed - 1].checkpoint();
+                log::save_checkpoint(&mut conn, settings.partitions, partition, at).await?;
+                self.stats.published.fetch_add(outcome.confirmed as u64, Ordering::Relaxed);
+                self.stats.returned.fetch_add(outcome.returned as u64, Ordering::Relaxed);
+            }
+            if outcome.nacked {
+                self.stats.nacked.fetch_add(1, Ordering::Relaxed);
+                bail!("the broker refused a change; republishing from position {}", at.position);
+            }
+        }
+    }
+
+    /// Waits until new changes may be readable: briefly when finished-but-not-yet-visible changes are held back
+    /// by a running transaction, else until a notification, the poll interval, or shutdown.
+    async fn wait_for_changes(
+        &self,
+        conn: &mut PgConnection,
+        listener: &mut PgListener,
+        at: Checkpoint,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let wait =
+            if log::held_back(conn, at).await? { Duration::from_millis(20) } else { self.settings.poll_interval };
+        tokio::select! {
+            notification = listener.recv(), if wait > Duration::from_millis(20) => { notification?; }
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+        Ok(())
+    }
+
+    /// Prunes delivered changes past retention, from the process that holds partition 0 only.
+    async fn retention(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.retention_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if !self.active.borrow().contains(&0) {
+                continue;
+            }
+            if let Err(err) = self.prune_once().await {
+                tracing::warn!(error = format!("{err:#}"), "outbox retention failed; will retry");
+            }
+        }
+    }
+
+    async fn prune_once(&self) -> anyhow::Result<()> {
+        let settings = &self.settings;
+        let mut conn = PgConnection::connect(&settings.database_url).await?;
+        let mut total = 0;
+        loop {
+            let deleted =
+                log::prune(&mut conn, settings.partitions, settings.retention, settings.idempotency_retention, 1000)
+                    .await?;
+            total += deleted;
+            if deleted < 1000 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, "pruned delivered changes past retention");
+        }
+        Ok(())
+    }
+}
+
+/// Re-publishes the changes with `from <= position <= to` (for a consumer that lost data), in log order,
+/// without touching any checkpoint. Returns how many were confirmed.
+pub async fn replay(settings: &RelaySettings, from: i64, to: i64) -> anyhow::Result<u64> {
+    let mut conn = PgConnection::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
+    let topology =
+        Topology { exchange: settings.exchange.clone(), alternate_exchange: settings.alternate_exchange.clone() };
+    let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
+    let mut at = Checkpoint::default();
+    let mut total = 0u64;
+    loop {
+        let batch = log::read_range(&mut conn, from, to, at, settings.batch_size).await?;
+        let Some(last) = batch.last() else { break };
+        let outcome = publisher.publish(&batch).await?;
+        total += outcome.confirmed as u64;
+        if outcome.nacked || outcome.confirmed < batch.len() {
+            bail!("the broker refused a change after {total} were replayed");
+        }
+        at = last.checkpoint();
+    }
+    publisher.close().await;
+    Ok(total)
+}

@@ -1,0 +1,343 @@
+//! The relay against the real PostgreSQL and RabbitMQ: everything committed arrives, in commit order per
+//! resource, with every header; nothing is skipped when commits come out of order; nothing is lost across
+//! kill -9, broker restarts, or a failover between relays.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use eventdata::outbox::log::{self, Checkpoint};
+use eventdata::outbox::relay::Relay;
+use eventdata::proto::v1 as pb;
+use pb::event_service_client::EventServiceClient;
+use prost_types::FieldMask;
+use sqlx::Connection;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::broker::{BROKER, BoundQueue, Received, relay_settings, spawn_relay, test_exchange};
+use crate::catalogue_crud::create_event;
+use crate::common::{AuthChannel, TestApp, eventually};
+
+/// Runs a relay in-process until the returned sender is dropped or set.
+fn start_relay(
+    settings: eventdata::config::RelaySettings,
+) -> (watch::Sender<bool>, watch::Receiver<std::collections::BTreeSet<u32>>, tokio::task::JoinHandle<anyhow::Result<()>>)
+{
+    let relay = Relay::new(settings);
+    let active = relay.active_partitions();
+    let (stop, stopped) = watch::channel(false);
+    (stop, active, tokio::spawn(relay.run(stopped)))
+}
+
+/// `writers` concurrent clients making `updates` unconditional updates in all over `events` (round robin), so
+/// several writers race on each event.
+async fn write_updates(channel: AuthChannel, events: &[pb::Event], writers: usize, updates: usize) {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (channel, events) = (channel.clone(), events.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut client = EventServiceClient::new(channel);
+            for i in (w..updates).step_by(writers) {
+                let event = &events[i % events.len()];
+                client
+                    .update_event(pb::UpdateEventRequest {
+                        event: Some(pb::Event {
+                            id: event.id.clone(),
+                            name: format!("w{w}-{i}"),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(FieldMask { paths: vec!["name".into()] }),
+                    })
+                    .await
+                    .expect("update");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+}
+
+/// Every change id of the test's outbox.
+async fn committed_ids(app: &TestApp) -> HashSet<String> {
+    let mut tx = eventdata::db::begin_for_org(&app.db.admin, app.org).await.expect("begin");
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT change_id FROM outbox").fetch_all(&mut *tx).await.expect("ids");
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
+/// Per resource, the etags of first deliveries must count up 1, 2, 3, ... with no gap: commit order, nothing lost.
+fn assert_per_resource_order(received: &[Received]) {
+    let mut seen = HashSet::new();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for message in received {
+        if !seen.insert(message.message_id.clone()) {
+            continue;
+        }
+        let resource = message.headers["resource_id"].clone();
+        let etag: i64 = message.body["resource"]["etag"].as_str().and_then(|e| e.parse().ok()).expect("etag");
+        let previous = last.insert(resource.clone(), etag).unwrap_or(0);
+        assert_eq!(etag, previous + 1, "{resource}: version {etag} delivered after {previous}");
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_concurrent_changes_arrive_in_order_with_headers() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let (_stop, _active, _relay) = start_relay(relay_settings(&app.db, &exchange));
+
+    let mut events = Vec::new();
+    for i in 0..50 {
+        events.push(create_event(app.rw(), &format!("E{i}"), &format!("e-{i}")).await);
+    }
+    write_updates(app.rw(), &events, 8, 9_950).await;
+    queue.receive_until(Duration::from_secs(120), "10,000 changes", |r| r.len() >= 10_000).await;
+
+    let ids: HashSet<&str> = queue.received.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids.len(), 10_000, "no duplicates without failures");
+    assert_eq!(
+        ids,
+        committed_ids(&app).await.iter().map(String::as_str).collect::<HashSet<_>>(),
+        "exactly what was committed"
+    );
+    assert_per_resource_order(&queue.received);
+    for m in &queue.received {
+        let h = &m.headers;
+        assert_eq!(m.delivery_mode, Some(2), "persistent");
+        assert_eq!((m.content_type.as_str(), m.app_id.as_str()), ("application/json", "eventdata"));
+        assert_eq!(m.routing_key, m.kind, "routing key is the change type");
+        assert!(["event.created", "event.updated"].contains(&m.routing_key.as_str()));
+        assert_eq!(h["cloudEvents_id"], m.message_id);
+        assert_eq!(h["cloudEvents_specversion"], "1.0");
+        assert_eq!(h["cloudEvents_type"], format!("eventdata.{}", m.kind));
+        assert_eq!(h["cloudEvents_subject"], h["resource_id"]);
+        assert_eq!(h["cloudEvents_source"], format!("/eventdata/orgs/{}", app.org));
+        assert!(chrono::DateTime::parse_from_rfc3339(&h["cloudEvents_time"]).is_ok());
+        assert_eq!(h["org_id"], app.org.to_string());
+        assert!(h["position"].parse::<i64>().is_ok());
+        assert_eq!(m.body["resource_id"].as_str(), Some(h["resource_id"].as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_that_commits_late_is_not_skipped() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let insert = "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
+                  VALUES (current_org_id(), 'event', $1, 'event.updated', '{}') RETURNING position";
+    // T1 takes the earlier position and stays open; T2 takes a later one and commits first.
+    let mut t1 = eventdata::db::begin_for_org(&app.db.admin, app.org).await.expect("t1");
+    let early: i64 = sqlx::query_scalar(insert).bind(Uuid::now_v7()).fetch_one(&mut *t1).await.expect("t1 insert");
+    let mut t2 = eventdata::db::begin_for_org(&app.db.admin, app.org).await.expect("t2");
+    let late: i64 = sqlx::query_scalar(insert).bind(Uuid::now_v7()).fetch_one(&mut *t2).await.expect("t2 insert");
+    t2.commit().await.expect("t2 commits first");
+    assert!(early < late);
+
+    let exchange = test_exchange();
+    let settings = relay_settings(&app.db, &exchange);
+    let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    let visible = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
+    assert!(visible.is_empty(), "T2's change is held back while T1 (an older transaction) runs");
+    assert!(log::held_back(&mut reader, Checkpoint::default()).await.expect("held back"));
+
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let (_stop, _active, _relay) = start_relay(settings);
+    t1.commit().await.expect("t1 commits last");
+    queue.receive_until(Duration::from_secs(30), "both changes", |r| r.len() >= 2).await;
+    let positions: Vec<String> = queue.received.iter().map(|m| m.headers["position"].clone()).collect();
+    assert_eq!(positions, vec![early.to_string(), late.to_string()], "both delivered, in transaction order");
+    let after = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
+    assert_eq!(after.len(), 2);
+}
+
+#[tokio::test]
+async fn kill_dash_nine_five_times_loses_nothing() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let mut settings = relay_settings(&app.db, &exchange);
+    settings.batch_size = 50;
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(create_event(app.rw(), &format!("E{i}"), &format!("e-{i}")).await);
+    }
+    let writer = tokio::spawn({
+        let (channel, events) = (app.rw(), events.clone());
+        async move { write_updates(channel, &events, 4, 3_000).await }
+    });
+
+    let mut relay = spawn_relay(&settings);
+    for kill in 1..=5 {
+        // Kill once the relay has made progress since the last restart, at a point the test does not choose.
+        let target = queue.received.len() + 150 + rand_below(200);
+        queue.receive_until(Duration::from_secs(60), "progress before a kill", |r| r.len() >= target).await;
+        relay.start_kill().expect("kill -9");
+        relay.wait().await.expect("reaped");
+        tracing::info!(kill, "relay killed");
+        relay = spawn_relay(&settings);
+    }
+    writer.await.expect("writer");
+    let committed = committed_ids(&app).await;
+    queue
+        .receive_until(Duration::from_secs(120), "every committed change", |r| {
+            let got: HashSet<&str> = r.iter().map(|m| m.message_id.as_str()).collect();
+            committed.iter().all(|id| got.contains(id.as_str()))
+        })
+        .await;
+    let duplicates = queue.received.len() - committed.len();
+    assert!(duplicates <= 5 * settings.batch_size as usize, "duplicates only of unconfirmed batches: {duplicates}");
+    assert_per_resource_order(&queue.received);
+    drop(relay);
+}
+
+fn rand_below(n: usize) -> usize {
+    (Uuid::new_v4().as_u128() % n as u128) as usize
+}
+
+#[tokio::test]
+async fn a_standby_relay_takes_over_when_the_active_one_dies() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let settings = relay_settings(&app.db, &exchange);
+
+    let mut first = spawn_relay(&settings);
+    create_event(app.rw(), "Before", "before").await;
+    queue.receive_until(Duration::from_secs(30), "the first relay to publish", |r| !r.is_empty()).await;
+
+    let (_stop, mut standby_active, _standby) = start_relay(settings.clone());
+    for i in 0..100 {
+        create_event(app.rw(), "E", &format!("e-{i}")).await;
+    }
+    queue.receive_until(Duration::from_secs(30), "101 changes", |r| r.len() >= 101).await;
+    assert!(standby_active.borrow().is_empty(), "the standby does not publish while the first relay lives");
+    let ids: HashSet<&str> = queue.received.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids.len(), queue.received.len(), "only one relay published: no duplicates");
+
+    first.start_kill().expect("kill the active relay");
+    first.wait().await.expect("reaped");
+    tokio::time::timeout(Duration::from_secs(10), standby_active.wait_for(|a| a.contains(&0)))
+        .await
+        .expect("the standby takes over within seconds")
+        .expect("active set");
+    for i in 0..20 {
+        create_event(app.rw(), "After", &format!("after-{i}")).await;
+    }
+    queue.receive_until(Duration::from_secs(30), "changes after the takeover", |r| r.len() >= 121).await;
+    let ids: HashSet<String> = queue.received.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids, committed_ids(&app).await);
+}
+
+/// Restores the broker even when the test fails.
+struct BrokerRestart;
+
+impl BrokerRestart {
+    fn stop() -> Self {
+        rabbitmqctl(&["stop_app"]);
+        BrokerRestart
+    }
+}
+
+impl Drop for BrokerRestart {
+    fn drop(&mut self) {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl").args(args).stdout(std::process::Stdio::null()).status();
+    assert!(status.is_ok_and(|s| s.success()), "rabbitmqctl {args:?} failed");
+}
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let _broker = BROKER.write().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let queue_name = format!("eventdata.test.restart.{}", Uuid::new_v4().simple());
+    durable_queue(&exchange, &queue_name).await;
+    let (_stop, mut active, _relay) = start_relay(relay_settings(&app.db, &exchange));
+    active.wait_for(|a| a.contains(&0)).await.expect("relay active");
+
+    let events: Vec<pb::Event> = {
+        let mut v = Vec::new();
+        for i in 0..10 {
+            v.push(create_event(app.rw(), "E", &format!("e-{i}")).await);
+        }
+        v
+    };
+    write_updates(app.rw(), &events, 2, 300).await;
+    eventually(Duration::from_secs(30), "the first changes to be queued", || async {
+        queued(&queue_name).await >= 310
+    })
+    .await;
+    {
+        let _down = BrokerRestart::stop();
+        // Changes keep committing while the broker is away.
+        write_updates(app.rw(), &events, 2, 300).await;
+    }
+    write_updates(app.rw(), &events, 2, 100).await;
+    let committed = committed_ids(&app).await;
+    assert_eq!(committed.len(), 710);
+    eventually(Duration::from_secs(60), "every change to be queued after the restart", || async {
+        queued(&queue_name).await >= 710
+    })
+    .await;
+    let drained = drain(&queue_name).await;
+    let ids: HashSet<String> = drained.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids, committed, "nothing lost across the restart");
+    assert_per_resource_order(&drained);
+}
+
+async fn durable_queue(exchange: &str, name: &str) {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let connection = lapin::Connection::connect(crate::broker::AMQP_URL, Default::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel
+        .exchange_declare(exchange.into(), lapin::ExchangeKind::Topic, durable, FieldTable::default())
+        .await
+        .expect("exchange");
+    channel
+        .queue_declare(name.into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("queue");
+    channel
+        .queue_bind(name.into(), exchange.into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .expect("bind");
+    let _ = connection.close(200, "done".into()).await;
+}
+
+async fn queued(name: &str) -> u32 {
+    use lapin::options::QueueDeclareOptions;
+    let Ok(connection) = lapin::Connection::connect(crate::broker::AMQP_URL, Default::default()).await else {
+        return 0;
+    };
+    let Ok(channel) = connection.create_channel().await else { return 0 };
+    let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+    let count = match channel.queue_declare(name.into(), passive, Default::default()).await {
+        Ok(queue) => queue.message_count(),
+        Err(_) => 0,
+    };
+    let _ = connection.close(200, "done".into()).await;
+    count
+}
+
+async fn drain(name: &str) -> Vec<Received> {
+    use lapin::options::{BasicGetOptions, QueueDeleteOptions};
+    let connection = lapin::Connection::connect(crate::broker::AMQP_URL, Default::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut out = Vec::new();
+    while let Some(message) = channel.basic_get(name.into(), BasicGetOptions { no_ack: true }).await.expect("get") {
+        out.push(crate::broker::to_received(&message.delivery));
+    }
+    channel.queue_delete(name.into(), QueueDeleteOptions::default()).await.expect("delete queue");
+    out
+}
