@@ -83,6 +83,7 @@ impl Application {
                 self.pool.clone(),
                 self.config.auth_cache_ttl,
             )),
+            notifier: crate::outbox::feed::CommitNotifier::spawn(self.pool.clone()),
         };
         let grpc = tonic::transport::Server::builder()
             .add_routes(crate::grpc::catalogue_routes(api))

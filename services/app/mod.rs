@@ -2,6 +2,7 @@
 //! and commits. Handlers in `grpc` call these; they never see SQL.
 
 pub mod catalogue;
+pub mod changes;
 pub mod error;
 pub mod paging;
 pub mod relations;

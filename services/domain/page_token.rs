@@ -19,11 +19,11 @@ pub struct Cursor {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Body {
+struct Body<T> {
     /// Fingerprint of the organization and query.
     q: String,
-    #[serde(flatten)]
-    cursor: Cursor,
+    /// What the token carries.
+    v: T,
 }
 
 /// Why a page token was refused.
@@ -54,15 +54,16 @@ impl PageTokens {
         Self { key: rand::random() }
     }
 
-    /// A token for the page after `cursor` of the query described by `query` (organization, method, filters).
-    pub fn encode(&self, query: &str, cursor: Cursor) -> String {
-        let body = serde_json::to_vec(&Body { q: fingerprint(query), cursor }).unwrap_or_default();
+    /// A token carrying `value` (a page cursor, a change-feed cursor) for the query described by `query`
+    /// (organization, method, filters).
+    pub fn encode<T: serde::Serialize>(&self, query: &str, value: T) -> String {
+        let body = serde_json::to_vec(&Body { q: fingerprint(query), v: value }).unwrap_or_default();
         let tag = self.tag(&body);
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The cursor in `token`, if this service signed it for the same `query`.
-    pub fn decode(&self, query: &str, token: &str) -> Result<Cursor, PageTokenError> {
+    /// The value in `token`, if this service signed it for the same `query`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, query: &str, token: &str) -> Result<T, PageTokenError> {
         let (body, tag) = token.split_once('.').ok_or(PageTokenError::Invalid)?;
         let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| PageTokenError::Invalid)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| PageTokenError::Invalid)?;
@@ -72,11 +73,11 @@ impl PageTokens {
         if tag.len() != 16 {
             return Err(PageTokenError::Invalid);
         }
-        let body: Body = serde_json::from_slice(&body).map_err(|_| PageTokenError::Invalid)?;
+        let body: Body<T> = serde_json::from_slice(&body).map_err(|_| PageTokenError::Invalid)?;
         if body.q != fingerprint(query) {
             return Err(PageTokenError::OtherQuery);
         }
-        Ok(body.cursor)
+        Ok(body.v)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -115,9 +116,9 @@ mod tests {
         let mut altered = token.clone().into_bytes();
         altered[3] ^= 1;
         let altered = String::from_utf8_lossy(&altered).into_owned();
-        assert!(tokens.decode("org-a|ListEvents|status=live", &altered).is_err());
+        assert!(tokens.decode::<Cursor>("org-a|ListEvents|status=live", &altered).is_err());
         for junk in ["", ".", "abc", "a.b", &"x".repeat(10_000)] {
-            assert_eq!(tokens.decode("q", junk), Err(PageTokenError::Invalid), "{junk:?}");
+            assert_eq!(tokens.decode::<Cursor>("q", junk), Err(PageTokenError::Invalid), "{junk:?}");
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Api {
     pub app: App,
     /// Credentials → caller.
     pub auth: Arc<Authenticator>,
+    /// Wakes change-feed watchers on commit.
+    pub notifier: crate::outbox::feed::CommitNotifier,
 }
 
 /// The update mask's paths (empty when absent: "every field the request sets", AIP-134).

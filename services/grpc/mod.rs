@@ -2,6 +2,7 @@
 //! Handlers call `app` only; they never see SQL.
 
 pub mod auth;
+pub mod changes;
 pub mod convert;
 pub mod events;
 pub mod handlers;
@@ -10,6 +11,7 @@ pub mod named;
 pub mod resources;
 pub mod status;
 
+use crate::proto::v1::change_feed_service_server::ChangeFeedServiceServer;
 use crate::proto::v1::company_service_server::CompanyServiceServer;
 use crate::proto::v1::event_service_server::EventServiceServer;
 use crate::proto::v1::media_service_server::MediaServiceServer;
@@ -27,6 +29,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "eventdata.v1.CompanyService",
     "eventdata.v1.TopicService",
     "eventdata.v1.MediaService",
+    "eventdata.v1.ChangeFeedService",
 ];
 
 /// The catalogue services as tonic routes.
@@ -35,5 +38,6 @@ pub fn catalogue_routes(api: Api) -> tonic::service::Routes {
         .add_service(SpeakerServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(CompanyServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(TopicServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(MediaServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(MediaServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(ChangeFeedServiceServer::new(api))
 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod enqueue;
+pub mod feed;
 pub mod log;
 pub mod message;
 pub mod publisher;

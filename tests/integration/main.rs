@@ -9,6 +9,7 @@ mod catalogue_concurrency;
 mod catalogue_crud;
 mod catalogue_errors;
 mod catalogue_outbox;
+mod change_feed;
 mod cli;
 mod list_indexes;
 mod migrations;
