@@ -108,7 +108,7 @@ mod tests {
         let cursor = Cursor { sort: Some("2025-01-01T00:00:00Z".into()), id: Uuid::now_v7() };
         let token = tokens.encode("org-a|ListEvents|status=live", cursor.clone());
         assert_eq!(tokens.decode("org-a|ListEvents|status=live", &token), Ok(cursor));
-        assert_eq!(tokens.decode("org-b|ListEvents|status=live", &token), Err(PageTokenError::OtherQuery));
+        assert_eq!(tokens.decode::<Cursor>("org-b|ListEvents|status=live", &token), Err(PageTokenError::OtherQuery));
         assert_eq!(
             PageTokens::new(b"other").decode("org-a|ListEvents|status=live", &token),
             Err(PageTokenError::Invalid)
