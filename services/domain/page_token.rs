@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(tokens.decode("org-a|ListEvents|status=live", &token), Ok(cursor));
         assert_eq!(tokens.decode::<Cursor>("org-b|ListEvents|status=live", &token), Err(PageTokenError::OtherQuery));
         assert_eq!(
-            PageTokens::new(b"other").decode("org-a|ListEvents|status=live", &token),
+            PageTokens::new(b"other").decode::<Cursor>("org-a|ListEvents|status=live", &token),
             Err(PageTokenError::Invalid)
         );
         let mut altered = token.clone().into_bytes();
