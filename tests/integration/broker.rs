@@ -89,14 +89,25 @@ pub struct BoundQueue {
 impl BoundQueue {
     /// Declares the exchange (as the relay does) and an exclusive queue bound to all of it.
     pub async fn bind(exchange: &str) -> Self {
+        Self::bind_declared(exchange, true).await
+    }
+
+    /// An exclusive queue bound to an exchange that already exists.
+    pub async fn bind_existing(exchange: &str) -> Self {
+        Self::bind_declared(exchange, false).await
+    }
+
+    async fn bind_declared(exchange: &str, declare: bool) -> Self {
         let connection =
             Connection::connect(AMQP_URL, ConnectionProperties::default()).await.expect("connect to RabbitMQ");
         let channel = connection.create_channel().await.expect("channel");
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        channel
-            .exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default())
-            .await
-            .expect("exchange");
+        if declare {
+            let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+            channel
+                .exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default())
+                .await
+                .expect("exchange");
+        }
         let queue = channel
             .queue_declare(
                 "".into(),

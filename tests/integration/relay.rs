@@ -341,3 +341,48 @@ async fn drain(name: &str) -> Vec<Received> {
     channel.queue_delete(name.into(), QueueDeleteOptions::default()).await.expect("delete queue");
     out
 }
+
+#[tokio::test]
+async fn unroutable_changes_are_counted_and_can_go_to_an_alternate_exchange() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    // First relay: nothing is bound, so the broker returns the change; it is counted, and not retried forever.
+    let lonely = test_exchange();
+    let relay = Relay::new(relay_settings(&app.db, &lonely));
+    let stats = relay.stats();
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(relay.run(stopped));
+    create_event(app.rw(), "Nobody listens", "nobody").await;
+    eventually(Duration::from_secs(30), "the returned change to be counted", || {
+        let stats = std::sync::Arc::clone(&stats);
+        async move { stats.returned.load(std::sync::atomic::Ordering::Relaxed) == 1 }
+    })
+    .await;
+    assert_eq!(stats.published.load(std::sync::atomic::Ordering::Relaxed), 1);
+    stop.send(true).expect("stop");
+    running.await.expect("join").expect("relay stops cleanly");
+
+    // Second relay, on another exchange with an alternate exchange: the unroutable change lands there.
+    let exchange = test_exchange();
+    let alternate = format!("{exchange}.unrouted");
+    let mut settings = relay_settings(&app.db, &exchange);
+    settings.alternate_exchange = Some(alternate.clone());
+    let mut fallback = alternate_queue(&alternate).await;
+    // A fresh database position: replay from the start through the new exchange.
+    let replayed = eventdata::outbox::relay::replay(&settings, 0, i64::MAX).await.expect("replay");
+    assert_eq!(replayed, 1);
+    fallback.receive_until(Duration::from_secs(30), "the change on the alternate exchange", |r| r.len() == 1).await;
+    assert_eq!(fallback.received[0].routing_key, "event.created");
+}
+
+async fn alternate_queue(alternate: &str) -> BoundQueue {
+    use lapin::options::ExchangeDeclareOptions;
+    use lapin::types::FieldTable;
+    // The alternate exchange is a fanout (declared by the relay the same way).
+    let connection = lapin::Connection::connect(crate::broker::AMQP_URL, Default::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(alternate.into(), lapin::ExchangeKind::Fanout, durable, FieldTable::default()).await.expect("ae");
+    let _ = connection.close(200, "done".into()).await;
+    BoundQueue::bind_existing(alternate).await
+}
