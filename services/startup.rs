@@ -86,7 +86,7 @@ impl Application {
             notifier: crate::outbox::feed::CommitNotifier::spawn(self.pool.clone()),
         };
         let grpc = tonic::transport::Server::builder()
-            .add_routes(crate::grpc::catalogue_routes(api))
+            .add_routes(crate::grpc::routes(api))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -4,8 +4,10 @@
 pub mod catalogue;
 pub mod changes;
 pub mod error;
+pub mod graph;
 pub mod paging;
 pub mod relations;
+pub mod search;
 pub mod upsert;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 use super::fields::{Default, FieldSpec, Rule};
 
 /// The resource kinds of the catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// A conference or meetup.
     Event,

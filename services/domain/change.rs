@@ -11,6 +11,8 @@ pub enum ChangeType {
     Updated(Kind),
     /// `<kind>.deleted`: payload `resource` (the last state) and `removed` (what the delete cascaded to).
     Deleted(Kind),
+    /// `<kind>.embedding_updated`: payload `model`, `dimension` (0 when cleared), `cleared`.
+    EmbeddingUpdated(Kind),
     /// `event.<relation>_added`: payload `relation`.
     RelationAdded(RelationKind),
     /// `event.<relation>_updated`: payload `relation` and `changed_fields`.
@@ -23,7 +25,10 @@ impl ChangeType {
     /// The resource type the change is filed under (the aggregate).
     pub fn aggregate(self) -> Kind {
         match self {
-            ChangeType::Created(kind) | ChangeType::Updated(kind) | ChangeType::Deleted(kind) => kind,
+            ChangeType::Created(kind)
+            | ChangeType::Updated(kind)
+            | ChangeType::Deleted(kind)
+            | ChangeType::EmbeddingUpdated(kind) => kind,
             ChangeType::RelationAdded(_) | ChangeType::RelationUpdated(_) | ChangeType::RelationRemoved(_) => {
                 Kind::Event
             }
@@ -41,6 +46,7 @@ impl ChangeType {
             ChangeType::Created(kind) => format!("{}.created", kind.name()),
             ChangeType::Updated(kind) => format!("{}.updated", kind.name()),
             ChangeType::Deleted(kind) => format!("{}.deleted", kind.name()),
+            ChangeType::EmbeddingUpdated(kind) => format!("{}.embedding_updated", kind.name()),
             ChangeType::RelationAdded(r) => format!("event.{}_added", relation(r)),
             ChangeType::RelationUpdated(r) => format!("event.{}_updated", relation(r)),
             ChangeType::RelationRemoved(r) => format!("event.{}_removed", relation(r)),

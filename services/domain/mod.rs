@@ -3,6 +3,8 @@
 pub mod api_key;
 pub mod catalogue;
 pub mod change;
+pub mod embedding;
 pub mod fields;
+pub mod fusion;
 pub mod org_slug;
 pub mod page_token;

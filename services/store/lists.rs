@@ -67,6 +67,16 @@ fn events_query(
         "{prefix}SELECT {}, {sort}, t.id FROM events t WHERE true",
         table.projection
     ));
+    push_event_filters(&mut q, filter);
+    if let Some((sort_value, id)) = after {
+        q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
+    }
+    q.push(format!(" ORDER BY {sort}, t.id LIMIT ")).push_bind(limit);
+    q
+}
+
+/// Appends ` AND ...` conditions for `filter` over the alias `t` of `events`.
+pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
     if let Some(from) = filter.start_from {
         q.push(" AND t.starts_at IS NOT NULL AND t.sort_start >= ").push_bind(from);
     }
@@ -96,11 +106,6 @@ fn events_query(
     if let Some(prefix) = &filter.name_prefix {
         q.push(" AND lower(t.name) LIKE ").push_bind(format!("{}%", escape_like(&prefix.to_lowercase())));
     }
-    if let Some((sort_value, id)) = after {
-        q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
-    }
-    q.push(format!(" ORDER BY {sort}, t.id LIMIT ")).push_bind(limit);
-    q
 }
 
 /// Filters of the id-ordered listings.

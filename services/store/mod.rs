@@ -2,10 +2,13 @@
 
 pub mod api_keys;
 pub mod catalogue;
+pub mod embeddings;
 pub mod errors;
+pub mod graph;
 pub mod idempotency;
 pub mod lists;
 pub mod locks;
 pub mod organizations;
 pub mod relations;
+pub mod search;
 pub mod tables;

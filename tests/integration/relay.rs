@@ -382,7 +382,10 @@ async fn alternate_queue(alternate: &str) -> BoundQueue {
     let connection = lapin::Connection::connect(crate::broker::AMQP_URL, Default::default()).await.expect("connect");
     let channel = connection.create_channel().await.expect("channel");
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    channel.exchange_declare(alternate.into(), lapin::ExchangeKind::Fanout, durable, FieldTable::default()).await.expect("ae");
+    channel
+        .exchange_declare(alternate.into(), lapin::ExchangeKind::Fanout, durable, FieldTable::default())
+        .await
+        .expect("ae");
     let _ = connection.close(200, "done".into()).await;
     BoundQueue::bind_existing(alternate).await
 }

@@ -1,0 +1,225 @@
+//! Embeddings and search: nearest neighbours, full text, name lookup and hybrid (reciprocal rank fusion).
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, retrying};
+use crate::domain::catalogue::Kind;
+use crate::domain::embedding::Embedding;
+use crate::domain::fusion::reciprocal_rank_fusion;
+use crate::domain::page_token::Cursor;
+use crate::store::lists::{EventFilter, exists};
+use crate::store::{embeddings, locks, search};
+
+/// `hnsw.ef_search` when the caller sets none: recall >= 0.95 on clustered data well past 20k rows.
+pub const DEFAULT_EF_SEARCH: u32 = 100;
+/// The most a caller may raise `ef_search` to.
+pub const MAX_EF_SEARCH: u32 = 1000;
+/// How many candidates each list contributes to hybrid fusion, at least.
+const HYBRID_CANDIDATES: i64 = 50;
+
+/// What a similarity search is near to.
+#[derive(Debug, Clone)]
+pub enum Near {
+    /// A vector.
+    Vector(Embedding),
+    /// The embedding of this resource (which is excluded from the results).
+    Like(Uuid),
+}
+
+/// A hybrid hit: the event, the fused score, and its ranks in the text and vector lists (0 = absent).
+#[derive(Debug, Clone)]
+pub struct HybridHit {
+    /// The event.
+    pub event: Value,
+    /// Fused score.
+    pub score: f64,
+    /// 1-based rank in the text list, or 0.
+    pub text_rank: u32,
+    /// 1-based rank in the vector list, or 0.
+    pub vector_rank: u32,
+}
+
+/// A page of text hits: (event, rank, snippet) and the next token.
+pub type TextPage = (Vec<(Value, f64, String)>, String);
+
+impl App {
+    /// Sets or clears (`None`) an embedding; NOT_FOUND when the resource does not exist.
+    pub async fn set_embedding(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        id: Uuid,
+        embedding: Option<(Embedding, String)>,
+    ) -> Result<(), AppError> {
+        retrying(|| {
+            let embedding = embedding.clone();
+            async move {
+                let mut tx = self.begin(caller).await?;
+                locks::lock_aggregates(&mut tx, &[id]).await?;
+                let values = embedding.map(|(e, model)| (e.into_inner(), model));
+                let found = embeddings::set(
+                    &mut tx,
+                    kind,
+                    id,
+                    values.as_ref().map(|(v, m)| (v.clone(), m.as_str())),
+                    &caller.change_context(),
+                )
+                .await?;
+                tx.commit().await?;
+                if found { Ok(()) } else { Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }) }
+            }
+        })
+        .await
+    }
+
+    /// A resource's embedding and model; NOT_FOUND when the resource or its embedding does not exist.
+    pub async fn get_embedding(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<(Vec<f32>, String), AppError> {
+        let mut tx = self.begin(caller).await?;
+        let found = embeddings::get(&mut tx, kind, id).await?;
+        tx.commit().await?;
+        match found {
+            Some(Some(embedding)) => Ok(embedding),
+            Some(None) => Err(AppError::NotFound { kind: "embedding", id: format!("of {} {id}", kind.name()) }),
+            None => Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
+        }
+    }
+
+    /// The `k` nearest resources of `kind` (events may be filtered): JSON and cosine distance, nearest first.
+    pub async fn similar(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        near: Near,
+        filter: Option<&EventFilter>,
+        k: i64,
+        ef_search: u32,
+    ) -> Result<Vec<(Value, f64)>, AppError> {
+        let mut tx = self.begin(caller).await?;
+        let (query, exclude) = match near {
+            Near::Vector(embedding) => (embedding.into_inner(), None),
+            Near::Like(id) => match embeddings::get(&mut tx, kind, id).await? {
+                Some(Some((values, _))) => (values, Some(id)),
+                Some(None) => {
+                    return Err(AppError::FailedPrecondition {
+                        field: "query.like_id".into(),
+                        reason: "NO_EMBEDDING",
+                        message: format!("{} {id} has no embedding to compare with", kind.name()),
+                    });
+                }
+                None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
+            },
+        };
+        search::tune_vector_search(&mut tx, ef_search).await?;
+        let found = search::nearest(&mut tx, kind, &query, exclude, filter, k).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// A page of full-text hits for `query`.
+    pub async fn search_text(
+        &self,
+        caller: &Caller,
+        query: &str,
+        filter: &EventFilter,
+        page_size: i64,
+        page_token: &str,
+    ) -> Result<TextPage, AppError> {
+        let scope = format!("{}|SearchEvents|{query}|{filter:?}", caller.org_id);
+        let after = match page_token {
+            "" => None,
+            token => {
+                let cursor: Cursor =
+                    self.tokens.decode(&scope, token).map_err(|e| AppError::invalid("page_token", e.to_string()))?;
+                let rank = cursor
+                    .sort
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| AppError::invalid("page_token", "page_token is malformed"))?;
+                Some((rank, cursor.id))
+            }
+        };
+        let mut tx = self.begin(caller).await?;
+        let mut rows = search::text(&mut tx, query, filter, after, page_size + 1).await?;
+        tx.commit().await?;
+        let has_more = rows.len() as i64 > page_size;
+        rows.truncate(page_size as usize);
+        let next = match rows.last() {
+            Some((_, rank, _, id)) if has_more => {
+                self.tokens.encode(&scope, Cursor { sort: Some(format!("{rank:?}")), id: *id })
+            }
+            _ => String::new(),
+        };
+        Ok((rows.into_iter().map(|(event, rank, snippet, _)| (event, rank, snippet)).collect(), next))
+    }
+
+    /// Name candidates of `kind` similar to `name`.
+    pub async fn lookup_names(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        name: &str,
+        min_similarity: f64,
+        limit: i64,
+    ) -> Result<Vec<search::NameRow>, AppError> {
+        let mut tx = self.begin(caller).await?;
+        let found = search::similar_names(&mut tx, kind, name, min_similarity, limit).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Text and vector results fused by reciprocal rank fusion with constant `rrf_k` and the lists' weights.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the HybridSearchEvents request")]
+    pub async fn hybrid_search(
+        &self,
+        caller: &Caller,
+        text: Option<&str>,
+        vector: Option<Embedding>,
+        filter: &EventFilter,
+        k: i64,
+        rrf_k: u32,
+        weights: (f64, f64),
+    ) -> Result<Vec<HybridHit>, AppError> {
+        let candidates = (k * 3).max(HYBRID_CANDIDATES);
+        let text_hits: Vec<Value> = match text {
+            Some(text) => {
+                self.search_text(caller, text, filter, candidates, "").await?.0.into_iter().map(|h| h.0).collect()
+            }
+            None => Vec::new(),
+        };
+        let vector_hits: Vec<Value> = match vector {
+            Some(embedding) => self
+                .similar(caller, Kind::Event, Near::Vector(embedding), Some(filter), candidates, DEFAULT_EF_SEARCH)
+                .await?
+                .into_iter()
+                .map(|h| h.0)
+                .collect(),
+            None => Vec::new(),
+        };
+        let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+        let text_ids: Vec<String> = text_hits.iter().map(id_of).collect();
+        let vector_ids: Vec<String> = vector_hits.iter().map(id_of).collect();
+        let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
+        let by_id: std::collections::HashMap<String, Value> =
+            text_hits.into_iter().chain(vector_hits).map(|v| (id_of(&v), v)).collect();
+        Ok(fused
+            .into_iter()
+            .take(k as usize)
+            .filter_map(|f| {
+                by_id.get(&f.item).map(|event| HybridHit {
+                    event: event.clone(),
+                    score: f.score,
+                    text_rank: f.ranks[0],
+                    vector_rank: f.ranks[1],
+                })
+            })
+            .collect())
+    }
+
+    /// Whether a resource exists in the caller's organization.
+    pub async fn exists(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<bool, AppError> {
+        let mut tx = self.begin(caller).await?;
+        let found = exists(&mut tx, kind, id).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+}

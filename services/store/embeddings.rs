@@ -1,0 +1,58 @@
+//! Embedding columns of events, speakers and topics. Setting or clearing one emits `<kind>.embedding_updated`
+//! in the same statement (model and dimension only; the vector stays out of the change log).
+
+use pgvector::Vector;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::tables::resource_table;
+use crate::domain::catalogue::Kind;
+use crate::domain::change::ChangeType;
+use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+
+/// Sets (or, with `None`, clears) the embedding of `kind` `id`; `false` when the resource does not exist.
+pub async fn set(
+    conn: &mut PgConnection,
+    kind: Kind,
+    id: Uuid,
+    embedding: Option<(Vec<f32>, &str)>,
+    context: &ChangeContext,
+) -> Result<bool, sqlx::Error> {
+    let table = resource_table(kind).table;
+    let change = ChangeType::EmbeddingUpdated(kind);
+    let sql = format!(
+        "WITH updated AS (
+           UPDATE {table} SET embedding = $2, embedding_model = $3 WHERE id = $1 RETURNING id
+         ), src AS (
+           SELECT u.id AS aggregate_id, jsonb_build_object('model', $3::text, 'dimension', coalesce(vector_dims($2), 0),
+                  'cleared', $2 IS NULL) AS body
+           FROM updated u
+         ), changes AS ({changes})
+         SELECT count(*) FROM src",
+        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
+    );
+    let (values, model) = match embedding {
+        Some((values, model)) => (Some(Vector::from(values)), Some(model)),
+        None => (None, None),
+    };
+    let updated: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(values)
+        .bind(model)
+        .bind(context.to_param())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// The embedding and model of `kind` `id`: `None` when the resource does not exist, `Some(None)` when it has none.
+pub async fn get(
+    conn: &mut PgConnection,
+    kind: Kind,
+    id: Uuid,
+) -> Result<Option<Option<(Vec<f32>, String)>>, sqlx::Error> {
+    let sql = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
+    let row: Option<(Option<Vector>, Option<String>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(row.map(|(vector, model)| vector.zip(model).map(|(v, m)| (v.to_vec(), m))))
+}
