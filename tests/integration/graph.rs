@@ -73,9 +73,9 @@ async fn build(app: &TestApp) -> (Graph, Vec<String>, Vec<String>, Vec<String>, 
         topics.push(topic(channel.clone(), &format!("Topic {i}")).await);
     }
     // speaker i speaks at events i and i+1: a chain e0-s0-e1-s1-e2-...-e5-s5
-    for i in 0..6 {
+    for (i, speaker) in speakers.iter().enumerate() {
         for e in [i, i + 1] {
-            if e < 6 {
+            if e < events.len() {
                 events_client
                     .add_event_speaker(pb::AddEventSpeakerRequest {
                         event_speaker: Some(pb::EventSpeaker {
@@ -86,7 +86,7 @@ async fn build(app: &TestApp) -> (Graph, Vec<String>, Vec<String>, Vec<String>, 
                     })
                     .await
                     .expect("speaker");
-                graph.link((EVENT, events[e].clone()), (SPEAKER, speakers[i].clone()));
+                graph.link((EVENT, events[e].clone()), (SPEAKER, speaker.clone()));
             }
         }
     }
