@@ -80,7 +80,7 @@ async fn build(app: &TestApp) -> (Graph, Vec<String>, Vec<String>, Vec<String>, 
                     .add_event_speaker(pb::AddEventSpeakerRequest {
                         event_speaker: Some(pb::EventSpeaker {
                             event_id: events[e].clone(),
-                            speaker_id: speakers[i].clone(),
+                            speaker_id: speaker.clone(),
                             ..Default::default()
                         }),
                     })
