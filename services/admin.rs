@@ -20,6 +20,10 @@ pub struct AdminState {
     pub ready: watch::Receiver<bool>,
     /// Bound on one `/health/db` probe.
     pub probe_timeout: Duration,
+    /// The process's metrics.
+    pub metrics: crate::metrics::ApiMetrics,
+    /// Change-feed subscriptions (counted at scrape time).
+    pub notifier: crate::outbox::feed::CommitNotifier,
 }
 
 /// `GET /health/live`, `GET /health/ready`, `GET /health/db`.
@@ -28,6 +32,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health/db", get(database))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -59,4 +64,43 @@ async fn database(State(state): State<AdminState>) -> (StatusCode, Json<serde_js
         },
     });
     (code, Json(body))
+}
+
+/// Prometheus text exposition; pool and subscriber gauges are read at scrape time.
+async fn metrics(State(state): State<AdminState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let m = &state.metrics;
+    m.pool_size.set(i64::from(state.pool.size()));
+    m.pool_idle.set(state.pool.num_idle() as i64);
+    m.pool_max.set(i64::from(state.pool.options().get_max_connections()));
+    m.feed_subscribers.set(state.notifier.subscribers() as i64);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.encode())
+}
+
+/// What the relay's admin handlers share.
+#[derive(Clone)]
+pub struct RelayAdminState {
+    /// The relay's metrics.
+    pub metrics: crate::metrics::RelayMetrics,
+    /// A relay-role pool for the backlog query.
+    pub pool: PgPool,
+    /// The partition count.
+    pub partitions: u32,
+}
+
+/// The relay's admin port: `GET /health/live`, `GET /metrics` (backlog and lag are read at scrape time).
+pub fn relay_router(state: RelayAdminState) -> Router {
+    Router::new().route("/health/live", get(live)).route("/metrics", get(relay_metrics)).with_state(state)
+}
+
+async fn relay_metrics(State(state): State<RelayAdminState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let status = match state.pool.acquire().await {
+        Ok(mut conn) => crate::outbox::log::status(&mut conn, state.partitions).await.ok(),
+        Err(_) => None,
+    };
+    if let Some(partitions) = status {
+        state.metrics.backlog.set(partitions.iter().map(|p| p.backlog).sum());
+        let oldest = partitions.iter().filter_map(|p| p.oldest_age_seconds).fold(0.0, f64::max);
+        state.metrics.oldest_undelivered.set(oldest);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode())
 }

@@ -28,6 +28,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
+    /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
+    pub slow_statement: Duration,
 }
 
 /// OpenTelemetry and log settings.
@@ -91,6 +93,9 @@ pub struct RelaySettings {
     pub idempotency_retention: Duration,
     /// How often retention runs (`EVENTDATA_RELAY_RETENTION_INTERVAL_MS`, 60000).
     pub retention_interval: Duration,
+    /// The relay's admin HTTP port with `/metrics` and `/health/live` (`EVENTDATA_RELAY_HTTP_ADDR`,
+    /// default 127.0.0.1:8081).
+    pub http_addr: SocketAddr,
 }
 
 /// Default relay-role URL for a local setup made by scripts/setup.sh.
@@ -131,6 +136,7 @@ impl RelaySettings {
             retention: hours("EVENTDATA_RELAY_RETENTION_HOURS", "168", 1)?,
             idempotency_retention: hours("EVENTDATA_IDEMPOTENCY_RETENTION_HOURS", "48", 24)?,
             retention_interval: env.millis("EVENTDATA_RELAY_RETENTION_INTERVAL_MS", 60_000)?,
+            http_addr: env.parsed("EVENTDATA_RELAY_HTTP_ADDR", "127.0.0.1:8081")?,
         })
     }
 }
@@ -186,6 +192,7 @@ impl DatabaseSettings {
             pool_max,
             acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
+            slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
         })
     }
 }

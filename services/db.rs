@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use sqlx::ConnectOptions;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -18,7 +19,8 @@ pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
     let options = PgConnectOptions::from_str(&settings.url)?
         .application_name("eventdata")
-        .options([("statement_timeout", statement_timeout.as_str())]);
+        .options([("statement_timeout", statement_timeout.as_str())])
+        .log_slow_statements(log::LevelFilter::Warn, settings.slow_statement);
     Ok(PgPoolOptions::new()
         .max_connections(settings.pool_max)
         .acquire_timeout(settings.acquire_timeout)

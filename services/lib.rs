@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod grpc;
 pub mod health;
+pub mod metrics;
 pub mod outbox;
 pub mod proto;
 pub mod startup;

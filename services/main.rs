@@ -227,7 +227,27 @@ async fn relay(action: RelayAction) -> anyhow::Result<()> {
                 startup::shutdown_signal().await;
                 let _ = stop.send(true);
             });
-            eventdata::outbox::relay::Relay::new(settings).run(stopped).await
+            let relay = eventdata::outbox::relay::Relay::new(settings.clone());
+            let admin = eventdata::admin::RelayAdminState {
+                metrics: relay.metrics(),
+                pool: sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_lazy(&settings.database_url)?,
+                partitions: settings.partitions,
+            };
+            let listener = tokio::net::TcpListener::bind(settings.http_addr)
+                .await
+                .with_context(|| format!("cannot listen on EVENTDATA_RELAY_HTTP_ADDR {}", settings.http_addr))?;
+            let mut admin_stop = stopped.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, eventdata::admin::relay_router(admin))
+                    .with_graceful_shutdown(async move {
+                        let _ = admin_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(err) = served {
+                    tracing::warn!(error = %err, "relay admin port failed");
+                }
+            });
+            relay.run(stopped).await
         }
         RelayAction::Status => relay_status(&settings).await,
         RelayAction::Replay { from, to } => {

@@ -55,6 +55,10 @@ impl Application {
         });
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        // Every service is known (NOT_SERVING) before the first call, so Check and Watch never answer "unknown".
+        for service in std::iter::once("").chain(SERVICE_NAMES.iter().copied()) {
+            health_reporter.set_service_status(service, tonic_health::ServingStatus::NotServing).await;
+        }
         let (ready_tx, ready_rx) = watch::channel(false);
         let monitor = tokio::spawn(crate::health::monitor(
             self.pool.clone(),
@@ -77,15 +81,18 @@ impl Application {
         if self.config.page_token_secret.is_none() {
             tracing::warn!("EVENTDATA_PAGE_TOKEN_SECRET is unset: page tokens are valid only on this process");
         }
+        let metrics = crate::metrics::ApiMetrics::default();
+        let notifier = crate::outbox::feed::CommitNotifier::spawn(self.pool.clone());
         let api = crate::grpc::Api {
-            app: crate::app::App::new(self.pool.clone(), self.config.page_tokens()),
+            app: crate::app::App::new(self.pool.clone(), self.config.page_tokens()).with_metrics(metrics.clone()),
             auth: std::sync::Arc::new(crate::grpc::auth::Authenticator::new(
                 self.pool.clone(),
                 self.config.auth_cache_ttl,
             )),
-            notifier: crate::outbox::feed::CommitNotifier::spawn(self.pool.clone()),
+            notifier: notifier.clone(),
         };
         let grpc = tonic::transport::Server::builder()
+            .layer(crate::grpc::telemetry::RpcTelemetryLayer { metrics: metrics.clone() })
             .add_routes(crate::grpc::routes(api))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -96,6 +103,8 @@ impl Application {
             pool: self.pool.clone(),
             ready: ready_rx,
             probe_timeout: self.config.database.acquire_timeout,
+            metrics,
+            notifier,
         };
         let admin = axum::serve(self.http_listener, crate::admin::router(admin_state))
             .with_graceful_shutdown(stopped(stop_rx.clone()));

@@ -18,6 +18,15 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// Exports every finished span now (a no-op without an exporter).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(err) = provider.force_flush()
+        {
+            tracing::warn!(error = %err, "flushing spans failed");
+        }
+    }
+
     /// Flushes and stops the span exporter (a no-op without one).
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
@@ -60,4 +69,36 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
         opentelemetry::global::set_tracer_provider(provider.clone());
     }
     Ok(Telemetry { provider })
+}
+
+/// Reads W3C trace context from HTTP/2 headers (gRPC metadata).
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The W3C `traceparent` and `tracestate` of the current span, when OpenTelemetry is recording it.
+pub fn current_trace_headers() -> (Option<String>, Option<String>) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let mut headers = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
+    (headers.remove("traceparent"), headers.remove("tracestate").filter(|s| !s.is_empty()))
+}
+
+/// An OpenTelemetry context whose remote parent is the given W3C trace context.
+pub fn context_from_headers(traceparent: &str, tracestate: Option<&str>) -> opentelemetry::Context {
+    let mut headers = std::collections::HashMap::new();
+    headers.insert("traceparent".to_owned(), traceparent.to_owned());
+    if let Some(state) = tracestate {
+        headers.insert("tracestate".to_owned(), state.to_owned());
+    }
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&headers))
 }

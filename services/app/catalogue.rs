@@ -41,6 +41,7 @@ pub struct CreateRequest {
 impl App {
     /// Creates the resources, all or none, with one `<kind>.created` change each. A replay of the same request id
     /// with the same body returns the originally created resources and writes nothing.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
     pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Value>, AppError> {
         let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&request.rows).unwrap_or_default()).into();
         retrying(|| async move {
@@ -74,6 +75,7 @@ impl App {
     }
 
     /// The resources with `ids`, in that order; NOT_FOUND naming the first missing one.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "get", db.system = "postgresql"))]
     pub async fn get(&self, caller: &Caller, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, AppError> {
         if ids.len() > MAX_BATCH_GET {
             return Err(AppError::invalid("ids", format!("at most {MAX_BATCH_GET} ids")));
@@ -93,6 +95,7 @@ impl App {
     }
 
     /// Sets `columns` on resource `id`. A change that changes nothing writes nothing and emits no change.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "update", db.system = "postgresql"))]
     pub async fn update(
         &self,
         caller: &Caller,
@@ -119,6 +122,7 @@ impl App {
     }
 
     /// Deletes resource `id`; returns its last state.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "delete", db.system = "postgresql"))]
     pub async fn delete(&self, caller: &Caller, kind: Kind, id: Uuid, etag: Option<i64>) -> Result<Value, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
@@ -135,6 +139,7 @@ impl App {
     }
 
     /// A page of events matching `filter`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_events", db.system = "postgresql"))]
     pub async fn list_events(
         &self,
         caller: &Caller,
@@ -149,6 +154,7 @@ impl App {
     }
 
     /// A page of `kind` in creation order matching `filter`. With `parent`, NOT_FOUND when the parent is missing.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_by_id", db.system = "postgresql"))]
     pub async fn list_by_id(
         &self,
         caller: &Caller,

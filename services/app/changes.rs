@@ -54,6 +54,7 @@ impl App {
     }
 
     /// A page of the caller's changes after the cursor in `page_token` (or `after`).
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_changes", db.system = "postgresql"))]
     pub async fn list_changes(
         &self,
         caller: &Caller,

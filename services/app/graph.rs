@@ -47,6 +47,9 @@ pub struct Path {
     pub edges: Vec<(EdgeKind, NodeKey, NodeKey)>,
 }
 
+/// A related event: the event, shared speakers, companies and topics, and its score.
+pub type RelatedEvent = (Value, i64, i64, i64, f64);
+
 /// For each node a search side reached: the previous node towards that side's root, the edge kind, the distance.
 type Parents = HashMap<NodeKey, (Option<NodeKey>, Option<EdgeKind>, u32)>;
 
@@ -95,6 +98,7 @@ async fn expand(
 
 impl App {
     /// Nodes within `depth` steps of `start`, at most `node_limit` of them, within `budget`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "neighborhood", db.system = "postgresql"))]
     pub async fn neighborhood(
         &self,
         caller: &Caller,
@@ -152,6 +156,7 @@ impl App {
     }
 
     /// A shortest path of at most `max_depth` edges from `from` to `to`, or `None`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "find_path", db.system = "postgresql"))]
     pub async fn find_path(
         &self,
         caller: &Caller,
@@ -237,13 +242,14 @@ impl App {
 
     /// Events related to `event_id`, blended with embedding similarity by `similarity_weight` in [0, 1]:
     /// (event, shared speakers, companies, topics, score).
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "related_events", db.system = "postgresql"))]
     pub async fn related_events(
         &self,
         caller: &Caller,
         event_id: Uuid,
         limit: i64,
         similarity_weight: f64,
-    ) -> Result<Vec<(Value, i64, i64, i64, f64)>, AppError> {
+    ) -> Result<Vec<RelatedEvent>, AppError> {
         let mut tx = self.begin(caller).await?;
         if !exists(&mut tx, Kind::Event, event_id).await? {
             return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
@@ -268,6 +274,7 @@ impl App {
     }
 
     /// Speakers who shared events with `speaker_id`, with counts.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "co_speakers", db.system = "postgresql"))]
     pub async fn co_speakers(
         &self,
         caller: &Caller,

@@ -51,6 +51,7 @@ impl Caller {
 pub struct App {
     pool: PgPool,
     tokens: PageTokens,
+    metrics: crate::metrics::ApiMetrics,
 }
 
 /// How often a transaction that hit a serialization failure or deadlock is tried in all.
@@ -59,7 +60,12 @@ const ATTEMPTS: usize = 4;
 impl App {
     /// Use cases on `pool`, signing page tokens with `tokens`.
     pub fn new(pool: PgPool, tokens: PageTokens) -> Self {
-        Self { pool, tokens }
+        Self { pool, tokens, metrics: Default::default() }
+    }
+
+    /// The same use cases, reporting pool waits to `metrics`.
+    pub fn with_metrics(self, metrics: crate::metrics::ApiMetrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// The runtime pool.
@@ -67,9 +73,15 @@ impl App {
         &self.pool
     }
 
-    /// A transaction confined to the caller's organization.
+    /// A transaction confined to the caller's organization. Time spent waiting for a pooled connection (and the
+    /// BEGIN round trip) is measured.
     async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
-        Ok(crate::db::begin_for_org(&self.pool, caller.org_id).await?)
+        let started = std::time::Instant::now();
+        self.metrics.pool_waiting.inc();
+        let tx = crate::db::begin_for_org(&self.pool, caller.org_id).await;
+        self.metrics.pool_waiting.dec();
+        self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
+        Ok(tx?)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::store::{lists, locks};
 impl App {
     /// Adds a relation. NOT_FOUND when the event is missing; FAILED_PRECONDITION when the other end is;
     /// ALREADY_EXISTS when the relation exists.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "add_relation", db.system = "postgresql"))]
     pub async fn add_relation(
         &self,
         caller: &Caller,
@@ -39,6 +40,7 @@ impl App {
     }
 
     /// Changes a relation's attributes; NOT_FOUND when it does not exist.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "update_relation", db.system = "postgresql"))]
     pub async fn update_relation(
         &self,
         caller: &Caller,
@@ -61,6 +63,7 @@ impl App {
     }
 
     /// Removes a relation; NOT_FOUND when it does not exist.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "remove_relation", db.system = "postgresql"))]
     pub async fn remove_relation(
         &self,
         caller: &Caller,
@@ -80,6 +83,7 @@ impl App {
 
     /// A page of relations seen from `from` (an event, or the other end with id `id`); NOT_FOUND when that
     /// resource does not exist.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_relations", db.system = "postgresql"))]
     pub async fn list_relations(
         &self,
         caller: &Caller,

@@ -45,6 +45,7 @@ pub type TextPage = (Vec<(Value, f64, String)>, String);
 
 impl App {
     /// Sets or clears (`None`) an embedding; NOT_FOUND when the resource does not exist.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "set_embedding", db.system = "postgresql"))]
     pub async fn set_embedding(
         &self,
         caller: &Caller,
@@ -74,6 +75,7 @@ impl App {
     }
 
     /// A resource's embedding and model; NOT_FOUND when the resource or its embedding does not exist.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "get_embedding", db.system = "postgresql"))]
     pub async fn get_embedding(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<(Vec<f32>, String), AppError> {
         let mut tx = self.begin(caller).await?;
         let found = embeddings::get(&mut tx, kind, id).await?;
@@ -86,6 +88,7 @@ impl App {
     }
 
     /// The `k` nearest resources of `kind` (events may be filtered): JSON and cosine distance, nearest first.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "similar", db.system = "postgresql"))]
     pub async fn similar(
         &self,
         caller: &Caller,
@@ -117,6 +120,7 @@ impl App {
     }
 
     /// A page of full-text hits for `query`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "search_text", db.system = "postgresql"))]
     pub async fn search_text(
         &self,
         caller: &Caller,
@@ -153,6 +157,7 @@ impl App {
     }
 
     /// Name candidates of `kind` similar to `name`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "lookup_names", db.system = "postgresql"))]
     pub async fn lookup_names(
         &self,
         caller: &Caller,
@@ -169,6 +174,7 @@ impl App {
 
     /// Text and vector results fused by reciprocal rank fusion with constant `rrf_k` and the lists' weights.
     #[expect(clippy::too_many_arguments, reason = "mirrors the HybridSearchEvents request")]
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "hybrid_search", db.system = "postgresql"))]
     pub async fn hybrid_search(
         &self,
         caller: &Caller,
@@ -216,6 +222,7 @@ impl App {
     }
 
     /// Whether a resource exists in the caller's organization.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "exists", db.system = "postgresql"))]
     pub async fn exists(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<bool, AppError> {
         let mut tx = self.begin(caller).await?;
         let found = exists(&mut tx, kind, id).await?;

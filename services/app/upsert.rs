@@ -16,6 +16,7 @@ impl App {
     /// Upserts by natural key: for companies the domain when `columns` has one, else the normalized name.
     /// `create` holds every column (defaults applied); `patch` only the columns the caller gave.
     /// Returns the resource and whether it was created.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "upsert", db.system = "postgresql"))]
     pub async fn upsert(
         &self,
         caller: &Caller,

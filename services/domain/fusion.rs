@@ -49,11 +49,11 @@ mod tests {
         let vector = ["c", "d"];
         let fused = reciprocal_rank_fusion(&[(&text[..], 1.0), (&vector[..], 1.0)], 60);
         let order: Vec<&str> = fused.iter().map(|f| f.item).collect();
-        assert_eq!(order, vec!["c", "a", "d", "b"], "c is in both lists");
+        assert_eq!(order, vec!["c", "a", "b", "d"], "c is in both lists; b and d tie, b appeared first");
         let c = &fused[0];
         assert!((c.score - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-12);
         assert_eq!(c.ranks, vec![3, 1]);
-        assert_eq!(fused[2].ranks, vec![0, 2], "d only in the vector list");
+        assert_eq!(fused[3].ranks, vec![0, 2], "d only in the vector list");
 
         let weighted = reciprocal_rank_fusion(&[(&text[..], 0.0), (&vector[..], 1.0)], 60);
         assert_eq!(weighted[0].item, "c", "with the text list weighted 0 only the vector order counts");

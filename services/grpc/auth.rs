@@ -52,13 +52,24 @@ impl Authenticator {
         if !scopes.contains(scope) {
             return Err(AppError::PermissionDenied(format!("this API key lacks the `{scope}` scope")));
         }
-        let trace_header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let span = tracing::Span::current();
+        span.record("enduser.id", grant.key_id.to_string());
+        span.record("eventdata.org_id", grant.org_id.to_string());
+        // The request's trace context as recorded with its changes: the server span's own when OpenTelemetry
+        // records it (so the relay's publish span joins this trace), else whatever the caller sent.
+        let (traceparent, tracestate) = match crate::telemetry::current_trace_headers() {
+            (Some(traceparent), tracestate) => (Some(traceparent), tracestate),
+            (None, _) => {
+                let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                (header("traceparent"), header("tracestate"))
+            }
+        };
         Ok(Caller {
             org_id: grant.org_id,
             key_id: grant.key_id,
             scopes,
-            traceparent: trace_header("traceparent").filter(|t| is_traceparent(t)),
-            tracestate: trace_header("tracestate").filter(|t| t.len() <= 512),
+            traceparent: traceparent.filter(|t| is_traceparent(t)),
+            tracestate: tracestate.filter(|t| t.len() <= 512),
         })
     }
 

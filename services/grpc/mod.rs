@@ -12,6 +12,7 @@ pub mod named;
 pub mod resources;
 pub mod search;
 pub mod status;
+pub mod telemetry;
 
 use crate::proto::v1::change_feed_service_server::ChangeFeedServiceServer;
 use crate::proto::v1::company_service_server::CompanyServiceServer;

@@ -23,6 +23,7 @@ pub struct FeedFilter {
 }
 
 /// Up to `limit` finished changes of the transaction's organization after `after`, in log order.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT outbox feed", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn read(
     conn: &mut PgConnection,
     after: Checkpoint,
@@ -53,6 +54,7 @@ pub async fn read(
 }
 
 /// The checkpoint meaning "now": every transaction below the current snapshot's horizon is in the past.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT snapshot horizon", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn now(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
     let horizon: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
         .fetch_one(&mut *conn)

@@ -22,6 +22,13 @@ fn text(value: impl Into<String>) -> AMQPValue {
 
 impl From<&LoggedChange> for OutgoingMessage {
     fn from(change: &LoggedChange) -> Self {
+        Self::with_trace(change, change.traceparent.clone(), change.tracestate.clone())
+    }
+}
+
+impl OutgoingMessage {
+    /// The message of `change`, carrying `traceparent`/`tracestate` (the publish span's, when it is recorded).
+    pub fn with_trace(change: &LoggedChange, traceparent: Option<String>, tracestate: Option<String>) -> Self {
         let mut headers = FieldTable::default();
         let mut put = |name: &str, value: AMQPValue| {
             headers.insert(ShortString::from(name), value);
@@ -40,11 +47,11 @@ impl From<&LoggedChange> for OutgoingMessage {
         if let Some(actor) = change.actor_key_id {
             put("actor_key_id", text(actor.to_string()));
         }
-        if let Some(traceparent) = &change.traceparent {
-            put("traceparent", text(traceparent.clone()));
+        if let Some(traceparent) = traceparent {
+            put("traceparent", text(traceparent));
         }
-        if let Some(tracestate) = &change.tracestate {
-            put("tracestate", text(tracestate.clone()));
+        if let Some(tracestate) = tracestate {
+            put("tracestate", text(tracestate));
         }
         let properties = BasicProperties::default()
             .with_delivery_mode(2)

@@ -59,8 +59,16 @@ impl Publisher {
     /// Publishes `changes` in order, all confirms in flight, and reports the confirmed prefix.
     pub async fn publish(&self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
         let mut pending = Vec::with_capacity(changes.len());
+        let mut spans = Vec::with_capacity(changes.len());
         for change in changes {
-            let message = OutgoingMessage::from(change);
+            let span = publish_span(&self.exchange, change);
+            let message = match span.as_ref().map(|s| s.in_scope(crate::telemetry::current_trace_headers)) {
+                Some((Some(traceparent), tracestate)) => {
+                    OutgoingMessage::with_trace(change, Some(traceparent), tracestate)
+                }
+                _ => OutgoingMessage::from(change),
+            };
+            spans.push(span);
             let confirm = self
                 .channel
                 .basic_publish(
@@ -74,8 +82,10 @@ impl Publisher {
             pending.push(confirm);
         }
         let mut outcome = BatchOutcome::default();
-        for (confirm, change) in pending.into_iter().zip(changes) {
-            match confirm.await? {
+        for ((confirm, change), span) in pending.into_iter().zip(changes).zip(spans) {
+            let confirmation = confirm.await?;
+            drop(span); // the publish span ends with the broker's confirm
+            match confirmation {
                 Confirmation::Ack(returned) => {
                     if returned.is_some() {
                         outcome.returned += 1;
@@ -97,4 +107,23 @@ impl Publisher {
         let _ = self.channel.close(200, "relay stopping".into()).await;
         let _ = self.connection.close(200, "relay stopping".into()).await;
     }
+}
+
+/// A producer span for `change`, child of the request that made it (when that request was traced).
+fn publish_span(exchange: &ShortString, change: &LoggedChange) -> Option<tracing::Span> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let traceparent = change.traceparent.as_deref()?;
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("{} publish", exchange.as_str()),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation = "publish",
+        messaging.destination.name = %exchange.as_str(),
+        messaging.rabbitmq.destination.routing_key = %change.change_type,
+        messaging.message.id = %change.change_id,
+        eventdata.position = change.position,
+    );
+    let _ = span.set_parent(crate::telemetry::context_from_headers(traceparent, change.tracestate.as_deref()));
+    Some(span)
 }

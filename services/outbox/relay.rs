@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,27 +19,15 @@ use super::backoff::Backoff;
 use super::log::{self, Checkpoint};
 use super::publisher::{Publisher, Topology};
 use crate::config::RelaySettings;
+use crate::metrics::RelayMetrics;
 
 /// The notification channel the outbox trigger signals on.
 pub const NOTIFY_CHANNEL: &str = "eventdata_outbox";
 
-/// Counters a relay process keeps (exported as metrics).
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    /// Changes confirmed by the broker.
-    pub published: AtomicU64,
-    /// Confirmed changes that were unroutable.
-    pub returned: AtomicU64,
-    /// Batches the broker refused (nacked).
-    pub nacked: AtomicU64,
-    /// Restarts of a partition worker after a failure.
-    pub reconnects: AtomicU64,
-}
-
 /// A relay process's partition workers and their shared state.
 pub struct Relay {
     settings: RelaySettings,
-    stats: Arc<RelayStats>,
+    metrics: RelayMetrics,
     active: watch::Sender<BTreeSet<u32>>,
 }
 
@@ -54,12 +41,12 @@ enum Served {
 impl Relay {
     /// A relay with `settings`; nothing runs until [`Relay::run`].
     pub fn new(settings: RelaySettings) -> Self {
-        Self { settings, stats: Arc::default(), active: watch::channel(BTreeSet::new()).0 }
+        Self { settings, metrics: RelayMetrics::default(), active: watch::channel(BTreeSet::new()).0 }
     }
 
-    /// The process's counters.
-    pub fn stats(&self) -> Arc<RelayStats> {
-        Arc::clone(&self.stats)
+    /// The process's metrics.
+    pub fn metrics(&self) -> RelayMetrics {
+        self.metrics.clone()
     }
 
     /// The partitions this process is publishing, as they change.
@@ -91,7 +78,7 @@ impl Relay {
                 Ok(Served::Stopped) => break,
                 Ok(Served::NotClaimed) => self.settings.claim_interval,
                 Err(err) => {
-                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.reconnects.inc();
                     let delay = backoff.next_delay();
                     tracing::warn!(
                         partition,
@@ -105,6 +92,7 @@ impl Relay {
             self.active.send_modify(|active| {
                 active.remove(&partition);
             });
+            self.metrics.active_partitions.set(self.active.borrow().len() as i64);
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
@@ -136,6 +124,7 @@ impl Relay {
         self.active.send_modify(|active| {
             active.insert(partition);
         });
+        self.metrics.active_partitions.set(self.active.borrow().len() as i64);
         backoff.reset();
         tracing::info!(partition, txid = at.txid, position = at.position, "relay partition active");
         loop {
@@ -149,15 +138,17 @@ impl Relay {
                 self.wait_for_changes(&mut conn, &mut listener, at, shutdown).await?;
                 continue;
             }
+            let started = std::time::Instant::now();
             let outcome = publisher.publish(&batch).await.context("publishing")?;
+            self.metrics.confirm.observe(started.elapsed().as_secs_f64());
             if outcome.confirmed > 0 {
                 at = batch[outcome.confirmed - 1].checkpoint();
                 log::save_checkpoint(&mut conn, settings.partitions, partition, at).await?;
-                self.stats.published.fetch_add(outcome.confirmed as u64, Ordering::Relaxed);
-                self.stats.returned.fetch_add(outcome.returned as u64, Ordering::Relaxed);
+                self.metrics.published.inc_by(outcome.confirmed as u64);
+                self.metrics.returned.inc_by(outcome.returned as u64);
             }
             if outcome.nacked {
-                self.stats.nacked.fetch_add(1, Ordering::Relaxed);
+                self.metrics.failed.inc();
                 bail!("the broker refused a change; republishing from position {}", at.position);
             }
         }

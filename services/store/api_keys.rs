@@ -76,6 +76,7 @@ pub async fn revoke(db: impl PgExecutor<'_>, key_id: Uuid) -> Result<Option<ApiK
 }
 
 /// Looks up an unrevoked key by the hash of its secret (runtime role).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT authenticate_api_key", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn authenticate(db: impl PgExecutor<'_>, secret_hash: &[u8; 32]) -> Result<Option<KeyGrant>, sqlx::Error> {
     sqlx::query_as("SELECT key_id, org_id, scopes FROM authenticate_api_key($1)")
         .bind(&secret_hash[..])

@@ -22,6 +22,7 @@ pub struct IdempotencyClaim<'a> {
 
 /// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row.
 /// With a `claim`, nothing is inserted when the request id is already recorded: returns `None` then.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn create(
     conn: &mut PgConnection,
     kind: Kind,
@@ -75,6 +76,7 @@ pub async fn create(
 }
 
 /// The resources with these ids that exist (in the caller's organization), in the order of `ids`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn get_many(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
     let table = resource_table(kind);
     let sql = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
@@ -97,6 +99,7 @@ pub enum UpdateOutcome {
 
 /// Sets `columns` on resource `id` (if its version is `expected_version`, when given) and emits
 /// `<kind>.updated` with the API paths of the fields that really changed.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("UPDATE {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "UPDATE"))]
 pub async fn update(
     conn: &mut PgConnection,
     kind: Kind,
@@ -163,6 +166,7 @@ pub enum DeleteOutcome {
 
 /// Deletes resource `id` (if its version is `expected_version`, when given) and emits `<kind>.deleted` with the
 /// last state and what the delete cascaded to.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("DELETE {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "DELETE"))]
 pub async fn delete(
     conn: &mut PgConnection,
     kind: Kind,
@@ -215,6 +219,7 @@ async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<
 
 /// Finds an existing resource's id by a unique natural key (`normalized_name` compared with `normalize_name($1)`,
 /// or `domain`).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn find_id_by_natural_key(
     conn: &mut PgConnection,
     kind: Kind,

@@ -11,6 +11,7 @@ use crate::domain::change::ChangeType;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
 /// Sets (or, with `None`, clears) the embedding of `kind` `id`; `false` when the resource does not exist.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("UPDATE {} embedding + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "UPDATE"))]
 pub async fn set(
     conn: &mut PgConnection,
     kind: Kind,
@@ -45,12 +46,16 @@ pub async fn set(
     Ok(updated == 1)
 }
 
+/// An embedding's values and model.
+pub type StoredEmbedding = (Vec<f32>, String);
+
 /// The embedding and model of `kind` `id`: `None` when the resource does not exist, `Some(None)` when it has none.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} embedding", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn get(
     conn: &mut PgConnection,
     kind: Kind,
     id: Uuid,
-) -> Result<Option<Option<(Vec<f32>, String)>>, sqlx::Error> {
+) -> Result<Option<Option<StoredEmbedding>>, sqlx::Error> {
     let sql = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
     let row: Option<(Option<Vector>, Option<String>)> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;

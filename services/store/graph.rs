@@ -46,6 +46,7 @@ impl Frontier {
 pub type EdgeRow = (EdgeKind, Uuid, Uuid);
 
 /// Every edge of the allowed `kinds` with an end in `frontier`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT graph edges", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn edges_touching(
     conn: &mut PgConnection,
     frontier: &Frontier,
@@ -89,6 +90,7 @@ pub async fn edges_touching(
 }
 
 /// Names of the given nodes of `kind` (those visible to the organization).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} names", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn labels(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let sql = format!("SELECT id, name FROM {} WHERE id = ANY($1)", resource_table(kind).table);
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await
@@ -99,6 +101,7 @@ pub type RelatedRow = (Value, i64, i64, i64, Option<f64>);
 
 /// Events sharing speakers, companies or topics with `event_id`, by weighted shared count, best `limit`.
 /// Weights: a shared speaker 3, a shared company 2, a shared topic 1.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT related events", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn related_events(
     conn: &mut PgConnection,
     event_id: Uuid,
@@ -130,6 +133,7 @@ pub async fn related_events(
 }
 
 /// Speakers who shared an event with `speaker_id`, with the number of shared events, most first.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT co-speakers", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn co_speakers(
     conn: &mut PgConnection,
     speaker_id: Uuid,

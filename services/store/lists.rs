@@ -38,6 +38,7 @@ pub struct EventFilter {
 pub type ListedRow = (Value, Option<DateTime<Utc>>, Uuid);
 
 /// A page of events after `(after_sort, after_id)`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn events(
     conn: &mut PgConnection,
     filter: &EventFilter,
@@ -118,6 +119,7 @@ pub struct SimpleFilter {
 }
 
 /// A page of `kind` ordered by id (UUIDv7: creation order) after `after`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn by_id(
     conn: &mut PgConnection,
     kind: Kind,
@@ -144,6 +146,7 @@ pub async fn by_id(
 }
 
 /// Whether a resource exists (for NOT_FOUND on listing the children of a missing parent).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn exists(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
     let sql = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await

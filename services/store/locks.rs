@@ -14,6 +14,7 @@ pub fn lock_key(id: Uuid) -> i64 {
 }
 
 /// Takes the transaction-scoped locks of `aggregates`, in key order so concurrent lockers cannot deadlock.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT pg_advisory_xact_lock", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn lock_aggregates(conn: &mut PgConnection, aggregates: &[Uuid]) -> Result<(), sqlx::Error> {
     let mut keys: Vec<i64> = aggregates.iter().copied().map(lock_key).collect();
     keys.sort_unstable();

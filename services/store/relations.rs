@@ -15,6 +15,7 @@ fn changes(kind: ChangeType, source: &str, param: usize) -> String {
 }
 
 /// Adds the relation with attribute `columns`; emits `event.<relation>_added`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn add(
     conn: &mut PgConnection,
     kind: RelationKind,
@@ -51,6 +52,7 @@ pub async fn add(
 
 /// Sets attribute `columns` of an existing relation; emits `event.<relation>_updated` when something changed.
 /// `None` when the relation does not exist.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("UPDATE {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "UPDATE"))]
 pub async fn update(
     conn: &mut PgConnection,
     kind: RelationKind,
@@ -96,6 +98,7 @@ pub async fn update(
 }
 
 /// Removes a relation; emits `event.<relation>_removed` with its last state. `None` when it did not exist.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("DELETE {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "DELETE"))]
 pub async fn remove(
     conn: &mut PgConnection,
     kind: RelationKind,
@@ -124,6 +127,7 @@ pub async fn remove(
 }
 
 /// One relation, if it exists.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn get(
     conn: &mut PgConnection,
     kind: RelationKind,
@@ -146,6 +150,7 @@ pub enum From {
 
 /// One page of relations from `from`'s side with id `id`, after `after` (the id at the other end), `limit` rows.
 /// Returns each relation JSON and the other end's id (the keyset).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn list(
     conn: &mut PgConnection,
     kind: RelationKind,

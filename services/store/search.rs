@@ -12,6 +12,7 @@ use crate::domain::catalogue::Kind;
 
 /// Sets the HNSW search breadth for the rest of the transaction and lets filtered scans continue past the first
 /// `ef_search` candidates (`relaxed_order`: results are re-sorted by distance afterwards).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SET hnsw", otel.kind = "client", db.system = "postgresql", db.operation = "SET"))]
 pub async fn tune_vector_search(conn: &mut PgConnection, ef_search: u32) -> Result<(), sqlx::Error> {
     // Integers validated by the caller: inlining them is safe, and SET cannot take parameters.
     let sql = format!("SET LOCAL hnsw.ef_search = {ef_search}; SET LOCAL hnsw.iterative_scan = relaxed_order");
@@ -21,6 +22,7 @@ pub async fn tune_vector_search(conn: &mut PgConnection, ef_search: u32) -> Resu
 
 /// The `k` resources of `kind` nearest to `query` (cosine distance), excluding `exclude`, with event filters when
 /// searching events. Returns each resource's JSON and distance, nearest first.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} nearest", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn nearest(
     conn: &mut PgConnection,
     kind: Kind,
@@ -52,6 +54,7 @@ pub type TextRow = (Value, f64, String, Uuid);
 
 /// Events matching `query` (web-search syntax), best first, after the `(rank, id)` cursor. An event whose name
 /// equals the query (ignoring case) ranks above every other.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events full text", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn text(
     conn: &mut PgConnection,
     query: &str,
@@ -87,6 +90,7 @@ pub type NameRow = (Uuid, String, String, f64);
 
 /// Speakers, companies or topics whose normalized name is trigram-similar to `name` (at least `min_similarity`),
 /// most similar first.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} by trigram", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn similar_names(
     conn: &mut PgConnection,
     kind: Kind,

@@ -1,3 +1,5 @@
+#![allow(dead_code, reason = "shared by test binaries that each use a part of it")]
+
 //! Shared fixtures of the tests that use RabbitMQ: relay settings for a test database, a queue bound to a
 //! test-unique exchange, the relay as a child process, and the lock that keeps broker restarts away from the
 //! other broker tests.
@@ -42,6 +44,7 @@ pub fn relay_env(settings: &RelaySettings) -> Vec<(&'static str, String)> {
         ("EVENTDATA_RELAY_POLL_INTERVAL_MS", settings.poll_interval.as_millis().to_string()),
         ("EVENTDATA_RELAY_CLAIM_INTERVAL_MS", settings.claim_interval.as_millis().to_string()),
         ("EVENTDATA_RELAY_MAX_BACKOFF_MS", settings.max_backoff.as_millis().to_string()),
+        ("EVENTDATA_RELAY_HTTP_ADDR", "127.0.0.1:0".into()),
         ("RUST_LOG", "warn".into()),
     ]
 }

@@ -1,7 +1,7 @@
 //! Shared test fixtures: a fresh database per test (created from template1, which scripts/setup.sh gives the
 //! extensions), the service run in-process on port 0, and small clients.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by test binaries that each use a part of it")]
 
 use std::time::Duration;
 
@@ -74,6 +74,7 @@ impl TestDb {
             pool_max: 10,
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(30),
+            slow_statement: Duration::from_secs(1),
         }
     }
 
@@ -278,4 +279,42 @@ pub fn error_details(status: &tonic::Status) -> (String, Vec<String>) {
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default();
     (reason, fields)
+}
+
+/// A TCP proxy to PostgreSQL that a test can cut (dropping every connection and refusing new ones) and restore.
+pub struct TcpProxy {
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding to `target`.
+    pub async fn start(target: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !*watch.borrow() {
+                    continue; // refused: dropped at once
+                }
+                let mut cut = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    /// Cuts or restores the database.
+    pub fn set_up(&self, up: bool) {
+        let _ = self.up.send(up);
+    }
 }

@@ -82,3 +82,85 @@ async fn unreachable_database_gives_503_and_not_serving() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn health_follows_the_database_and_watch_reports_it() {
+    let db = TestDb::migrated().await;
+    let proxy = crate::common::TcpProxy::start("127.0.0.1:5432").await;
+    let mut settings = db.settings();
+    settings.url = format!("postgres://eventdata_app@{}/{}", proxy.addr, db.name);
+    settings.acquire_timeout = Duration::from_millis(500);
+    let server = TestServer::start(test_config(settings)).await;
+    let mut watch = HealthClient::new(server.channel().await)
+        .watch(HealthCheckRequest { service: "eventdata.v1.EventService".into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut next_status = async || {
+        let message = tokio::time::timeout(Duration::from_secs(15), watch.next()).await.expect("a status in time");
+        message.expect("stream open").expect("status").status()
+    };
+    let mut status = next_status().await;
+    while status != ServingStatus::Serving {
+        status = next_status().await;
+    }
+    proxy.set_up(false);
+    while status != ServingStatus::NotServing {
+        status = next_status().await;
+    }
+    assert_eq!(http_get(server.http_addr, "/health/ready").await.0, 503);
+    assert_eq!(http_get(server.http_addr, "/health/live").await.0, 200);
+    proxy.set_up(true);
+    while status != ServingStatus::Serving {
+        status = next_status().await;
+    }
+    eventually(Duration::from_secs(10), "ready again", || async {
+        http_get(server.http_addr, "/health/ready").await.0 == 200
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_calls() {
+    use eventdata::proto::v1 as pb;
+    let app = crate::common::TestApp::start().await;
+    let mut events = pb::event_service_client::EventServiceClient::new(app.rw());
+    for _ in 0..3 {
+        events
+            .get_event(pb::GetEventRequest { id: "01900000-0000-7000-8000-000000000000".into() })
+            .await
+            .expect_err("missing");
+    }
+    crate::catalogue_crud::create_event(app.rw(), "Counted", "counted").await;
+    let (status, body) = http_get(app.server.http_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_prometheus(&body);
+    let get = |name: &str| samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let labels =
+        |method: &str, code: &str| format!("service=\"eventdata.v1.EventService\",method=\"{method}\",code=\"{code}\"");
+    assert_eq!(get(&format!("eventdata_rpc_requests_total{{{}}}", labels("GetEvent", "NOT_FOUND"))), Some(3.0));
+    assert_eq!(get(&format!("eventdata_rpc_requests_total{{{}}}", labels("CreateEvent", "OK"))), Some(1.0));
+    assert_eq!(get(&format!("eventdata_rpc_duration_seconds_count{{{}}}", labels("GetEvent", "NOT_FOUND"))), Some(3.0));
+    assert_eq!(get("eventdata_db_pool_max_connections"), Some(10.0));
+    assert!(get("eventdata_db_pool_connections").is_some_and(|n| n >= 1.0));
+    assert!(get("eventdata_db_pool_acquire_seconds_count").is_some_and(|n| n >= 4.0));
+    assert_eq!(get("eventdata_rpc_in_flight"), Some(0.0));
+    assert_eq!(get("eventdata_change_feed_subscribers"), Some(0.0));
+}
+
+/// Parses Prometheus text exposition into (series, value), checking every line is well formed.
+fn parse_prometheus(body: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix('#') {
+            let words: Vec<&str> = comment.split_whitespace().collect();
+            assert!(matches!(words.first(), Some(&"HELP") | Some(&"TYPE") | Some(&"EOF")), "bad comment line {line:?}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        assert!(series.starts_with("eventdata_"), "unprefixed metric {series}");
+        samples.push((series.to_owned(), value));
+    }
+    samples
+}
