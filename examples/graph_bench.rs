@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         key_id: Uuid::nil(),
         scopes: Scopes::parse_list("read").map_err(anyhow::Error::msg)?,
         traceparent: None,
+        deadline: None,
         tracestate: None,
     };
 

@@ -64,6 +64,39 @@ pub struct Config {
     /// How long an API-key lookup is trusted (`EVENTDATA_AUTH_CACHE_TTL_MS`, default 5000): a revoked key stops
     /// working within this time.
     pub auth_cache_ttl: Duration,
+    /// TLS on the gRPC port, when configured.
+    pub tls: Option<TlsSettings>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// TLS for the gRPC port: `EVENTDATA_TLS_CERT` and `EVENTDATA_TLS_KEY` (PEM files), and with
+/// `EVENTDATA_TLS_CLIENT_CA` mutual TLS: clients must present a certificate signed by that CA.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// Server certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// Server private key (PEM).
+    pub key: std::path::PathBuf,
+    /// CA that client certificates must chain to (PEM), for mutual TLS.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// Limits that protect the service; each is configurable and reported with a precise status when exceeded.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Calls handled at once before new ones are shed with RESOURCE_EXHAUSTED (`EVENTDATA_MAX_CONCURRENT_RPCS`,
+    /// default 256).
+    pub max_concurrent_rpcs: usize,
+    /// Largest request message in bytes (`EVENTDATA_MAX_REQUEST_BYTES`, default 16 MiB): larger ones get
+    /// RESOURCE_EXHAUSTED.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_concurrent_rpcs: 256, max_request_bytes: 16 * 1024 * 1024 }
+    }
 }
 
 /// Settings of `eventdata relay` (docs/relay.md).
@@ -174,6 +207,11 @@ impl Config {
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
             page_token_secret: env.get("EVENTDATA_PAGE_TOKEN_SECRET"),
             auth_cache_ttl: env.millis("EVENTDATA_AUTH_CACHE_TTL_MS", 5000)?,
+            tls: tls_settings(&env)?,
+            limits: Limits {
+                max_concurrent_rpcs: env.parsed("EVENTDATA_MAX_CONCURRENT_RPCS", "256")?,
+                max_request_bytes: env.parsed("EVENTDATA_MAX_REQUEST_BYTES", "16777216")?,
+            },
         })
     }
 }
@@ -217,6 +255,26 @@ impl TelemetrySettings {
             service_name: env.get("OTEL_SERVICE_NAME").unwrap_or_else(|| "eventdata".into()),
             json_logs,
         })
+    }
+}
+
+fn tls_settings(env: &Env<'_>) -> Result<Option<TlsSettings>, ConfigError> {
+    let file = |var: &'static str| -> Result<Option<std::path::PathBuf>, ConfigError> {
+        match env.get(var) {
+            None => Ok(None),
+            Some(path) if std::path::Path::new(&path).is_file() => Ok(Some(path.into())),
+            Some(_) => Err(ConfigError { var, reason: "does not name a readable file".into() }),
+        }
+    };
+    match (file("EVENTDATA_TLS_CERT")?, file("EVENTDATA_TLS_KEY")?, file("EVENTDATA_TLS_CLIENT_CA")?) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), client_ca) => Ok(Some(TlsSettings { cert, key, client_ca })),
+        (None, _, _) => {
+            Err(ConfigError { var: "EVENTDATA_TLS_CERT", reason: "is required with the other TLS settings".into() })
+        }
+        (_, None, _) => {
+            Err(ConfigError { var: "EVENTDATA_TLS_KEY", reason: "is required with EVENTDATA_TLS_CERT".into() })
+        }
     }
 }
 
@@ -294,6 +352,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
             ("LOG_FORMAT", "xml"),
             ("EVENTDATA_AUTH_CACHE_TTL_MS", "soon"),
+            ("EVENTDATA_TLS_CERT", "/nonexistent/cert.pem"),
+            ("EVENTDATA_MAX_CONCURRENT_RPCS", "-1"),
         ];
         for (var, value) in cases {
             let err = config_with(&[(var, value)]).expect_err(var);

@@ -35,13 +35,25 @@ pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Err
     PgPoolOptions::new().max_connections(2).acquire_timeout(settings.acquire_timeout).connect_with(options).await
 }
 
-/// Opens a transaction in which row-level security admits only `org_id`'s rows. `set_config(.., true)` is
-/// `SET LOCAL`: the setting ends with the transaction, so a pooled connection never carries it to another
-/// organization's request.
+/// Opens a transaction in which row-level security admits only `org_id`'s rows. `SET LOCAL` ends with the
+/// transaction, so a pooled connection never carries the organization into another request. BEGIN and SET travel
+/// in one round trip (the id is a parsed UUID, so inlining it is safe).
 pub async fn begin_for_org(pool: &PgPool, org_id: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.org_id', $1, true)").bind(org_id.to_string()).execute(&mut *tx).await?;
-    Ok(tx)
+    begin_for_org_within(pool, org_id, None).await
+}
+
+/// Like [`begin_for_org`], with every statement of the transaction limited to `statement_timeout` (the caller's
+/// remaining deadline): PostgreSQL itself cancels a statement that would outlive the call.
+pub async fn begin_for_org_within(
+    pool: &PgPool,
+    org_id: Uuid,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let limit = match statement_timeout {
+        Some(t) => format!("; SET LOCAL statement_timeout = {}", t.as_millis().max(1)),
+        None => String::new(),
+    };
+    pool.begin_with(sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL app.org_id = '{org_id}'{limit}"))).await
 }
 
 /// One embedded migration and whether the database has it.

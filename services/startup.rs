@@ -91,9 +91,16 @@ impl Application {
             )),
             notifier: notifier.clone(),
         };
-        let grpc = tonic::transport::Server::builder()
-            .layer(crate::grpc::telemetry::RpcTelemetryLayer { metrics: metrics.clone() })
-            .add_routes(crate::grpc::routes(api))
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.config.tls {
+            builder = builder.tls_config(server_tls(tls)?).context("configuring TLS on the gRPC port")?;
+        }
+        let grpc = builder
+            .layer(crate::grpc::telemetry::RpcTelemetryLayer::new(
+                metrics.clone(),
+                self.config.limits.max_concurrent_rpcs,
+            ))
+            .add_routes(crate::grpc::routes(api, self.config.limits.max_request_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -116,6 +123,22 @@ impl Application {
         admin_result.context("admin HTTP server failed")?;
         Ok(())
     }
+}
+
+/// The gRPC port's TLS: the server identity, and with a client CA, mutual TLS (a client certificate is required).
+fn server_tls(tls: &crate::config::TlsSettings) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &std::path::Path, var: &str| {
+        std::fs::read(path).with_context(|| format!("cannot read {var} {}", path.display()))
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read(&tls.cert, "EVENTDATA_TLS_CERT")?,
+        read(&tls.key, "EVENTDATA_TLS_KEY")?,
+    );
+    let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(tonic::transport::Certificate::from_pem(read(ca, "EVENTDATA_TLS_CLIENT_CA")?));
+    }
+    Ok(config)
 }
 
 /// Completes once the stop flag is raised.

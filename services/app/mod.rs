@@ -33,6 +33,8 @@ pub struct Caller {
     pub traceparent: Option<String>,
     /// W3C `tracestate` of the request.
     pub tracestate: Option<String>,
+    /// When the caller stops waiting (its gRPC deadline), if it set one.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Caller {
@@ -53,6 +55,9 @@ pub struct App {
     tokens: PageTokens,
     metrics: crate::metrics::ApiMetrics,
 }
+
+/// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How often a transaction that hit a serialization failure or deadlock is tried in all.
 const ATTEMPTS: usize = 4;
@@ -78,7 +83,15 @@ impl App {
     async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
         let started = std::time::Instant::now();
         self.metrics.pool_waiting.inc();
-        let tx = crate::db::begin_for_org(&self.pool, caller.org_id).await;
+        // The statement limit ends a little before the caller's deadline, so the database cancels the work and the
+        // caller hears DEADLINE_EXCEEDED rather than a dropped call.
+        let remaining = caller.deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if remaining.is_some_and(|r| r <= DEADLINE_MARGIN) {
+            self.metrics.pool_waiting.dec();
+            return Err(AppError::DeadlineExceeded);
+        }
+        let limit = remaining.map(|r| r - DEADLINE_MARGIN);
+        let tx = crate::db::begin_for_org_within(&self.pool, caller.org_id, limit).await;
         self.metrics.pool_waiting.dec();
         self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
         Ok(tx?)

@@ -25,9 +25,6 @@ use crate::proto::v1::speaker_service_server::SpeakerServiceServer;
 use crate::proto::v1::topic_service_server::TopicServiceServer;
 pub use handlers::Api;
 
-/// Largest request the services accept (bytes); a BatchCreateEvents of 500 full events fits.
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-
 /// Fully qualified names of the eventdata services (reported individually by `grpc.health.v1`).
 pub const SERVICE_NAMES: &[&str] = &[
     "eventdata.v1.EventService",
@@ -41,15 +38,18 @@ pub const SERVICE_NAMES: &[&str] = &[
     "eventdata.v1.GraphService",
 ];
 
-/// Every eventdata service as tonic routes.
-pub fn routes(api: Api) -> tonic::service::Routes {
+/// Every eventdata service as tonic routes, accepting requests up to `max_request_bytes` (larger ones get
+/// OUT_OF_RANGE with the limit in the message).
+pub fn routes(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
+    #[expect(non_snake_case, reason = "reads like the constant it replaces")]
+    let MAX_REQUEST_BYTES = max_request_bytes;
     tonic::service::Routes::new(EventServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SpeakerServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(CompanyServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(TopicServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(MediaServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(ChangeFeedServiceServer::new(api.clone()))
+        .add_service(ChangeFeedServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(EmbeddingServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SearchServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(GraphServiceServer::new(api))
+        .add_service(GraphServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
 }

@@ -4,10 +4,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use opentelemetry::trace::TraceContextExt;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -17,15 +19,23 @@ use crate::telemetry::HeaderExtractor;
 /// Adds [`RpcTelemetry`] to a service.
 #[derive(Clone)]
 pub struct RpcTelemetryLayer {
-    /// Where RPC counts and latencies go.
-    pub metrics: ApiMetrics,
+    metrics: ApiMetrics,
+    slots: Arc<Semaphore>,
+}
+
+impl RpcTelemetryLayer {
+    /// Measures into `metrics` and admits at most `max_concurrent` calls at once; more are shed at once with
+    /// RESOURCE_EXHAUSTED and a retry delay, instead of queueing without bound.
+    pub fn new(metrics: ApiMetrics, max_concurrent: usize) -> Self {
+        Self { metrics, slots: Arc::new(Semaphore::new(max_concurrent)) }
+    }
 }
 
 impl<S> tower::Layer<S> for RpcTelemetryLayer {
     type Service = RpcTelemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcTelemetry { inner, metrics: self.metrics.clone() }
+        RpcTelemetry { inner, metrics: self.metrics.clone(), slots: Arc::clone(&self.slots) }
     }
 }
 
@@ -34,7 +44,11 @@ impl<S> tower::Layer<S> for RpcTelemetryLayer {
 pub struct RpcTelemetry<S> {
     inner: S,
     metrics: ApiMetrics,
+    slots: Arc<Semaphore>,
 }
+
+/// How long a shed caller is told to wait before retrying.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// gRPC status code names, by number.
 const CODES: [&str; 17] = [
@@ -62,6 +76,7 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -76,6 +91,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
+        let slot = Arc::clone(&self.slots).try_acquire_owned();
         let path = request.uri().path().trim_start_matches('/').to_owned();
         let (service, method) =
             path.split_once('/').map(|(s, m)| (s.to_owned(), m.to_owned())).unwrap_or((path.clone(), String::new()));
@@ -104,9 +120,15 @@ where
         }
         Box::pin(async move {
             let started = Instant::now();
-            metrics.rpc_in_flight.inc();
-            let result = inner.call(request).instrument(span.clone()).await;
-            metrics.rpc_in_flight.dec();
+            let result = match slot {
+                Ok(_slot) => {
+                    metrics.rpc_in_flight.inc();
+                    let result = inner.call(request).instrument(span.clone()).await;
+                    metrics.rpc_in_flight.dec();
+                    result
+                }
+                Err(_) => Ok(overloaded()),
+            };
             let code = match &result {
                 // Errors travel as "trailers-only" responses: grpc-status is in the headers. Otherwise it is OK
                 // (the status of a stream that fails later is in its trailers, which this layer does not see).
@@ -133,4 +155,17 @@ where
             })
         })
     }
+}
+
+/// The answer to a call beyond the concurrency limit: RESOURCE_EXHAUSTED with google.rpc.RetryInfo.
+fn overloaded<R: Default>() -> http::Response<R> {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::with_retry_info(Some(RETRY_AFTER));
+    details.set_error_info("OVERLOADED", crate::grpc::status::ERROR_DOMAIN, std::collections::HashMap::new());
+    tonic::Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        "the service is at its concurrency limit; retry shortly",
+        details,
+    )
+    .into_http()
 }

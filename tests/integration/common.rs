@@ -83,6 +83,13 @@ impl TestDb {
         PgPoolOptions::new().max_connections(4).connect(&self.app_url).await.expect("connect as the runtime role")
     }
 
+    /// A superuser connection to this database, to observe other roles' sessions in `pg_stat_activity`.
+    pub async fn observer(&self) -> PgPool {
+        let base = superuser_url();
+        let url = format!("{}/{}", base.rsplit_once('/').map(|(server, _)| server).unwrap_or(&base), self.name);
+        PgPoolOptions::new().max_connections(1).connect(&url).await.expect("superuser connection")
+    }
+
     /// Creates an organization and returns its id.
     pub async fn create_org(&self, slug: &str) -> Uuid {
         let slug = eventdata::domain::org_slug::OrgSlug::parse(slug).expect("valid slug");
@@ -127,6 +134,8 @@ pub fn test_config(database: DatabaseSettings) -> Config {
         telemetry: TelemetrySettings { otlp_endpoint: None, service_name: "eventdata-test".into(), json_logs: false },
         page_token_secret: Some("test-secret".into()),
         auth_cache_ttl: Duration::from_millis(200),
+        tls: None,
+        limits: Default::default(),
     }
 }
 

@@ -19,4 +19,5 @@ mod row_level_security;
 mod schema_constraints;
 mod search;
 mod search_recall;
+mod security;
 mod server;
