@@ -30,6 +30,8 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
     pub slow_statement: Duration,
+    /// How long `serve` waits for PostgreSQL at start-up (`EVENTDATA_DB_STARTUP_TIMEOUT_MS`, 60000).
+    pub startup_timeout: Duration,
 }
 
 /// OpenTelemetry and log settings.
@@ -231,6 +233,7 @@ impl DatabaseSettings {
             acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
+            startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
         })
     }
 }

@@ -110,3 +110,25 @@ async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
     }
     sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version").fetch_all(pool).await
 }
+
+/// Waits until `url` accepts a connection, retrying with capped, jittered backoff and saying so in the log, for at
+/// most `limit`. Start-up calls it so the service does not crash when PostgreSQL is a few seconds late.
+pub async fn wait_for_database(url: &str, limit: std::time::Duration) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let deadline = std::time::Instant::now() + limit;
+    let mut backoff = crate::outbox::backoff::Backoff::new(std::time::Duration::from_secs(5));
+    loop {
+        match sqlx::PgConnection::connect(url).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Err(err) if std::time::Instant::now() < deadline => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "waiting for PostgreSQL");
+                tokio::time::sleep(delay).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}

@@ -139,6 +139,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let telemetry = telemetry::init(&config.telemetry)?;
+    db::wait_for_database(&config.database.url, config.database.startup_timeout)
+        .await
+        .context("PostgreSQL did not become reachable with DATABASE_URL")?;
     let app = startup::Application::build(config).await?;
     let result = app.run_until_stopped(startup::shutdown_signal()).await;
     telemetry.shutdown();

@@ -75,6 +75,7 @@ impl TestDb {
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(10),
         }
     }
 
@@ -295,6 +296,8 @@ pub struct TcpProxy {
     /// Where clients connect.
     pub addr: std::net::SocketAddr,
     up: tokio::sync::watch::Sender<bool>,
+    /// Connections refused while cut.
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -303,10 +306,13 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let (up, watch) = tokio::sync::watch::channel(true);
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&refused);
         tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else { return };
                 if !*watch.borrow() {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue; // refused: dropped at once
                 }
                 let mut cut = watch.clone();
@@ -319,7 +325,7 @@ impl TcpProxy {
                 });
             }
         });
-        Self { addr, up }
+        Self { addr, up, refused }
     }
 
     /// Cuts or restores the database.

@@ -164,3 +164,23 @@ fn parse_prometheus(body: &str) -> Vec<(String, f64)> {
     }
     samples
 }
+
+#[tokio::test]
+async fn start_up_waits_for_a_late_database() {
+    let db = TestDb::migrated().await;
+    let proxy = crate::common::TcpProxy::start("127.0.0.1:5432").await;
+    proxy.set_up(false);
+    let url = format!("postgres://eventdata_app@{}/{}", proxy.addr, db.name);
+    let waiting = tokio::spawn(async move { eventdata::db::wait_for_database(&url, Duration::from_secs(30)).await });
+    eventually(Duration::from_secs(10), "a refused attempt", || async {
+        proxy.refused.load(std::sync::atomic::Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert!(!waiting.is_finished(), "still waiting while the database is away");
+    proxy.set_up(true);
+    waiting.await.expect("task").expect("connected once the database came");
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let err =
+        eventdata::db::wait_for_database(&format!("postgres://x@127.0.0.1:{gone}/x"), Duration::from_millis(300)).await;
+    assert!(err.is_err(), "gives up after its limit");
+}
