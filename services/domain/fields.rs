@@ -202,12 +202,14 @@ pub fn validate_update(
         let mut chosen = Vec::new();
         for path in mask {
             match specs.iter().find(|s| s.path == path) {
-                Some(spec) if spec.immutable => violations.add("update_mask", format!("{path} cannot be changed")),
+                Some(spec) if spec.immutable => {
+                    violations.add("update_mask", format!("{} cannot be changed", spec.path))
+                }
                 Some(spec) => chosen.push(spec),
                 None if output_only.contains(&path.as_str()) => {
                     violations.add("update_mask", format!("{path} is output only"))
                 }
-                None => violations.add("update_mask", format!("unknown field {path:?}")),
+                None => violations.add("update_mask", format!("unknown field {:?}", excerpt(path))),
             }
         }
         chosen
@@ -353,8 +355,17 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
             let value = Value::Object(map.clone());
             if value.to_string().len() > 64 * 1024 { Err("must be at most 64 KiB of JSON".into()) } else { Ok(value) }
         }
-        (rule, input) => Err(format!("has the wrong type for {rule:?}: {input:?}")),
+        (rule, _) => Err(format!("has the wrong type for {rule:?}")),
     }
+}
+
+/// At most 40 characters of caller input, for messages: errors travel in HTTP/2 headers, which must stay small.
+pub fn excerpt(input: &str) -> String {
+    let mut shown: String = input.chars().take(40).collect();
+    if shown.len() < input.len() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// Non-blank text of at most `max` characters without NUL (PostgreSQL text cannot hold it).
@@ -410,6 +421,9 @@ mod tests {
         let err = validate_update(SPECS, &inputs, &["nope".into(), "id".into(), "event_id".into()], &["id"], "")
             .expect_err("bad mask");
         assert_eq!(err.0.len(), 3, "{err:?}");
+        let huge = "x".repeat(100_000);
+        let err = validate_update(SPECS, &inputs, &[huge], &[], "").expect_err("unknown path");
+        assert!(err.0[0].description.len() < 100, "input is not echoed in full");
         let err = validate_update(SPECS, &[], &["name".into()], &[], "").expect_err("clearing a required field");
         assert_eq!(err.0[0].field, "name");
         let (_, implicit) = validate_update(SPECS, &inputs, &[], &[], "").expect("implicit mask");

@@ -11,6 +11,10 @@ use crate::app::AppError;
 
 /// The ErrorInfo domain of every eventdata error.
 pub const ERROR_DOMAIN: &str = "eventdata";
+/// Most field violations reported in one status.
+const MAX_VIOLATIONS: usize = 50;
+/// Longest status message summary.
+const MAX_SUMMARY_BYTES: usize = 2048;
 
 fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetail {
     let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -21,14 +25,29 @@ impl From<AppError> for Status {
     fn from(err: AppError) -> Self {
         match err {
             AppError::InvalidArgument(violations) => {
-                let summary = violations
+                // Statuses travel in HTTP/2 headers: report at most MAX_VIOLATIONS and a bounded summary.
+                let total = violations.0.len();
+                let mut summary = violations
                     .0
                     .iter()
+                    .take(MAX_VIOLATIONS)
                     .map(|v| format!("{}: {}", v.field, v.description))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let field_violations: Vec<FieldViolation> =
-                    violations.0.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect();
+                if total > MAX_VIOLATIONS {
+                    summary.push_str(&format!("; and {} more", total - MAX_VIOLATIONS));
+                }
+                if summary.len() > MAX_SUMMARY_BYTES {
+                    let cut = (0..=MAX_SUMMARY_BYTES).rev().find(|i| summary.is_char_boundary(*i)).unwrap_or(0);
+                    summary.truncate(cut);
+                    summary.push('…');
+                }
+                let field_violations: Vec<FieldViolation> = violations
+                    .0
+                    .into_iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .collect();
                 Status::with_error_details_vec(
                     Code::InvalidArgument,
                     format!("invalid request: {summary}"),

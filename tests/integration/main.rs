@@ -14,6 +14,7 @@ mod cli;
 mod graph;
 mod list_indexes;
 mod migrations;
+mod properties;
 mod relay;
 mod row_level_security;
 mod schema_constraints;

@@ -243,3 +243,51 @@ async fn batch_limits() {
         .expect_err("1001 ids");
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn two_hundred_concurrent_clients_against_a_pool_of_twenty() {
+    let db = TestDb::migrated().await;
+    let mut settings = db.settings();
+    settings.pool_max = 20;
+    let server = TestServer::start(test_config(settings)).await;
+    let org = db.create_org("crowd").await;
+    let key = db.create_key(org, &["read", "write"]).await;
+    let auth = crate::common::BearerAuth(Some(format!("Bearer {key}").parse().expect("ascii")));
+    let channel = tonic::service::interceptor::InterceptedService::new(server.channel().await, auth);
+    let clients: Vec<_> = (0..200)
+        .map(|c| {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                let mut events = EventServiceClient::new(channel);
+                let mut outcomes = Vec::new();
+                for i in 0..5 {
+                    let created = events
+                        .create_event(pb::CreateEventRequest {
+                            event: Some(new_event("Crowd", &format!("c{c}-{i}"))),
+                            request_id: String::new(),
+                        })
+                        .await;
+                    outcomes.push(created.as_ref().map(|_| ()).map_err(|s| s.code()));
+                    if let Ok(event) = created {
+                        let got = events.get_event(pb::GetEventRequest { id: event.into_inner().id }).await;
+                        outcomes.push(got.map(|_| ()).map_err(|s| s.code()));
+                    }
+                    let listed =
+                        events.list_events(pb::ListEventsRequest { page_size: 10, ..Default::default() }).await;
+                    outcomes.push(listed.map(|_| ()).map_err(|s| s.code()));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for client in clients {
+        for outcome in client.await.expect("client") {
+            match outcome {
+                Ok(()) => ok += 1,
+                Err(code) => assert_eq!(code, Code::ResourceExhausted, "only documented shedding"),
+            }
+        }
+    }
+    assert!(ok >= 2500, "most calls succeed: {ok}");
+}
