@@ -33,7 +33,7 @@ fn timestamp() -> impl Strategy<Value = Option<prost_types::Timestamp>> {
 fn value() -> impl Strategy<Value = prost_types::Value> {
     use prost_types::value::Kind;
     prop_oneof![
-        any::<f64>().prop_map(|n| Kind::NumberValue(n)),
+        any::<f64>().prop_map(Kind::NumberValue),
         text().prop_map(Kind::StringValue),
         any::<bool>().prop_map(Kind::BoolValue),
         Just(Kind::NullValue(0)),
