@@ -413,3 +413,61 @@ async fn alternate_queue(alternate: &str) -> BoundQueue {
     let _ = connection.close(200, "done".into()).await;
     BoundQueue::bind_existing(alternate).await
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_batch_saves_the_checkpoint_and_exits_zero() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let settings = relay_settings(&app.db, &exchange);
+    let mut relay = spawn_relay(&settings);
+    for i in 0..30 {
+        create_event(app.rw(), "E", &format!("e-{i}")).await;
+    }
+    queue.receive_until(Duration::from_secs(30), "30 changes", |r| r.len() >= 30).await;
+    let pid = relay.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), relay.wait()).await.expect("exits in time").expect("status");
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
+    let mut conn = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    let saved = log::checkpoint(&mut conn, 1, 0).await.expect("checkpoint");
+    let last: i64 = queue.received.iter().map(|m| m.headers["position"].parse::<i64>().expect("position")).max().expect("some");
+    assert_eq!(saved.position, last, "the checkpoint covers everything published");
+}
+
+#[tokio::test]
+async fn retention_prunes_only_delivered_expired_changes() {
+    let app = TestApp::start().await;
+    let settings = relay_settings(&app.db, &test_exchange());
+    // Three old changes, two of them delivered (below the checkpoint), and one recent delivered change.
+    let mut tx = eventdata::db::begin_for_org(&app.db.admin, app.org).await.expect("begin");
+    let mut rows: Vec<(i64, i64)> = Vec::new();
+    for age_days in [10, 9, 8, 0] {
+        let row: (i64, i64) = sqlx::query_as(
+            "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload, created_at)
+             VALUES (current_org_id(), 'event', gen_random_uuid(), 'event.updated', '{}', now() - make_interval(days => $1))
+             RETURNING txid::text::bigint, position",
+        )
+        .bind(age_days)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("old change");
+        rows.push(row);
+    }
+    tx.commit().await.expect("commit");
+    let mut conn = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    // Delivered up to the second change only.
+    log::save_checkpoint(&mut conn, 1, 0, Checkpoint { txid: rows[1].0, position: rows[1].1 }).await.expect("checkpoint");
+    let deleted = log::prune(&mut conn, 1, Duration::from_secs(7 * 24 * 3600), Duration::from_secs(48 * 3600), 1)
+        .await
+        .expect("prune one batch");
+    assert_eq!(deleted, 1, "bounded batches");
+    let deleted = log::prune(&mut conn, 1, Duration::from_secs(7 * 24 * 3600), Duration::from_secs(48 * 3600), 1000)
+        .await
+        .expect("prune the rest");
+    assert_eq!(deleted, 1);
+    let left: Vec<i64> = sqlx::query_scalar("SELECT position FROM outbox ORDER BY position").fetch_all(&mut conn).await.expect("left");
+    assert_eq!(left, vec![rows[2].1, rows[3].1], "undelivered and recent changes stay");
+}
