@@ -270,6 +270,29 @@ impl TestApp {
     }
 }
 
+/// The invariant of the transactional outbox, over all of `org`'s events: each has exactly one `event.created`
+/// change and one `event.updated` change per version step, and no change lacks its event.
+pub async fn assert_outbox_matches_data(db: &TestDb, org: Uuid) {
+    let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e WHERE
+           (SELECT count(*) FROM outbox o WHERE o.aggregate_id = e.id AND o.change_type = 'event.created') <> 1
+           OR (SELECT count(*) FROM outbox o WHERE o.aggregate_id = e.id AND o.change_type = 'event.updated') <> e.version - 1",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("invariant");
+    assert_eq!(broken, 0, "every committed data change has its outbox rows");
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox o WHERE o.aggregate_type = 'event'
+         AND NOT EXISTS (SELECT FROM events e WHERE e.id = o.aggregate_id)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("orphans");
+    assert_eq!(orphans, 0, "every change has its data");
+}
+
 impl TestDb {
     /// Creates an API key for `org` with `scopes`; returns its secret.
     pub async fn create_key(&self, org: Uuid, scopes: &[&str]) -> String {

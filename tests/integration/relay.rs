@@ -429,11 +429,13 @@ async fn sigterm_finishes_the_batch_saves_the_checkpoint_and_exits_zero() {
     let pid = relay.id().expect("pid").to_string();
     let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
     assert!(sent.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), relay.wait()).await.expect("exits in time").expect("status");
+    let status =
+        tokio::time::timeout(Duration::from_secs(15), relay.wait()).await.expect("exits in time").expect("status");
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
     let mut conn = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
     let saved = log::checkpoint(&mut conn, 1, 0).await.expect("checkpoint");
-    let last: i64 = queue.received.iter().map(|m| m.headers["position"].parse::<i64>().expect("position")).max().expect("some");
+    let last: i64 =
+        queue.received.iter().map(|m| m.headers["position"].parse::<i64>().expect("position")).max().expect("some");
     assert_eq!(saved.position, last, "the checkpoint covers everything published");
 }
 
@@ -459,7 +461,9 @@ async fn retention_prunes_only_delivered_expired_changes() {
     tx.commit().await.expect("commit");
     let mut conn = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
     // Delivered up to the second change only.
-    log::save_checkpoint(&mut conn, 1, 0, Checkpoint { txid: rows[1].0, position: rows[1].1 }).await.expect("checkpoint");
+    log::save_checkpoint(&mut conn, 1, 0, Checkpoint { txid: rows[1].0, position: rows[1].1 })
+        .await
+        .expect("checkpoint");
     let deleted = log::prune(&mut conn, 1, Duration::from_secs(7 * 24 * 3600), Duration::from_secs(48 * 3600), 1)
         .await
         .expect("prune one batch");
@@ -468,6 +472,7 @@ async fn retention_prunes_only_delivered_expired_changes() {
         .await
         .expect("prune the rest");
     assert_eq!(deleted, 1);
-    let left: Vec<i64> = sqlx::query_scalar("SELECT position FROM outbox ORDER BY position").fetch_all(&mut conn).await.expect("left");
+    let left: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM outbox ORDER BY position").fetch_all(&mut conn).await.expect("left");
     assert_eq!(left, vec![rows[2].1, rows[3].1], "undelivered and recent changes stay");
 }
