@@ -8,7 +8,7 @@ use crate::domain::catalogue::Kind;
 use crate::domain::embedding::Embedding;
 use crate::domain::fusion::reciprocal_rank_fusion;
 use crate::domain::page_token::Cursor;
-use crate::store::lists::{EventFilter, exists};
+use crate::store::lists::EventFilter;
 use crate::store::{embeddings, locks, search};
 
 /// `hnsw.ef_search` when the caller sets none: recall >= 0.95 on clustered data well past 20k rows.
@@ -219,14 +219,5 @@ impl App {
                 })
             })
             .collect())
-    }
-
-    /// Whether a resource exists in the caller's organization.
-    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "exists", db.system = "postgresql"))]
-    pub async fn exists(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<bool, AppError> {
-        let mut tx = self.begin(caller).await?;
-        let found = exists(&mut tx, kind, id).await?;
-        tx.commit().await?;
-        Ok(found)
     }
 }

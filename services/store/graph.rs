@@ -35,13 +35,6 @@ pub struct Frontier {
     pub topics: Vec<Uuid>,
 }
 
-impl Frontier {
-    /// Whether it holds no node.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.speakers.is_empty() && self.companies.is_empty() && self.topics.is_empty()
-    }
-}
-
 /// An edge: kind, and its two ends (event side first; speaker first for WORKS_AT).
 pub type EdgeRow = (EdgeKind, Uuid, Uuid);
 

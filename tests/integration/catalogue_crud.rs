@@ -46,6 +46,28 @@ pub async fn create_speaker(channel: AuthChannel, name: &str) -> pb::Speaker {
         .into_inner()
 }
 
+pub async fn create_company(channel: AuthChannel, name: &str) -> pb::Company {
+    CompanyServiceClient::new(channel)
+        .create_company(pb::CreateCompanyRequest {
+            company: Some(pb::Company { name: name.into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create company")
+        .into_inner()
+}
+
+pub async fn create_topic(channel: AuthChannel, name: &str) -> pb::Topic {
+    TopicServiceClient::new(channel)
+        .create_topic(pb::CreateTopicRequest {
+            topic: Some(pb::Topic { name: name.into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create topic")
+        .into_inner()
+}
+
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
 }

@@ -133,27 +133,11 @@ async fn build(app: &TestApp) -> (Graph, Vec<String>, Vec<String>, Vec<String>, 
 }
 
 async fn company(channel: AuthChannel, name: &str) -> String {
-    pb::company_service_client::CompanyServiceClient::new(channel)
-        .create_company(pb::CreateCompanyRequest {
-            company: Some(pb::Company { name: name.into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("company")
-        .into_inner()
-        .id
+    crate::catalogue_crud::create_company(channel, name).await.id
 }
 
 async fn topic(channel: AuthChannel, name: &str) -> String {
-    pb::topic_service_client::TopicServiceClient::new(channel)
-        .create_topic(pb::CreateTopicRequest {
-            topic: Some(pb::Topic { name: name.into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("topic")
-        .into_inner()
-        .id
+    crate::catalogue_crud::create_topic(channel, name).await.id
 }
 
 #[tokio::test]
