@@ -19,7 +19,7 @@ say() { printf '[setup] %s\n' "$*"; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
-psql_su() { as_postgres psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_su() { PGOPTIONS='-c client_min_messages=warning' as_postgres psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 apt_updated=0
 apt_update_once() {
@@ -136,7 +136,7 @@ done
 if [ "$SKIP_MIGRATE" != 1 ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   say "running migrations"
-  DATABASE_ADMIN_URL="${DATABASE_ADMIN_URL:-postgres://${OWNER_ROLE}@127.0.0.1:5432/${DB_NAME}}" \
+  RUST_LOG="${RUST_LOG:-warn}" DATABASE_ADMIN_URL="${DATABASE_ADMIN_URL:-postgres://${OWNER_ROLE}@127.0.0.1:5432/${DB_NAME}}" \
     cargo run --quiet --manifest-path "$here/Cargo.toml" -- migrate up
 fi
 say "done"
