@@ -191,3 +191,40 @@ async fn a_failed_outbox_write_leaves_no_data_change() {
     assert_eq!(list.events.len(), 1, "the failed create left no event");
     assert_eq!(list.events[0].name, "Conf", "the failed update changed nothing, the failed delete deleted nothing");
 }
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_name_create_one_speaker() {
+    let app = TestApp::start().await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let channel = app.rw();
+            tokio::spawn(async move {
+                let spelling = if i % 2 == 0 { "Grace Hopper" } else { "  grace   HOPPER " };
+                pb::speaker_service_client::SpeakerServiceClient::new(channel)
+                    .upsert_speaker(pb::UpsertSpeakerRequest {
+                        speaker: Some(pb::Speaker {
+                            name: spelling.into(),
+                            title: Some(format!("t{i}")),
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let response = task.await.expect("task").expect("every upsert succeeds");
+        created += usize::from(response.created);
+        ids.insert(response.speaker.expect("speaker").id);
+    }
+    assert_eq!((created, ids.len()), (1, 1), "one speaker, created once");
+    let listed = pb::speaker_service_client::SpeakerServiceClient::new(app.rw())
+        .list_speakers(pb::ListSpeakersRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.speakers.len(), 1);
+}
