@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::catalogue::MAX_BATCH_GET;
 use super::paging::page_size;
 use super::{App, AppError, Caller};
 use crate::outbox::feed::{self, CommitNotifier, FeedFilter};
@@ -63,7 +62,7 @@ impl App {
         requested_size: i32,
         page_token: &str,
     ) -> Result<ChangePage, AppError> {
-        let size = page_size(requested_size)?.min(MAX_BATCH_GET as i64);
+        let size = page_size(requested_size)?;
         let query = format!("{}|ListChanges|{filter:?}", caller.org_id);
         let after = match page_token {
             "" => after.unwrap_or_default(),

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::log::{Checkpoint, LoggedChange};
+use super::log::{COLUMNS, Checkpoint, LoggedChange};
 use super::relay::NOTIFY_CHANNEL;
 
 /// Which changes a feed reader wants.
@@ -30,10 +30,8 @@ pub async fn read(
     filter: &FeedFilter,
     limit: i64,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT position, txid::text::bigint AS txid, change_id, org_id, aggregate_type, aggregate_id, change_type,
-                payload::text AS payload, actor_key_id, traceparent, tracestate, created_at
-         FROM outbox
+    let sql = format!(
+        "SELECT {COLUMNS} FROM outbox
          WHERE org_id = current_org_id()
            AND (txid, position) > ($1::text::xid8, $2)
            AND txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -41,16 +39,17 @@ pub async fn read(
            AND ($4::uuid IS NULL OR aggregate_id = $4)
            AND ($5::uuid IS NULL OR actor_key_id = $5)
          ORDER BY txid, position
-         LIMIT $6",
-    )
-    .bind(after.txid.to_string())
-    .bind(after.position)
-    .bind(&filter.resource_types)
-    .bind(filter.resource_id)
-    .bind(filter.actor_key_id)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await
+         LIMIT $6"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after.txid.to_string())
+        .bind(after.position)
+        .bind(&filter.resource_types)
+        .bind(filter.resource_id)
+        .bind(filter.actor_key_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The checkpoint meaning "now": every transaction below the current snapshot's horizon is in the past.

@@ -54,7 +54,8 @@ impl LoggedChange {
     }
 }
 
-const COLUMNS: &str = "position, txid::text::bigint AS txid, change_id, org_id, aggregate_type, aggregate_id, \
+/// The columns of a [`LoggedChange`], as every reader of the log selects them.
+pub(crate) const COLUMNS: &str = "position, txid::text::bigint AS txid, change_id, org_id, aggregate_type, aggregate_id, \
     change_type, payload::text AS payload, actor_key_id, traceparent, tracestate, created_at";
 
 /// The partition of a change: its resource id hashed, so one resource's changes always share a partition.

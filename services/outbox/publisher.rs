@@ -18,6 +18,13 @@ pub struct Topology {
     pub alternate_exchange: Option<String>,
 }
 
+impl Topology {
+    /// The topology the relay settings describe.
+    pub fn of(settings: &crate::config::RelaySettings) -> Self {
+        Self { exchange: settings.exchange.clone(), alternate_exchange: settings.alternate_exchange.clone() }
+    }
+}
+
 /// A connection and a confirm-mode channel with the exchange declared.
 pub struct Publisher {
     connection: Connection,

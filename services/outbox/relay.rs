@@ -117,8 +117,7 @@ impl Relay {
         // LISTEN before the first read, so no commit between the read and the wait goes unnoticed.
         let mut listener = PgListener::connect(&settings.database_url).await.context("connecting the listener")?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        let topology =
-            Topology { exchange: settings.exchange.clone(), alternate_exchange: settings.alternate_exchange.clone() };
+        let topology = Topology::of(settings);
         let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
         let mut at = log::checkpoint(&mut conn, settings.partitions, partition).await?;
         self.active.send_modify(|active| {
@@ -213,8 +212,7 @@ impl Relay {
 /// without touching any checkpoint. Returns how many were confirmed.
 pub async fn replay(settings: &RelaySettings, from: i64, to: i64) -> anyhow::Result<u64> {
     let mut conn = PgConnection::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
-    let topology =
-        Topology { exchange: settings.exchange.clone(), alternate_exchange: settings.alternate_exchange.clone() };
+    let topology = Topology::of(settings);
     let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
     let mut at = Checkpoint::default();
     let mut total = 0u64;
