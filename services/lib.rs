@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod outbox;
 pub mod proto;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

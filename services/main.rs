@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use eventdata::config::{Config, DatabaseSettings, RelaySettings, TelemetrySettings};
 use eventdata::domain::api_key::{NewApiKey, Scopes};
 use eventdata::domain::org_slug::OrgSlug;
+use eventdata::seed::{self, SeedOptions};
 use eventdata::store::{api_keys, organizations};
 use eventdata::{db, startup, telemetry};
 use uuid::Uuid;
@@ -36,6 +37,24 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Load a realistic synthetic catalogue into an organization (created if missing); safe to run again.
+    Seed {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// Number of events; speakers, companies, topics, relations and media scale with it.
+        #[arg(long, default_value_t = 1000)]
+        events: u64,
+        /// Generator seed: the same seed gives the same catalogue.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many events and how many speakers get a 1536-d embedding (topics always do).
+        #[arg(long, default_value_t = 20_000)]
+        embeddings: u64,
+        /// Also write one change per inserted row to the outbox, as the API would.
+        #[arg(long)]
+        emit_changes: bool,
     },
     /// Publish the outbox to RabbitMQ (default), or inspect and replay it.
     Relay {
@@ -133,6 +152,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Orgs { action } => orgs(action).await,
         Command::Keys { action } => keys(action).await,
         Command::Relay { action } => relay(action.unwrap_or(RelayAction::Run)).await,
+        Command::Seed { org, events, seed, embeddings, emit_changes } => {
+            seed_org(&org, SeedOptions { events, seed, embeddings, emit_changes }).await
+        }
     }
 }
 
@@ -276,6 +298,43 @@ async fn relay_status(settings: &RelaySettings) -> anyhow::Result<()> {
         };
         let age = p.oldest_age_seconds.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
         println!("{}\t{}\t{}\t{}\t{}", p.partition, p.active, checkpoint, p.backlog, age);
+    }
+    Ok(())
+}
+
+async fn seed_org(slug: &str, options: SeedOptions) -> anyhow::Result<()> {
+    let pool = admin_pool().await?;
+    let slug = OrgSlug::parse(slug).map_err(anyhow::Error::msg)?;
+    let org = match organizations::find_by_slug(&pool, &slug).await? {
+        Some(org) => org,
+        None => {
+            eprintln!("creating organization {slug}");
+            organizations::insert(&pool, &slug, slug.as_str()).await?.context("organization appeared concurrently")?
+        }
+    };
+    let plan = seed::generate::Plan::new(org.id, options.seed, options.events, options.embeddings);
+    let progress = seed::Progress::new(plan.topics + plan.companies + plan.speakers + plan.events);
+    let report = seed::run(&pool, org.id, &options, &progress).await?;
+    println!("table\tinserted");
+    for (table, count) in &report.inserted {
+        println!("{table}\t{count}");
+    }
+    let inserted: u64 = report.inserted.iter().map(|(_, n)| n).sum();
+    println!(
+        "seeded {} ({} events, seed {}): {inserted} rows inserted in {:.1} s, indexes and ANALYZE {:.1} s",
+        org.slug,
+        options.events,
+        options.seed,
+        report.load_time.as_secs_f64(),
+        report.index_time.as_secs_f64()
+    );
+    if !report.rebuilt_indexes.is_empty() {
+        println!("rebuilt after the load: {}", report.rebuilt_indexes.join(", "));
+    }
+    if options.emit_changes {
+        println!("{} changes written to the outbox", report.changes);
+    } else {
+        println!("no changes were written to the outbox (pass --emit-changes to publish the seeded rows)");
     }
     Ok(())
 }

@@ -1,0 +1,373 @@
+//! `eventdata seed`: a realistic synthetic catalogue for demos, tests and benchmarks, bulk-loaded with COPY.
+//!
+//! How it loads, and why:
+//! - COPY cannot write into a table with row-level security, so each batch is COPYed into a session-local
+//!   staging table and moved with one `INSERT ... SELECT` per table, under the organization's policy like any
+//!   other write (a seed can only ever write into its own organization).
+//! - Rows are a pure function of (organization, seed, index) and every insert is `ON CONFLICT DO NOTHING`, in
+//!   fixed-size batches that commit one by one: running the seed again adds nothing, a larger `--events` adds
+//!   only the missing events, and an interrupted run resumes where it stopped.
+//! - One connection loads while the next batch is generated on another thread: the two cores are busy with
+//!   PostgreSQL and generation, and no two loaders contend for the same popular speaker rows.
+//! - A vector index that holds no vectors at all is dropped before the load and rebuilt after it: one bulk HNSW
+//!   build is several times faster than inserting vectors into the graph one by one. An index that holds vectors
+//!   (someone else's) is left alone, so no other organization's similarity queries lose their index.
+//! - Changes go to the outbox only with `emit_changes` (one `*.created` / `event.*_added` per row, exactly as the
+//!   API writes them); by default a bulk load is silent, and the report says so.
+
+pub mod generate;
+pub mod progress;
+mod vocabulary;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::change::ChangeType;
+use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+use crate::store::tables::{relation_table, resource_table};
+use generate::{EventBatch, Plan};
+pub use progress::Progress;
+
+/// Events per batch (and transaction). Fixed, so batch boundaries, and with them resumption, are the same on
+/// every run.
+const EVENT_BATCH: u64 = 5_000;
+/// Speakers or companies per batch.
+const NAMED_BATCH: u64 = 20_000;
+
+/// What to seed.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    /// Number of events (speakers, companies and topics scale with it).
+    pub events: u64,
+    /// Seed of the generator: the same seed gives the same catalogue.
+    pub seed: u64,
+    /// Events and speakers with an embedding (the first this many of each; topics always have one).
+    pub embeddings: u64,
+    /// Write one change per row to the outbox, as the API would.
+    pub emit_changes: bool,
+}
+
+/// What a seed run did.
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    /// Rows inserted per table, in load order.
+    pub inserted: Vec<(&'static str, u64)>,
+    /// Rows already present (from an earlier run) per table.
+    pub rows_total: u64,
+    /// Vector indexes rebuilt after the load.
+    pub rebuilt_indexes: Vec<String>,
+    /// Changes written to the outbox.
+    pub changes: u64,
+    pub load_time: Duration,
+    pub index_time: Duration,
+}
+
+/// One target table: its staging table and columns.
+struct Target {
+    table: &'static str,
+    columns: &'static str,
+    /// Expressions over the staging alias `s`, in column order (defaults to the columns).
+    select: Option<&'static str>,
+    /// The change each inserted row emits with `emit_changes`.
+    change: Option<ChangeType>,
+}
+
+const TOPICS: Target = Target {
+    table: "topics",
+    columns: generate::TOPIC_COLUMNS,
+    select: None,
+    change: Some(ChangeType::Created(Kind::Topic)),
+};
+const COMPANIES: Target = Target {
+    table: "companies",
+    columns: generate::COMPANY_COLUMNS,
+    select: None,
+    change: Some(ChangeType::Created(Kind::Company)),
+};
+const SPEAKERS: Target = Target {
+    table: "speakers",
+    columns: generate::SPEAKER_COLUMNS,
+    // A speaker's employer may be missing if an earlier row with the company's name was not the seed's.
+    select: Some(
+        "s.id, s.org_id, s.name, s.title, s.bio, \
+         (SELECT c.id FROM companies c WHERE c.id = s.company_id), s.linkedin_url, s.twitter_url, \
+         s.website_url, s.avatar_url, s.confidence_score, s.embedding, s.embedding_model",
+    ),
+    change: Some(ChangeType::Created(Kind::Speaker)),
+};
+const EVENTS: Target = Target {
+    table: "events",
+    columns: generate::EVENT_COLUMNS,
+    select: None,
+    change: Some(ChangeType::Created(Kind::Event)),
+};
+const EVENT_SPEAKERS: Target = Target {
+    table: "event_speakers",
+    columns: generate::EVENT_SPEAKER_COLUMNS,
+    select: None,
+    change: Some(ChangeType::RelationAdded(RelationKind::Speaker)),
+};
+const EVENT_TOPICS: Target = Target {
+    table: "event_topics",
+    columns: generate::EVENT_TOPIC_COLUMNS,
+    select: None,
+    change: Some(ChangeType::RelationAdded(RelationKind::Topic)),
+};
+const EVENT_COMPANIES: Target = Target {
+    table: "event_companies",
+    columns: generate::EVENT_COMPANY_COLUMNS,
+    select: None,
+    change: Some(ChangeType::RelationAdded(RelationKind::Company)),
+};
+const MEDIA: Target = Target {
+    table: "media",
+    columns: generate::MEDIA_COLUMNS,
+    select: None,
+    change: Some(ChangeType::Created(Kind::Media)),
+};
+
+/// The vector indexes the load may rebuild, as migrations/0001 defines them. Every run ends by creating any
+/// that is missing, so a run interrupted between drop and rebuild is healed by the next one.
+const VECTOR_INDEXES: [(&str, &str); 3] = [
+    (
+        "events_embedding_idx",
+        "CREATE INDEX IF NOT EXISTS events_embedding_idx ON events USING hnsw (embedding vector_cosine_ops)",
+    ),
+    (
+        "speakers_embedding_idx",
+        "CREATE INDEX IF NOT EXISTS speakers_embedding_idx ON speakers USING hnsw (embedding vector_cosine_ops)",
+    ),
+    (
+        "topics_embedding_idx",
+        "CREATE INDEX IF NOT EXISTS topics_embedding_idx ON topics USING hnsw (embedding vector_cosine_ops)",
+    ),
+];
+
+/// Seeds organization `org_id` (the pool must be the owner's: it may rebuild indexes).
+pub async fn run(
+    pool: &PgPool,
+    org_id: Uuid,
+    options: &SeedOptions,
+    progress: &Progress,
+) -> anyhow::Result<SeedReport> {
+    let plan = std::sync::Arc::new(Plan::new(org_id, options.seed, options.events, options.embeddings));
+    let mut report =
+        SeedReport { rows_total: plan.topics + plan.companies + plan.speakers + plan.events, ..Default::default() };
+    let started = Instant::now();
+    let mut conn = pool.acquire().await?.detach();
+    drop_empty_vector_indexes(&mut conn).await?;
+    let mut inserted = std::collections::BTreeMap::<&'static str, u64>::new();
+
+    progress.phase("topics");
+    let rows = generated(&plan, 0, plan.topics, |plan, i, out| plan.topic_row(i, out)).await?;
+    load_batch(&mut conn, org_id, options, &mut inserted, &mut report.changes, &[(&TOPICS, rows)]).await?;
+    progress.advance(plan.topics);
+
+    for (target, count, phase) in [(&COMPANIES, plan.companies, "companies"), (&SPEAKERS, plan.speakers, "speakers")] {
+        progress.phase(phase);
+        let mut start = 0;
+        while start < count {
+            let end = (start + NAMED_BATCH).min(count);
+            let rows = match target.table {
+                "companies" => generated(&plan, start, end, |plan, i, out| plan.company_row(i, out)).await?,
+                _ => generated(&plan, start, end, |plan, i, out| plan.speaker_row(i, out)).await?,
+            };
+            load_batch(&mut conn, org_id, options, &mut inserted, &mut report.changes, &[(target, rows)]).await?;
+            progress.advance(end - start);
+            start = end;
+        }
+    }
+
+    // Events: generate batch k+1 on a blocking thread while batch k loads.
+    progress.phase("events");
+    let batches = (0..plan.events).step_by(EVENT_BATCH as usize).collect::<Vec<_>>();
+    let generate = |start: u64| {
+        let plan = plan.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut batch = EventBatch::default();
+            for i in start..(start + EVENT_BATCH).min(plan.events) {
+                plan.event_rows(i, &mut batch);
+            }
+            batch
+        })
+    };
+    let mut next = batches.first().map(|&start| generate(start));
+    for (k, &start) in batches.iter().enumerate() {
+        let batch = next.take().context("event batch generator missing")?.await?;
+        next = batches.get(k + 1).map(|&start| generate(start));
+        let end = (start + EVENT_BATCH).min(plan.events);
+        if !batch_loaded(&mut conn, org_id, &plan, start, end).await? {
+            let parts = [
+                (&EVENTS, batch.events),
+                (&EVENT_SPEAKERS, batch.speakers),
+                (&EVENT_TOPICS, batch.topics),
+                (&EVENT_COMPANIES, batch.companies),
+                (&MEDIA, batch.media),
+            ];
+            load_batch(&mut conn, org_id, options, &mut inserted, &mut report.changes, &parts).await?;
+        }
+        progress.advance(end - start);
+    }
+    report.load_time = started.elapsed();
+
+    progress.phase("indexes");
+    let indexing = Instant::now();
+    for (name, definition) in VECTOR_INDEXES {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(&mut conn).await?;
+        if !exists {
+            sqlx::raw_sql(definition).execute(&mut conn).await?;
+            report.rebuilt_indexes.push(name.to_string());
+        }
+    }
+    sqlx::raw_sql("ANALYZE events, speakers, companies, topics, media, event_speakers, event_topics, event_companies")
+        .execute(&mut conn)
+        .await?;
+    report.index_time = indexing.elapsed();
+    progress.finish();
+    report.inserted =
+        [&TOPICS, &COMPANIES, &SPEAKERS, &EVENTS, &EVENT_SPEAKERS, &EVENT_TOPICS, &EVENT_COMPANIES, &MEDIA]
+            .iter()
+            .map(|t| (t.table, inserted.get(t.table).copied().unwrap_or(0)))
+            .collect();
+    Ok(report)
+}
+
+/// Rows `start..end` generated by `row` on a blocking thread.
+async fn generated(
+    plan: &std::sync::Arc<Plan>,
+    start: u64,
+    end: u64,
+    row: fn(&Plan, u64, &mut String),
+) -> anyhow::Result<String> {
+    let plan = plan.clone();
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        (start..end).for_each(|i| row(&plan, i, &mut out));
+        out
+    })
+    .await?)
+}
+
+/// Whether a whole event batch committed in an earlier run: batches commit atomically and have fixed
+/// boundaries, so its first and last event being there means all of it is.
+async fn batch_loaded(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    plan: &Plan,
+    start: u64,
+    end: u64,
+) -> anyhow::Result<bool> {
+    let ids = [plan.id(generate::Entity::Event, start), plan.id(generate::Entity::Event, end - 1)];
+    let mut tx = begin(conn, org_id).await?;
+    let found: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE id = ANY($1)").bind(&ids[..]).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(found == 2)
+}
+
+/// Loads one batch (several tables) in one transaction.
+async fn load_batch(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    options: &SeedOptions,
+    inserted: &mut std::collections::BTreeMap<&'static str, u64>,
+    changes: &mut u64,
+    parts: &[(&Target, String)],
+) -> anyhow::Result<()> {
+    let mut tx = begin(conn, org_id).await?;
+    for (target, rows) in parts {
+        if rows.is_empty() {
+            continue;
+        }
+        let stage = format!("seed_{}", target.table);
+        let columns = target.columns;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS \
+             SELECT {columns} FROM {table} WITH NO DATA",
+            table = target.table
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let mut copy = tx.copy_in_raw(&format!("COPY {stage} ({columns}) FROM STDIN")).await?;
+        copy.send(rows.as_bytes()).await?;
+        copy.finish().await?;
+        let (count, emitted): (i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(insert_sql(target, options.emit_changes)))
+                .bind(ChangeContext::default().to_param())
+                .fetch_one(&mut *tx)
+                .await
+                .with_context(|| format!("loading {}", target.table))?;
+        *inserted.entry(target.table).or_default() += count as u64;
+        *changes += emitted as u64;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `INSERT ... SELECT` from the staging table, skipping rows that exist, optionally with their changes.
+/// Returns (rows inserted, changes written); `$1` is the change context.
+fn insert_sql(target: &Target, emit_changes: bool) -> String {
+    let Target { table, columns, select, change } = target;
+    let select = select.unwrap_or_else(|| columns);
+    let select = if select.contains("s.") { select.to_string() } else { prefixed(select) };
+    let changes = match change.filter(|_| emit_changes) {
+        Some(change @ ChangeType::RelationAdded(kind)) => {
+            let projection = relation_table(kind).projection;
+            let source = format!(
+                "(SELECT r.event_id AS aggregate_id, jsonb_build_object('relation', {projection}) AS body FROM ins r)"
+            );
+            insert_changes_sql(&source, change.aggregate().name(), &change.name(), 1)
+        }
+        Some(change) => {
+            let projection = resource_table(change.aggregate()).projection;
+            let source = format!(
+                "(SELECT t.id AS aggregate_id, jsonb_build_object('resource', {projection}) AS body FROM ins t)"
+            );
+            insert_changes_sql(&source, change.aggregate().name(), &change.name(), 1)
+        }
+        None => "SELECT 1 WHERE $1::jsonb IS NULL AND false".to_string(),
+    };
+    let changes = if changes.starts_with("INSERT") { format!("{changes} RETURNING 1") } else { changes };
+    format!(
+        "WITH ins AS (
+           INSERT INTO {table} ({columns}) SELECT {select} FROM seed_{table} s ON CONFLICT DO NOTHING RETURNING *
+         ), changes AS ({changes})
+         SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM changes)"
+    )
+}
+
+/// A transaction on `conn` in which row-level security admits `org_id`'s rows only.
+async fn begin(conn: &mut PgConnection, org_id: Uuid) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    sqlx::Connection::begin_with(conn, sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL app.org_id = '{org_id}'"))).await
+}
+
+fn prefixed(columns: &str) -> String {
+    columns.split(',').map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+/// Drops each vector index that holds no vectors (one or two pages: the metapage and an empty element page).
+async fn drop_empty_vector_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
+    let names = VECTOR_INDEXES.map(|(name, _)| name);
+    let empty: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         WHERE c.relname = ANY($1) AND c.relkind = 'i' AND pg_relation_size(c.oid) <= 2 * current_setting('block_size')::int",
+    )
+    .bind(&names[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    for name in &empty {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *conn).await?;
+    }
+    if !empty.is_empty() {
+        // A bulk HNSW build is memory-bound; give it room for this session only.
+        sqlx::raw_sql("SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 2")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
