@@ -99,7 +99,7 @@ fi
 $SUDO rabbitmqctl -q await_startup --timeout 60 >/dev/null
 
 # --- 4. roles, database, migrations ----------------------------------------------------------------
-say "ensuring roles ${OWNER_ROLE}, ${APP_ROLE}, ${RELAY_ROLE} and database ${DB_NAME}"
+say "ensuring roles ${OWNER_ROLE}, ${APP_ROLE}, ${RELAY_ROLE}, eventdata_backup and database ${DB_NAME}"
 psql_su -d postgres <<SQL
 DO \$\$
 BEGIN
@@ -112,6 +112,10 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${RELAY_ROLE}') THEN
     CREATE ROLE ${RELAY_ROLE} LOGIN NOBYPASSRLS PASSWORD 'eventdata';
   END IF;
+  -- Backups: reads every row of every organization (row-level security is forced on the tables), writes nothing.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eventdata_backup') THEN
+    CREATE ROLE eventdata_backup LOGIN BYPASSRLS PASSWORD 'eventdata';
+  END IF;
   -- Migrations grant to these group roles; the owner must be able to hand them out.
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eventdata_runtime') THEN
     CREATE ROLE eventdata_runtime NOLOGIN NOBYPASSRLS;
@@ -121,6 +125,7 @@ BEGIN
   END IF;
 END
 \$\$;
+GRANT pg_read_all_data TO eventdata_backup;
 GRANT eventdata_runtime TO ${APP_ROLE};
 GRANT eventdata_relayer TO ${RELAY_ROLE};
 GRANT eventdata_runtime TO ${OWNER_ROLE} WITH ADMIN OPTION;

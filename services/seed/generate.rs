@@ -1,6 +1,6 @@
-//! The synthetic catalogue, row by row, as COPY text lines. Every row is a pure function of
-//! (organization, seed, kind, index): ids are hashed from those, and each row draws from its own generator, so a
-//! row is the same whatever batch it falls in and however many rows come before it.
+//! The synthetic catalogue, row by row, as COPY text lines. Every row is a pure function of (seed, size, kind,
+//! index): each row draws from its own generator, so a row is the same whatever batch it falls in, and ids are
+//! hashed from the organization too, so two organizations seeded alike hold the same content under other ids.
 
 use std::fmt::Write;
 
@@ -111,9 +111,15 @@ impl Plan {
         uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
+    /// The random stream of row `index` of `entity`: from the seed, kind and index only, so every organization
+    /// seeded with the same seed gets the same content (under its own ids).
     fn rng(&self, entity: Entity, index: u64) -> Xoshiro256PlusPlus {
-        let id = self.id(entity, index);
-        Xoshiro256PlusPlus::seed_from_u64(u64::from_le_bytes(id.as_bytes()[..8].try_into().unwrap_or_default()))
+        let mut hash = Sha256::new();
+        hash.update(self.seed.to_le_bytes());
+        hash.update(entity.tag().as_bytes());
+        hash.update(index.to_le_bytes());
+        let digest = hash.finalize();
+        Xoshiro256PlusPlus::seed_from_u64(u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()))
     }
 
     /// The topic `index`: the stems first (the roots), then qualified stems under their stem.

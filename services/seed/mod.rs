@@ -4,9 +4,10 @@
 //! - COPY cannot write into a table with row-level security, so each batch is COPYed into a session-local
 //!   staging table and moved with one `INSERT ... SELECT` per table, under the organization's policy like any
 //!   other write (a seed can only ever write into its own organization).
-//! - Rows are a pure function of (organization, seed, index) and every insert is `ON CONFLICT DO NOTHING`, in
-//!   fixed-size batches that commit one by one: running the seed again adds nothing, a larger `--events` adds
-//!   only the missing events, and an interrupted run resumes where it stopped.
+//! - Rows are a pure function of (organization, seed, size, index) and every insert is `ON CONFLICT DO NOTHING`,
+//!   in fixed-size batches that commit one by one: running the seed again adds nothing, a larger `--events` adds
+//!   only the missing events (with their relations; existing events keep theirs), and an interrupted run resumes
+//!   where it stopped.
 //! - One connection loads while the next batch is generated on another thread: the two cores are busy with
 //!   PostgreSQL and generation, and no two loaders contend for the same popular speaker rows.
 //! - A vector index that holds no vectors at all is dropped before the load and rebuilt after it: one bulk HNSW
@@ -333,10 +334,23 @@ fn insert_sql(target: &Target, emit_changes: bool) -> String {
         None => "SELECT 1 WHERE $1::jsonb IS NULL AND false".to_string(),
     };
     let changes = if changes.starts_with("INSERT") { format!("{changes} RETURNING 1") } else { changes };
+    // What hangs off an event is loaded only with the event: an event that an earlier run loaded keeps exactly
+    // the relations it got then, even when a larger run's plan would pick other speakers for it. So the staging
+    // table of events keeps only the events this statement inserted, and the other tables load only for those.
+    let (filter, prune) = match *table {
+        "events" => {
+            ("", ", pruned AS (DELETE FROM seed_events s WHERE NOT EXISTS (SELECT FROM ins WHERE ins.id = s.id))")
+        }
+        "event_speakers" | "event_topics" | "event_companies" | "media" => {
+            ("WHERE EXISTS (SELECT FROM seed_events e WHERE e.id = s.event_id)", "")
+        }
+        _ => ("", ""),
+    };
     format!(
         "WITH ins AS (
-           INSERT INTO {table} ({columns}) SELECT {select} FROM seed_{table} s ON CONFLICT DO NOTHING RETURNING *
-         ), changes AS ({changes})
+           INSERT INTO {table} ({columns}) SELECT {select} FROM seed_{table} s {filter}
+           ON CONFLICT DO NOTHING RETURNING *
+         ), changes AS ({changes}){prune}
          SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM changes)"
     )
 }

@@ -22,3 +22,4 @@ mod search;
 mod search_recall;
 mod security;
 mod server;
+mod tooling;
