@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod grpc;
 pub mod health;
+pub mod loadgen;
 pub mod metrics;
 pub mod outbox;
 pub mod proto;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use eventdata::config::{Config, DatabaseSettings, RelaySettings, TelemetrySettings};
 use eventdata::domain::api_key::{NewApiKey, Scopes};
 use eventdata::domain::org_slug::OrgSlug;
+use eventdata::loadgen::{LoadOptions, Workload};
 use eventdata::seed::{self, SeedOptions};
 use eventdata::store::{api_keys, organizations};
 use eventdata::{db, startup, telemetry};
@@ -72,6 +73,24 @@ enum Command {
         /// Parallel restore workers.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+    },
+    /// Drive a running service with concurrent gRPC clients; print throughput, latency percentiles and errors.
+    Loadgen {
+        /// What each call does.
+        #[arg(long, value_enum)]
+        workload: Workload,
+        /// Concurrent clients (one connection and one call in flight each).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// The service's gRPC URL.
+        #[arg(long, env = "EVENTDATA_LOADGEN_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        /// API key (scopes read, and write for create and mixed).
+        #[arg(long, env = "EVENTDATA_API_KEY", hide_env_values = true)]
+        key: String,
     },
     /// Publish the outbox to RabbitMQ (default), or inspect and replay it.
     Relay {
@@ -169,6 +188,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Orgs { action } => orgs(action).await,
         Command::Keys { action } => keys(action).await,
         Command::Relay { action } => relay(action.unwrap_or(RelayAction::Run)).await,
+        Command::Loadgen { workload, concurrency, duration, url, key } => {
+            let options =
+                LoadOptions { url, key, workload, concurrency, duration: std::time::Duration::from_secs(duration) };
+            println!("{}", eventdata::loadgen::run(&options).await?.render());
+            Ok(())
+        }
         Command::Backup { out } => backup(&out).await,
         Command::Restore { file, database, jobs } => restore(&file, &database, jobs).await,
         Command::Seed { org, events, seed, embeddings, emit_changes } => {
