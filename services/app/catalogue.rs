@@ -175,11 +175,33 @@ impl App {
         Ok(self.page_of(rows, page))
     }
 
+    /// A page of `kind` (events, speakers, companies) by quality score, thinnest first, within `range`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_by_quality", db.system = "postgresql"))]
+    pub async fn list_by_quality(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        range: lists::QualityRange,
+        page: &PageRequest,
+    ) -> Result<Page, AppError> {
+        let after = page.after_quality()?;
+        let mut tx = self.begin(caller).await?;
+        let mut rows = lists::by_quality(&mut tx, kind, range, after, page.size + 1).await?;
+        tx.commit().await?;
+        let has_more = rows.len() as i64 > page.size;
+        rows.truncate(page.size as usize);
+        let last = rows.last().map(|(_, score, id)| (Some(score.to_string()), *id));
+        Ok(Page {
+            next_page_token: self.next_page_token(page, has_more, last),
+            items: rows.into_iter().map(|r| r.0).collect(),
+        })
+    }
+
     /// Cuts `rows` (fetched with one extra) to a page and signs the next token.
     fn page_of(&self, mut rows: Vec<lists::ListedRow>, page: &PageRequest) -> Page {
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
-        let last = rows.last().map(|(_, sort, id)| (*sort, *id));
+        let last = rows.last().map(|(_, sort, id)| (sort.map(|t| t.to_rfc3339()), *id));
         Page {
             next_page_token: self.next_page_token(page, has_more, last),
             items: rows.into_iter().map(|r| r.0).collect(),

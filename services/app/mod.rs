@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod changes;
+pub mod context;
 pub mod error;
 pub mod graph;
 pub mod paging;

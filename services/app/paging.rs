@@ -52,16 +52,9 @@ impl App {
     }
 
     /// The token of the page after `last`, when the page was full and more rows exist (`has_more`).
-    pub fn next_page_token(
-        &self,
-        page: &PageRequest,
-        has_more: bool,
-        last: Option<(Option<DateTime<Utc>>, Uuid)>,
-    ) -> String {
+    pub fn next_page_token(&self, page: &PageRequest, has_more: bool, last: Option<(Option<String>, Uuid)>) -> String {
         match (has_more, last) {
-            (true, Some((sort, id))) => {
-                self.tokens.encode(&page.query, Cursor { sort: sort.map(|t| t.to_rfc3339()), id })
-            }
+            (true, Some((sort, id))) => self.tokens.encode(&page.query, Cursor { sort, id }),
             _ => String::new(),
         }
     }
@@ -74,6 +67,18 @@ impl PageRequest {
             None => Ok(None),
             Some(Cursor { sort: Some(sort), id }) => DateTime::parse_from_rfc3339(sort)
                 .map(|t| Some((t.with_timezone(&Utc), *id)))
+                .map_err(|_| AppError::invalid("page_token", "page_token is malformed")),
+            Some(_) => Err(AppError::invalid("page_token", "page_token is malformed")),
+        }
+    }
+
+    /// The cursor as a (quality score, id) keyset.
+    pub fn after_quality(&self) -> Result<Option<(f64, Uuid)>, AppError> {
+        match &self.after {
+            None => Ok(None),
+            Some(Cursor { sort: Some(sort), id }) => sort
+                .parse::<f64>()
+                .map(|score| Some((score, *id)))
                 .map_err(|_| AppError::invalid("page_token", "page_token is malformed")),
             Some(_) => Err(AppError::invalid("page_token", "page_token is malformed")),
         }

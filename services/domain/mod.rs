@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod catalogue;
 pub mod change;
+pub mod context_text;
 pub mod embedding;
 pub mod fields;
 pub mod fusion;

@@ -4,14 +4,14 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{parse_id, parse_opt_id, time_filter};
 use super::handlers::{Api, mask_paths};
-use super::resources::{event, event_company, event_inputs, event_speaker, event_topic};
+use super::resources::{event, event_company, event_context, event_inputs, event_speaker, event_topic};
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{EVENT_STATUSES, Kind, RelationKind};
 use crate::domain::fields::{Input, validate_create, validate_update};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_service_server::EventService;
-use crate::store::lists::EventFilter;
+use crate::store::lists::{EventFilter, QualityRange};
 use crate::store::relations::From;
 
 /// Most events one BatchCreateEvents takes.
@@ -42,7 +42,10 @@ impl EventService for Api {
             company_id,
             name_prefix,
             order_by,
+            max_quality_score,
+            min_quality_score,
         } = request.into_inner();
+        let quality = quality_range(min_quality_score, max_quality_score)?;
         let status = match super::convert::enum_input(status, EVENT_STATUSES) {
             Input::Enum(status) => status,
             _ => return Err(AppError::invalid("status", "unknown status").into()),
@@ -58,9 +61,23 @@ impl EventService for Api {
             company_id: parse_opt_id("company_id", company_id.as_deref())?,
             name_prefix: name_prefix.filter(|p| !p.is_empty()),
             by_update_time: order_by == pb::EventOrder::UpdateTime as i32,
+            quality,
         };
-        let page = self.app.page_request(&caller, &format!("ListEvents|{filter:?}"), page_size, &page_token)?;
-        let page = self.app.list_events(&caller, &filter, &page).await?;
+        let page =
+            self.app.page_request(&caller, &format!("ListEvents|{filter:?}|{order_by}"), page_size, &page_token)?;
+        let page = if order_by == pb::EventOrder::QualityScore as i32 {
+            let unfiltered = EventFilter { quality, ..Default::default() };
+            if format!("{filter:?}") != format!("{unfiltered:?}") {
+                return Err(AppError::invalid(
+                    "order_by",
+                    "ordering by quality score combines with max_quality_score and min_quality_score only",
+                )
+                .into());
+            }
+            self.app.list_by_quality(&caller, Kind::Event, quality, &page).await?
+        } else {
+            self.app.list_events(&caller, &filter, &page).await?
+        };
         Ok(Response::new(pb::ListEventsResponse {
             events: page.items.iter().map(event).collect(),
             next_page_token: page.next_page_token,
@@ -74,6 +91,32 @@ impl EventService for Api {
         let caller = self.caller(&request, Scope::Read).await?;
         let events = self.batch_get(&caller, Kind::Event, &request.get_ref().ids).await?;
         Ok(Response::new(pb::BatchGetEventsResponse { events: events.iter().map(event).collect() }))
+    }
+
+    async fn get_event_context(
+        &self,
+        request: Request<pb::GetEventContextRequest>,
+    ) -> Result<Response<pb::EventContext>, Status> {
+        let caller = self.caller(&request, Scope::Read).await?;
+        let pb::GetEventContextRequest { id, format } = request.into_inner();
+        let id = parse_id("id", &id)?;
+        let with_text = context_text(format)?;
+        let found = self.app.event_contexts(&caller, &[id]).await?;
+        Ok(Response::new(event_context(&found[0], with_text)))
+    }
+
+    async fn batch_get_event_contexts(
+        &self,
+        request: Request<pb::BatchGetEventContextsRequest>,
+    ) -> Result<Response<pb::BatchGetEventContextsResponse>, Status> {
+        let caller = self.caller(&request, Scope::Read).await?;
+        let pb::BatchGetEventContextsRequest { ids, format } = request.into_inner();
+        let ids = super::convert::parse_ids("ids", &ids)?;
+        let with_text = context_text(format)?;
+        let found = self.app.event_contexts(&caller, &ids).await?;
+        Ok(Response::new(pb::BatchGetEventContextsResponse {
+            contexts: found.iter().map(|c| event_context(c, with_text)).collect(),
+        }))
     }
 
     async fn create_event(&self, request: Request<pb::CreateEventRequest>) -> Result<Response<pb::Event>, Status> {
@@ -378,4 +421,28 @@ fn relation_ids(
 ) -> Result<(uuid::Uuid, uuid::Uuid), Status> {
     let other_field = format!("{prefix}{}_id", kind.target().name());
     Ok((parse_id(&format!("{prefix}event_id"), event_id)?, parse_id(&other_field, other_id)?))
+}
+
+/// Whether a context request asks for the text rendering.
+fn context_text(format: i32) -> Result<bool, AppError> {
+    match pb::ContextFormat::try_from(format) {
+        Ok(pb::ContextFormat::Text) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(_) => Err(AppError::invalid("format", "unknown format")),
+    }
+}
+
+/// Quality bounds from a List request: each in [0, 1], min not above max.
+pub fn quality_range(min: Option<f64>, max: Option<f64>) -> Result<QualityRange, AppError> {
+    for (field, value) in [("min_quality_score", min), ("max_quality_score", max)] {
+        if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            return Err(AppError::invalid(field, "must be between 0 and 1"));
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(AppError::invalid("min_quality_score", "must not be above max_quality_score"));
+    }
+    Ok(QualityRange { min, max })
 }

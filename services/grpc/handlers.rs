@@ -162,6 +162,27 @@ impl Api {
         Ok(self.app.list_by_id(caller, kind, filter, parent, &page).await?)
     }
 
+    /// A page of `kind` by quality score; the filter may hold quality bounds only.
+    pub async fn list_by_quality(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        filter: &crate::store::lists::SimpleFilter,
+        query: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page, Status> {
+        if !filter.equals.is_empty() || filter.name_prefix.is_some() {
+            return Err(AppError::invalid(
+                "order_by",
+                "ordering by quality score combines with max_quality_score and min_quality_score only",
+            )
+            .into());
+        }
+        let page = self.app.page_request(caller, query, page_size, page_token)?;
+        Ok(self.app.list_by_quality(caller, kind, filter.quality, &page).await?)
+    }
+
     /// A page of relations of `kind` seen from `from`.
     #[expect(clippy::too_many_arguments, reason = "mirrors the List request fields")]
     pub async fn list_relations(

@@ -26,7 +26,7 @@ impl MediaService for Api {
         let caller = self.caller(&request, Scope::Read).await?;
         let r = request.get_ref();
         let event_id = parse_id("event_id", &r.event_id)?;
-        let filter = SimpleFilter { equals: vec![("event_id", event_id)], name_prefix: None };
+        let filter = SimpleFilter { equals: vec![("event_id", event_id)], ..Default::default() };
         let query = format!("ListMedia|{event_id}");
         let parent = Some((Kind::Event, event_id));
         let page = self.list_by_id(&caller, Kind::Media, &filter, parent, &query, r.page_size, &r.page_token).await?;

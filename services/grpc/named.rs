@@ -4,6 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::parse_opt_id;
+use super::events::quality_range;
 use super::handlers::Api;
 use super::resources::{
     company, company_inputs, event_company, event_speaker, event_topic, speaker, speaker_inputs, topic, topic_inputs,
@@ -38,9 +39,13 @@ macro_rules! named_service {
             async fn $list(&self, request: Request<pb::$list_req>) -> Result<Response<pb::$list_resp>, Status> {
                 let caller = self.caller(&request, Scope::Read).await?;
                 let r = request.get_ref();
-                let filter = $filter(r)?;
-                let query = format!("{}|{filter:?}", stringify!($list));
-                let page = self.list_by_id(&caller, $kind, &filter, None, &query, r.page_size, &r.page_token).await?;
+                let (filter, by_quality) = $filter(r)?;
+                let query = format!("{}|{filter:?}|{by_quality}", stringify!($list));
+                let page = if by_quality {
+                    self.list_by_quality(&caller, $kind, &filter, &query, r.page_size, &r.page_token).await?
+                } else {
+                    self.list_by_id(&caller, $kind, &filter, None, &query, r.page_size, &r.page_token).await?
+                };
                 Ok(Response::new(pb::$list_resp {
                     $items: page.items.iter().map($render).collect(),
                     next_page_token: page.next_page_token,
@@ -145,17 +150,24 @@ fn prefix(raw: &Option<String>) -> Option<String> {
     raw.clone().filter(|p| !p.trim().is_empty())
 }
 
-fn speaker_filter(r: &pb::ListSpeakersRequest) -> Result<SimpleFilter, Status> {
+/// A listing's filter, and whether it is ordered by quality score.
+type Listing = (SimpleFilter, bool);
+
+fn speaker_filter(r: &pb::ListSpeakersRequest) -> Result<Listing, Status> {
     let equals =
         parse_opt_id("company_id", r.company_id.as_deref())?.map(|id| ("company_id", id)).into_iter().collect();
-    Ok(SimpleFilter { equals, name_prefix: prefix(&r.name_prefix) })
+    let quality = quality_range(r.min_quality_score, r.max_quality_score)?;
+    let filter = SimpleFilter { equals, name_prefix: prefix(&r.name_prefix), quality };
+    Ok((filter, r.order_by == pb::ListOrder::QualityScore as i32))
 }
 
-fn company_filter(r: &pb::ListCompaniesRequest) -> Result<SimpleFilter, Status> {
-    Ok(SimpleFilter { equals: Vec::new(), name_prefix: prefix(&r.name_prefix) })
+fn company_filter(r: &pb::ListCompaniesRequest) -> Result<Listing, Status> {
+    let quality = quality_range(r.min_quality_score, r.max_quality_score)?;
+    let filter = SimpleFilter { equals: Vec::new(), name_prefix: prefix(&r.name_prefix), quality };
+    Ok((filter, r.order_by == pb::ListOrder::QualityScore as i32))
 }
 
-fn topic_filter(r: &pb::ListTopicsRequest) -> Result<SimpleFilter, Status> {
+fn topic_filter(r: &pb::ListTopicsRequest) -> Result<Listing, Status> {
     let equals = parse_opt_id("parent_id", r.parent_id.as_deref())?.map(|id| ("parent_id", id)).into_iter().collect();
-    Ok(SimpleFilter { equals, name_prefix: prefix(&r.name_prefix) })
+    Ok((SimpleFilter { equals, name_prefix: prefix(&r.name_prefix), ..Default::default() }, false))
 }

@@ -27,6 +27,7 @@ pub fn event_inputs(event: pb::Event) -> Vec<(&'static str, Input)> {
         etag: _,
         create_time: _,
         update_time: _,
+        quality: _,
     } = event;
     vec![
         ("name", text(name)),
@@ -66,6 +67,7 @@ pub fn event(v: &Value) -> pb::Event {
         etag: j.s("etag"),
         create_time: j.time("create_time"),
         update_time: j.time("update_time"),
+        quality: quality(&v["quality"]),
     }
 }
 
@@ -86,6 +88,7 @@ pub fn speaker_inputs(speaker: pb::Speaker) -> Vec<(&'static str, Input)> {
         etag: _,
         create_time: _,
         update_time: _,
+        quality: _,
     } = speaker;
     vec![
         ("name", text(name)),
@@ -118,6 +121,7 @@ pub fn speaker(v: &Value) -> pb::Speaker {
         etag: j.s("etag"),
         create_time: j.time("create_time"),
         update_time: j.time("update_time"),
+        quality: quality(&v["quality"]),
     }
 }
 
@@ -136,6 +140,7 @@ pub fn company_inputs(company: pb::Company) -> Vec<(&'static str, Input)> {
         etag: _,
         create_time: _,
         update_time: _,
+        quality: _,
     } = company;
     vec![
         ("name", text(name)),
@@ -164,6 +169,7 @@ pub fn company(v: &Value) -> pb::Company {
         etag: j.s("etag"),
         create_time: j.time("create_time"),
         update_time: j.time("update_time"),
+        quality: quality(&v["quality"]),
     }
 }
 
@@ -276,5 +282,54 @@ pub fn event_topic(v: &Value) -> pb::EventTopic {
         update_time: j.time("update_time"),
         topic: j.nested("topic").map(topic),
         event: j.nested("event").map(event),
+    }
+}
+
+/// The quality of an event, speaker or company from its JSON.
+fn quality(v: &Value) -> Option<pb::Quality> {
+    let score = v.get("score")?.as_f64()?;
+    let reasons = v["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
+    Some(pb::Quality { score, reasons: reasons.unwrap_or_default() })
+}
+
+/// An EventContext from its JSON (`store::contexts`), with the text rendering when asked.
+pub fn event_context(v: &Value, with_text: bool) -> pb::EventContext {
+    let items = |key: &str| v[key].as_array().map(Vec::as_slice).unwrap_or_default();
+    let present = |x: &Value| (!x.is_null()).then_some(());
+    let count = |key: &str| v["counts"][key].as_i64().unwrap_or_default() as i32;
+    pb::EventContext {
+        event: Some(event(&v["event"])),
+        speakers: items("speakers")
+            .iter()
+            .map(|s| pb::ContextSpeaker {
+                speaker: Some(speaker(&s["speaker"])),
+                role: enum_number(s["role"].as_str().unwrap_or_default(), SPEAKER_ROLES),
+                talk_title: s["talk_title"].as_str().map(str::to_owned),
+                company: present(&s["company"]).map(|()| company(&s["company"])),
+            })
+            .collect(),
+        companies: items("companies")
+            .iter()
+            .map(|c| pb::ContextCompany {
+                company: Some(company(&c["company"])),
+                relation: enum_number(c["relation"].as_str().unwrap_or_default(), COMPANY_RELATIONS),
+            })
+            .collect(),
+        topics: items("topics")
+            .iter()
+            .map(|t| pb::ContextTopic {
+                topic: Some(topic(&t["topic"])),
+                relevance: t["relevance"].as_f64().unwrap_or_default(),
+                parent: present(&t["parent"]).map(|()| topic(&t["parent"])),
+            })
+            .collect(),
+        media: items("media").iter().map(media).collect(),
+        counts: Some(pb::ContextCounts {
+            speakers: count("speakers"),
+            companies: count("companies"),
+            topics: count("topics"),
+            media: count("media"),
+        }),
+        text: if with_text { crate::domain::context_text::render(v) } else { String::new() },
     }
 }

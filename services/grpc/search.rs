@@ -83,6 +83,7 @@ pub fn event_filter(filter: Option<pb::EventSearchFilter>) -> Result<EventFilter
         company_id: parse_opt_id("filter.company_id", company_id.as_deref())?,
         name_prefix: None,
         by_update_time: false,
+        quality: Default::default(),
     })
 }
 

@@ -32,6 +32,29 @@ pub struct EventFilter {
     pub name_prefix: Option<String>,
     /// Order by update time instead of start time.
     pub by_update_time: bool,
+    /// Bounds on the quality score.
+    pub quality: QualityRange,
+}
+
+/// Bounds on `quality_score` (inclusive); served by the `(org_id, quality_score, id)` indexes when the listing is
+/// ordered by quality.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QualityRange {
+    /// Lowest score.
+    pub min: Option<f64>,
+    /// Highest score.
+    pub max: Option<f64>,
+}
+
+impl QualityRange {
+    fn push(&self, q: &mut QueryBuilder<Postgres>) {
+        if let Some(min) = self.min {
+            q.push(" AND t.quality_score >= ").push_bind(min);
+        }
+        if let Some(max) = self.max {
+            q.push(" AND t.quality_score <= ").push_bind(max);
+        }
+    }
 }
 
 /// One listed row: the resource JSON, its sort value (for the cursor) and id.
@@ -87,6 +110,7 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
     if let Some(status) = filter.status {
         q.push(" AND t.status = ").push_bind(status);
     }
+    filter.quality.push(q);
     if let Some(city) = &filter.city {
         q.push(" AND t.city = ").push_bind(city.clone());
     }
@@ -116,6 +140,8 @@ pub struct SimpleFilter {
     pub equals: Vec<(&'static str, Uuid)>,
     /// Prefix of `normalized_name` (speakers, companies, topics).
     pub name_prefix: Option<String>,
+    /// Bounds on the quality score (events, speakers, companies).
+    pub quality: QualityRange,
 }
 
 /// A page of `kind` ordered by id (UUIDv7: creation order) after `after`.
@@ -138,11 +164,59 @@ pub async fn by_id(
     if let Some(prefix) = &filter.name_prefix {
         q.push(" AND t.normalized_name LIKE normalize_name(").push_bind(escape_like(prefix)).push(") || '%'");
     }
+    filter.quality.push(&mut q);
     if let Some(id) = after {
         q.push(" AND t.id > ").push_bind(id);
     }
     q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
     q.build_query_as().fetch_all(&mut *conn).await
+}
+
+/// One row of a quality-ordered listing: the resource JSON, its score (for the cursor) and id.
+pub type QualityRow = (Value, f64, Uuid);
+
+/// A page of `kind` (events, speakers or companies) ordered by `(quality_score, id)`, thinnest first, after the
+/// cursor: an index range scan of `(org_id, quality_score, id)`.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} by quality", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
+pub async fn by_quality(
+    conn: &mut PgConnection,
+    kind: Kind,
+    range: QualityRange,
+    after: Option<(f64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<QualityRow>, sqlx::Error> {
+    quality_query("", kind, range, after, limit).build_query_as().fetch_all(&mut *conn).await
+}
+
+/// The plan of [`by_quality`]'s statement (for the index tests).
+pub async fn explain_by_quality(
+    conn: &mut PgConnection,
+    kind: Kind,
+    range: QualityRange,
+) -> Result<String, sqlx::Error> {
+    let lines: Vec<String> =
+        quality_query("EXPLAIN ", kind, range, None, 101).build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(lines.join("\n"))
+}
+
+fn quality_query(
+    prefix: &str,
+    kind: Kind,
+    range: QualityRange,
+    after: Option<(f64, Uuid)>,
+    limit: i64,
+) -> QueryBuilder<Postgres> {
+    let table = resource_table(kind);
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT {}, t.quality_score, t.id FROM {} t WHERE t.org_id = current_org_id()",
+        table.projection, table.table
+    ));
+    range.push(&mut q);
+    if let Some((score, id)) = after {
+        q.push(" AND (t.quality_score, t.id) > (").push_bind(score).push(", ").push_bind(id).push(")");
+    }
+    q.push(" ORDER BY t.quality_score, t.id LIMIT ").push_bind(limit);
+    q
 }
 
 /// Whether a resource exists (for NOT_FOUND on listing the children of a missing parent).

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod catalogue;
+pub mod contexts;
 pub mod embeddings;
 pub mod errors;
 pub mod graph;

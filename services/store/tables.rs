@@ -31,7 +31,8 @@ const EVENTS: ResourceTable = ResourceTable {
         'status', t.status, 'start_time', t.starts_at, 'end_time', t.ends_at, 'timezone', t.timezone, \
         'venue', t.venue, 'city', t.city, 'country', t.country, 'online_url', t.online_url, \
         'website_url', t.website_url, 'metadata', t.metadata, 'etag', t.version::text, \
-        'create_time', t.created_at, 'update_time', t.updated_at)",
+        'create_time', t.created_at, 'update_time', t.updated_at, \
+        'quality', jsonb_build_object('score', t.quality_score, 'reasons', to_jsonb(t.quality_reasons)))",
     removed_on_delete: "jsonb_build_object(\
         'media', (SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') FROM media x WHERE x.event_id = $1), \
         'speaker_ids', (SELECT coalesce(jsonb_agg(x.speaker_id ORDER BY x.speaker_id), '[]') FROM event_speakers x WHERE x.event_id = $1), \
@@ -45,7 +46,8 @@ const SPEAKERS: ResourceTable = ResourceTable {
         'title', t.title, 'bio', t.bio, 'company_id', t.company_id, 'linkedin_url', t.linkedin_url, \
         'twitter_url', t.twitter_url, 'website_url', t.website_url, 'avatar_url', t.avatar_url, \
         'confidence_score', t.confidence_score, 'etag', t.version::text, 'create_time', t.created_at, \
-        'update_time', t.updated_at)",
+        'update_time', t.updated_at, \
+        'quality', jsonb_build_object('score', t.quality_score, 'reasons', to_jsonb(t.quality_reasons)))",
     removed_on_delete: "jsonb_build_object(\
         'event_ids', (SELECT coalesce(jsonb_agg(x.event_id ORDER BY x.event_id), '[]') FROM event_speakers x WHERE x.speaker_id = $1))",
 };
@@ -55,7 +57,8 @@ const COMPANIES: ResourceTable = ResourceTable {
     projection: "jsonb_build_object('id', t.id, 'name', t.name, 'normalized_name', t.normalized_name, \
         'domain', t.domain, 'description', t.description, 'website_url', t.website_url, 'logo_url', t.logo_url, \
         'size', t.size, 'location', t.location, 'etag', t.version::text, 'create_time', t.created_at, \
-        'update_time', t.updated_at)",
+        'update_time', t.updated_at, \
+        'quality', jsonb_build_object('score', t.quality_score, 'reasons', to_jsonb(t.quality_reasons)))",
     removed_on_delete: "jsonb_build_object(\
         'event_ids', (SELECT coalesce(jsonb_agg(x.event_id ORDER BY x.event_id), '[]') FROM event_companies x WHERE x.company_id = $1), \
         'employee_ids', (SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') FROM speakers x WHERE x.company_id = $1))",

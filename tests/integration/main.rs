@@ -15,6 +15,7 @@ mod graph;
 mod list_indexes;
 mod migrations;
 mod properties;
+mod read_models;
 mod relay;
 mod row_level_security;
 mod schema_constraints;

@@ -145,7 +145,7 @@ async fn backup_restores_an_identical_database_and_the_manifest_catches_a_differ
     assert!(!again.status.success(), "restoring over an existing database is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
 
-    // A restored database that lost a row no longer matches the manifest.
+    // A restored database with one changed value no longer matches the manifest.
     let manifest: eventdata::backup::Manifest =
         serde_json::from_slice(&std::fs::read(eventdata::backup::manifest_path(&file)).expect("manifest"))
             .expect("json");
@@ -153,7 +153,7 @@ async fn backup_restores_an_identical_database_and_the_manifest_catches_a_differ
         <sqlx::PgConnection as sqlx::Connection>::connect(&eventdata::backup::with_database(&restore_url, &target))
             .await
             .expect("connect to the restored database");
-    sqlx::raw_sql("DELETE FROM media WHERE ctid = (SELECT ctid FROM media LIMIT 1)")
+    sqlx::raw_sql("UPDATE topics SET description = 'tampered' WHERE ctid = (SELECT ctid FROM topics LIMIT 1)")
         .execute(&mut restored_db)
         .await
         .expect("tamper");
@@ -164,7 +164,7 @@ async fn backup_restores_an_identical_database_and_the_manifest_catches_a_differ
         .filter(|expected| !digests.contains(expected))
         .map(|d| d.table.as_str())
         .collect::<Vec<_>>();
-    assert_eq!(differing, ["media"]);
+    assert_eq!(differing, ["topics"]);
     drop(restored_db);
 
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&restore_url).await.expect("superuser");

@@ -1,0 +1,164 @@
+//! Writes the raw pgbench scripts scripts/bench.sh runs beside `eventdata loadgen`: for each workload, the SQL the
+//! service runs for one call, as directly as PostgreSQL can take it (one prepared statement where the service
+//! needs a transaction, no gRPC, no JSON decoding). The projections come from the service's own code, so the
+//! raw scripts build the same JSON from the same rows.
+//!
+//! The scripts run as the runtime role with `app.org_id` set for the session (PGOPTIONS), so row-level security
+//! applies as it does to the service. Ids come from sample tables bench.sh fills: `bench_events`,
+//! `bench_embedded`, `bench_speakers` (`n`, `id`) and `bench_countries` (`n`, `code`); their sizes arrive as
+//! pgbench variables `nevents`, `nembedded`, `nspeakers`.
+//!
+//! Usage: `cargo run --release --example bench_sql -- DIR`
+
+use eventdata::domain::catalogue::Kind;
+use eventdata::store::tables::resource_table;
+
+fn main() -> std::io::Result<()> {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/bench/sql".into()));
+    std::fs::create_dir_all(&dir)?;
+    let event = resource_table(Kind::Event).projection;
+    let scripts = [
+        (
+            "create",
+            // CreateEvent: the event row and its outbox row in one statement (the service's statement).
+            format!(
+                "WITH ins AS (
+  INSERT INTO events (id, org_id, name, slug, description, city, country)
+  SELECT g.id, current_org_id(), 'Raw Event ' || g.id, 'raw-' || replace(g.id::text, '-', ''),
+         'Created by pgbench.', 'Berlin', 'DE'
+  FROM (SELECT gen_random_uuid() AS id) g
+  RETURNING *
+)
+INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
+SELECT current_org_id(), 'event', t.id, 'event.created',
+       jsonb_build_object('resource', {event}, 'org_id', current_org_id(), 'resource_type', 'event', 'resource_id', t.id)
+FROM ins t;
+"
+            ),
+        ),
+        (
+            "get",
+            format!(
+                "\\set n random(1, :nevents)
+SELECT {event} FROM events t WHERE t.id = (SELECT id FROM bench_events WHERE n = :n);
+"
+            ),
+        ),
+        (
+            "list",
+            format!(
+                "\\set n random(1, 10)
+SELECT {event}, t.sort_start, t.id FROM events t
+WHERE true AND t.country = (SELECT code FROM bench_countries WHERE n = :n)
+ORDER BY t.sort_start, t.id LIMIT 51;
+"
+            ),
+        ),
+        (
+            "similar",
+            format!(
+                "\\set n random(1, :nembedded)
+SELECT resource, distance FROM (
+  SELECT {event} AS resource, t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n)) AS distance
+  FROM events t
+  WHERE t.embedding IS NOT NULL AND t.id <> (SELECT id FROM bench_embedded WHERE n = :n)
+  ORDER BY t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n))
+  LIMIT 10
+) r ORDER BY distance;
+"
+            ),
+        ),
+        ("text", format!("\\set n random(1, 15)\n{}", text_sql(event, 21))),
+        (
+            "hybrid",
+            // HybridSearchEvents: a text list and a vector list of 50 candidates each (fused in the client).
+            format!(
+                "\\set n random(1, :nembedded)
+\\set w random(1, 15)
+{text}SELECT resource, distance FROM (
+  SELECT {event} AS resource, t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n)) AS distance
+  FROM events t WHERE t.embedding IS NOT NULL
+  ORDER BY t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n))
+  LIMIT 50
+) r ORDER BY distance;
+",
+                text = text_sql(event, 50).replace(":n)", ":w)")
+            ),
+        ),
+        (
+            "neighborhood",
+            // GetNeighborhood depth 2 from a speaker: the service's edge query for each frontier, then names.
+            format!(
+                "\\set n random(1, :nspeakers)
+SELECT {ends} FROM ({edges1}) x \\gset one_
+SELECT {ends} FROM ({edges2}) x \\gset two_
+SELECT id, name FROM events WHERE id = ANY(CAST(:two_events AS uuid[]));
+SELECT id, name FROM speakers WHERE id = ANY(CAST(:two_speakers AS uuid[]));
+SELECT id, name FROM companies WHERE id = ANY(CAST(:two_companies AS uuid[]));
+SELECT id, name FROM topics WHERE id = ANY(CAST(:two_topics AS uuid[]));
+",
+                ends = "coalesce(array_agg(DISTINCT x.a) FILTER (WHERE x.k IN (1, 2, 3)), '{}') AS events,
+       coalesce(array_agg(DISTINCT CASE x.k WHEN 1 THEN x.b ELSE x.a END) FILTER (WHERE x.k IN (1, 4)), '{}') AS speakers,
+       coalesce(array_agg(DISTINCT x.b) FILTER (WHERE x.k IN (2, 4)), '{}') AS companies,
+       coalesce(array_agg(DISTINCT x.b) FILTER (WHERE x.k = 3), '{}') AS topics",
+                edges1 = edges_sql("'{}'::uuid[]", "ARRAY[(SELECT id FROM bench_speakers WHERE n = :n)]", "'{}'::uuid[]", "'{}'::uuid[]"),
+                edges2 = edges_sql("CAST(:one_events AS uuid[])", "'{}'::uuid[]", "CAST(:one_companies AS uuid[])", "'{}'::uuid[]"),
+            ),
+        ),
+        (
+            "path",
+            // FindPath between two speakers: no single statement does the service's two-ended search, so the
+            // raw figure is the best one-statement alternative, a recursive CTE over speaker-event edges that
+            // stops at the first hit (6 edges at most).
+            "\\set a random(1, :nspeakers)
+\\set b random(1, :nspeakers)
+WITH RECURSIVE walk(speaker, depth, seen) AS (
+  SELECT s.id, 0, ARRAY[s.id] FROM bench_speakers b JOIN speakers s ON s.id = b.id WHERE b.n = :a
+  UNION ALL
+  SELECT DISTINCT ON (o.speaker_id) o.speaker_id, w.depth + 1, w.seen || o.speaker_id
+  FROM walk w JOIN event_speakers e ON e.speaker_id = w.speaker JOIN event_speakers o ON o.event_id = e.event_id
+  WHERE w.depth < 3 AND NOT o.speaker_id = ANY(w.seen)
+    AND NOT EXISTS (SELECT FROM bench_speakers t WHERE t.n = :b AND t.id = w.speaker)
+)
+SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speakers WHERE n = :b) ORDER BY depth LIMIT 1;
+"
+            .to_string(),
+        ),
+    ];
+    for (name, sql) in scripts {
+        std::fs::write(dir.join(format!("{name}.sql")), sql)?;
+    }
+    println!("wrote raw pgbench scripts to {}", dir.display());
+    Ok(())
+}
+
+/// SearchEvents' statement (as services/store/search.rs builds it) for word `:n` of `bench_words`.
+fn text_sql(projection: &str, limit: usize) -> String {
+    format!(
+        "WITH q AS (SELECT websearch_to_tsquery('english', w.word) AS query, lower(btrim(w.word)) AS exact
+           FROM bench_words w WHERE w.n = :n),
+ranked AS (SELECT t.id, ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', t.search, q.query)
+             + CASE WHEN lower(t.name) = q.exact THEN 1000 ELSE 0 END AS rank
+           FROM events t, q WHERE t.search @@ q.query)
+SELECT {projection}, r.rank::float8, ts_headline('english', t.name || coalesce(' — ' || t.description, ''), q.query,
+       'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=30, MinWords=8'), t.id
+FROM ranked r JOIN events t ON t.id = r.id, q WHERE true ORDER BY r.rank DESC, r.id DESC LIMIT {limit};
+"
+    )
+}
+
+/// The service's edge query (services/store/graph.rs) for one frontier, every edge kind: rows (k, a, b) with
+/// k = 1 speaks at (event, speaker), 2 takes part in (event, company), 3 about (event, topic), 4 works at
+/// (speaker, company).
+fn edges_sql(events: &str, speakers: &str, companies: &str, topics: &str) -> String {
+    format!(
+        "SELECT 1 AS k, event_id AS a, speaker_id AS b FROM event_speakers
+           WHERE event_id = ANY({events}) OR speaker_id = ANY({speakers})
+         UNION ALL SELECT 2, event_id, company_id FROM event_companies
+           WHERE event_id = ANY({events}) OR company_id = ANY({companies})
+         UNION ALL SELECT 3, event_id, topic_id FROM event_topics
+           WHERE event_id = ANY({events}) OR topic_id = ANY({topics})
+         UNION ALL SELECT 4, id, company_id FROM speakers
+           WHERE company_id IS NOT NULL AND (id = ANY({speakers}) OR company_id = ANY({companies}))"
+    )
+}

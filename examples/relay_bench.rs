@@ -1,0 +1,222 @@
+//! The broker side of scripts/bench.sh.
+//!
+//! - `reset --exchange X`: declares the durable topic exchange and a durable sink queue bound to it with `#`,
+//!   and empties the queue.
+//! - `publish --messages N --bytes B --exchange X`: the raw ceiling: N persistent B-byte messages published
+//!   to X with publisher confirms, up to 1,000 in flight (a sliding window, the fastest way lapin can publish
+//!   reliably). Prints the rate.
+//! - `drain --messages N`: consumes N messages from the sink queue (prefetch 1,000, multiple acks) and prints
+//!   the rate from its start to the last message; bench.sh starts it, then `eventdata relay` over a backlog.
+//! - `latency --rate R --seconds S --url U --key K`: creates events through the API at a steady R per second and
+//!   measures, for each, the time from its transaction to its arrival at a consumer of the sink queue (the
+//!   relay must be running). Prints p50/p99/max.
+//!
+//! Output ends with a `RESULT key=value ...` line for scripts.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio_stream::StreamExt;
+
+const SINK: &str = "eventdata.bench.sink";
+const WINDOW: usize = 1_000;
+
+fn arg(name: &str) -> Option<String> {
+    let args = std::env::args().collect::<Vec<_>>();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn number(name: &str, default: u64) -> anyhow::Result<u64> {
+    arg(name).map(|v| v.parse().with_context(|| format!("{name} {v}"))).unwrap_or(Ok(default))
+}
+
+async fn channel(exchange: &str) -> anyhow::Result<(Connection, Channel)> {
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+    let queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(SINK.into(), queue, FieldTable::default()).await?;
+    channel
+        .queue_bind(SINK.into(), exchange.into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+        .await?;
+    Ok((connection, channel))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let exchange = arg("--exchange").unwrap_or_else(|| "eventdata.changes".into());
+    match mode.as_str() {
+        "reset" => {
+            let (_connection, channel) = channel(&exchange).await?;
+            let purged = channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+            println!("sink queue {SINK} bound to {exchange}; purged {purged} messages");
+        }
+        "publish" => publish(&exchange, number("--messages", 100_000)?, number("--bytes", 700)? as usize).await?,
+        "drain" => drain(&exchange, number("--messages", 100_000)?).await?,
+        "latency" => {
+            let url = arg("--url").unwrap_or_else(|| "http://127.0.0.1:50051".into());
+            let key = arg("--key").or_else(|| std::env::var("EVENTDATA_API_KEY").ok()).context("--key")?;
+            latency(&exchange, &url, &key, number("--rate", 1000)?, number("--seconds", 20)?).await?;
+        }
+        _ => anyhow::bail!("usage: relay_bench reset|publish|drain|latency [options] (see the file's header)"),
+    }
+    Ok(())
+}
+
+async fn publish(exchange: &str, messages: u64, bytes: usize) -> anyhow::Result<()> {
+    let (_connection, channel) = channel(exchange).await?;
+    channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes.saturating_sub(10)));
+    let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+    let started = Instant::now();
+    let mut in_flight = std::collections::VecDeque::<lapin::PublisherConfirm>::with_capacity(WINDOW);
+    for i in 0..messages {
+        if in_flight.len() == WINDOW {
+            let confirm = in_flight.pop_front().context("window is not empty")?;
+            anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");
+        }
+        let key = format!("event.created.{}", i % 16);
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                key.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body.as_bytes(),
+                properties.clone(),
+            )
+            .await?;
+        in_flight.push_back(confirm);
+    }
+    for confirm in in_flight {
+        anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "RESULT raw_publish messages={messages} bytes={bytes} seconds={seconds:.2} rate={:.0}",
+        messages as f64 / seconds
+    );
+    channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    Ok(())
+}
+
+async fn drain(exchange: &str, messages: u64) -> anyhow::Result<()> {
+    let (_connection, channel) = channel(exchange).await?;
+    channel.basic_qos(WINDOW as u16, BasicQosOptions::default()).await?;
+    let mut consumer =
+        channel.basic_consume(SINK.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let started = Instant::now();
+    let mut received = 0u64;
+    while received < messages {
+        let delivery = tokio::time::timeout(Duration::from_secs(60), consumer.next())
+            .await
+            .with_context(|| format!("no message for 60 s after {received}"))?
+            .context("consumer ended")??;
+        received += 1;
+        if received.is_multiple_of(100) || received == messages {
+            delivery.ack(BasicAckOptions { multiple: true }).await?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("RESULT relay_drain messages={messages} seconds={seconds:.2} rate={:.0}", messages as f64 / seconds);
+    Ok(())
+}
+
+async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) -> anyhow::Result<()> {
+    use eventdata::proto::v1 as pb;
+    let (_connection, channel) = channel(exchange).await?;
+    channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    channel.basic_qos(WINDOW as u16, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            SINK.into(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let expected = rate * seconds;
+
+    // The driver: `rate` creations a second, spread over tasks so one slow call does not hold the others back.
+    let tasks = 32u64;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?.tcp_nodelay(true);
+    let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse()?;
+    let mut drivers = Vec::new();
+    for task in 0..tasks {
+        let channel = endpoint.connect().await?;
+        let auth = auth.clone();
+        let run = run.clone();
+        drivers.push(tokio::spawn(async move {
+            let mut client = pb::event_service_client::EventServiceClient::with_interceptor(
+                channel,
+                move |mut r: tonic::Request<()>| {
+                    r.metadata_mut().insert("authorization", auth.clone());
+                    Ok(r)
+                },
+            );
+            let period = Duration::from_secs_f64(tasks as f64 / rate as f64);
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut failed = 0u64;
+            for i in (task..expected).step_by(tasks as usize) {
+                ticks.tick().await;
+                let event = pb::Event {
+                    name: format!("Latency probe {run} {i}"),
+                    slug: format!("latency-{run}-{i}"),
+                    ..Default::default()
+                };
+                let request = pb::CreateEventRequest { event: Some(event), request_id: String::new() };
+                if client.create_event(request).await.is_err() {
+                    failed += 1;
+                }
+            }
+            failed
+        }));
+    }
+
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let prefix = format!("latency-{run}-");
+    let started = Instant::now();
+    while latencies.len() < expected {
+        let next = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await;
+        let Ok(Some(Ok(delivery))) = next else {
+            eprintln!("stopped waiting after {} of {expected} probes", latencies.len());
+            break;
+        };
+        let arrived = chrono::Utc::now();
+        let body: serde_json::Value = serde_json::from_slice(&delivery.data)?;
+        let resource = &body["resource"];
+        if !resource["slug"].as_str().is_some_and(|s| s.starts_with(&prefix)) {
+            continue;
+        }
+        let created = resource["create_time"].as_str().context("create_time")?;
+        let created = chrono::DateTime::parse_from_rfc3339(created)?;
+        let micros = (arrived - created.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0).max(1);
+        latencies.saturating_record(micros as u64);
+    }
+    let mut failed = 0;
+    for driver in drivers {
+        failed += driver.await?;
+    }
+    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "RESULT e2e_latency rate={rate} seconds={:.1} probes={} failed={failed} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        started.elapsed().as_secs_f64(),
+        latencies.len(),
+        ms(0.5),
+        ms(0.99),
+        latencies.max() as f64 / 1000.0
+    );
+    Ok(())
+}

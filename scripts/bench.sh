@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# One command for the performance table in docs/performance.md: seeds a benchmark database, then measures the
+# service against the raw ceiling on this machine, back to back, at the same concurrency:
+#   * each workload: `eventdata loadgen` (gRPC, through the service) vs `pgbench` running the same SQL directly
+#     (scripts written by examples/bench_sql.rs from the service's own projections);
+#   * the relay: draining a backlog of changes vs a raw lapin publisher with confirms (examples/relay_bench.rs);
+#   * commit -> consumer latency at a steady rate of changes through the API and the relay.
+#
+# Settings (environment): BENCH_EVENTS (100000), BENCH_EMBEDDINGS (20000), BENCH_CONCURRENCY (16),
+# BENCH_DURATION seconds per run (15), BENCH_RELAY_EVENTS (10000, about ten changes each), BENCH_RATE (1000),
+# BENCH_WORKLOADS (all). Needs scripts/setup.sh to have run. Leaves the database eventdata_bench for inspection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVENTS="${BENCH_EVENTS:-100000}"
+EMBEDDINGS="${BENCH_EMBEDDINGS:-20000}"
+CONCURRENCY="${BENCH_CONCURRENCY:-16}"
+DURATION="${BENCH_DURATION:-15}"
+RELAY_EVENTS="${BENCH_RELAY_EVENTS:-10000}"
+RATE="${BENCH_RATE:-1000}"
+WORKLOADS="${BENCH_WORKLOADS:-create get list similar text hybrid neighborhood path mixed}"
+DB=eventdata_bench
+PG_SUPER="postgres://postgres@127.0.0.1:5432"
+export DATABASE_ADMIN_URL="postgres://eventdata_owner@127.0.0.1:5432/${DB}"
+export DATABASE_URL="postgres://eventdata_app@127.0.0.1:5432/${DB}"
+export EVENTDATA_RELAY_DATABASE_URL="postgres://eventdata_relay@127.0.0.1:5432/${DB}"
+export EVENTDATA_RELAY_EXCHANGE="eventdata.bench"
+export EVENTDATA_GRPC_ADDR="127.0.0.1:50151" EVENTDATA_HTTP_ADDR="127.0.0.1:8151" EVENTDATA_RELAY_HTTP_ADDR="127.0.0.1:8152"
+export EVENTDATA_LOADGEN_URL="http://${EVENTDATA_GRPC_ADDR}"
+export RUST_LOG="${RUST_LOG:-warn}"
+OUT=target/bench
+mkdir -p "$OUT"
+say() { echo "[bench] $*" >&2; }
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+say "building (release)"
+cargo build --release --quiet --bin eventdata --example bench_sql --example relay_bench
+BIN=target/release/eventdata
+cargo run --release --quiet --example bench_sql -- "$OUT/sql" >&2
+
+say "database ${DB}"
+psql "$PG_SUPER/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '${DB}'" | grep -q 1 \
+  || psql "$PG_SUPER/postgres" -qc "CREATE DATABASE ${DB} OWNER eventdata_owner TEMPLATE template1"
+"$BIN" migrate up >/dev/null
+
+say "seeding ${EVENTS} events (${EMBEDDINGS} embedded)"
+start=$(date +%s.%N)
+"$BIN" seed --org bench --events "$EVENTS" --embeddings "$EMBEDDINGS" | tail -3 >&2
+seed_seconds=$(echo "$(date +%s.%N) - $start" | bc)
+ORG=$(psql "$DATABASE_ADMIN_URL" -qAtc "SELECT id FROM organizations WHERE slug = 'bench'")
+
+say "sampling ids for the raw scripts"
+psql "$DATABASE_ADMIN_URL" -q -v ON_ERROR_STOP=1 <<SQL
+BEGIN;
+SET LOCAL app.org_id = '${ORG}';
+DROP TABLE IF EXISTS bench_events, bench_embedded, bench_speakers, bench_countries, bench_words;
+CREATE TABLE bench_events AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM events ORDER BY sort_start, id LIMIT 2000) x;
+CREATE TABLE bench_embedded AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM events WHERE embedding IS NOT NULL ORDER BY sort_start, id LIMIT 50) x;
+CREATE TABLE bench_speakers AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM speakers ORDER BY normalized_name, id LIMIT 1000) x;
+CREATE TABLE bench_countries (n int, code text);
+INSERT INTO bench_countries VALUES (1,'DE'),(2,'FR'),(3,'GB'),(4,'US'),(5,'NL'),(6,'ES'),(7,'JP'),(8,'IN'),(9,'BR'),(10,'CA');
+CREATE TABLE bench_words (n int, word text);
+INSERT INTO bench_words SELECT row_number() OVER (), w FROM unnest(ARRAY['kubernetes','rust','databases','observability',
+  'security','python','search','compilers','robotics','serverless','privacy','postgresql','networking','frontend','testing']) w;
+CREATE UNIQUE INDEX ON bench_events (n); CREATE UNIQUE INDEX ON bench_embedded (n); CREATE UNIQUE INDEX ON bench_speakers (n);
+GRANT SELECT ON bench_events, bench_embedded, bench_speakers, bench_countries, bench_words TO eventdata_runtime;
+COMMIT;
+SQL
+count() { psql "$DATABASE_ADMIN_URL" -qAtc "SELECT count(*) FROM $1"; }
+NEVENTS=$(count bench_events); NEMBEDDED=$(count bench_embedded); NSPEAKERS=$(count bench_speakers)
+
+KEY=$("$BIN" keys create --org bench --scopes read,write --name bench 2>/dev/null)
+export EVENTDATA_API_KEY="$KEY"
+"$BIN" serve >"$OUT/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -sf "http://${EVENTDATA_HTTP_ADDR}/health/ready" >/dev/null && break; sleep 0.1; done
+
+# Settings the service applies per transaction, applied per session for pgbench.
+export PGOPTIONS="-c app.org_id=${ORG} -c hnsw.ef_search=100 -c hnsw.iterative_scan=relaxed_order"
+raw() { # workload -> "tps avg_ms"
+  pgbench -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" -D nevents="$NEVENTS" -D nembedded="$NEMBEDDED" \
+    -D nspeakers="$NSPEAKERS" -f "$OUT/sql/$1.sql" "$DATABASE_URL" 2>&1 \
+    | awk '/^latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.1f %.2f", tps, lat}'
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+results="$OUT/results.tsv"
+printf "workload\tservice_rps\traw_tps\tratio\tp50_ms\tp95_ms\tp99_ms\tmax_ms\traw_avg_ms\terrors\n" >"$results"
+for w in $WORKLOADS; do
+  say "workload ${w}: service"
+  svc=$("$BIN" loadgen --workload "$w" --concurrency "$CONCURRENCY" --duration "$DURATION" | grep '^RESULT')
+  rps=$(echo "$svc" | field rps)
+  if [ -f "$OUT/sql/$w.sql" ]; then
+    say "workload ${w}: raw pgbench"
+    read -r tps avg <<<"$(raw "$w")"
+    ratio=$(echo "scale=2; $rps / $tps" | bc)
+  else
+    tps="-"; avg="-"; ratio="-"
+  fi
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$w" "$rps" "$tps" "$ratio" "$(echo "$svc" | field p50_ms)" \
+    "$(echo "$svc" | field p95_ms)" "$(echo "$svc" | field p99_ms)" "$(echo "$svc" | field max_ms)" "$avg" \
+    "$(echo "$svc" | field errors)" >>"$results"
+done
+
+say "relay: backlog of changes (seed --emit-changes, ${RELAY_EVENTS} events)"
+psql "$DATABASE_ADMIN_URL" -qc "DELETE FROM relay_checkpoints" 2>/dev/null || true
+cargo run --release --quiet --example relay_bench -- reset --exchange "$EVENTDATA_RELAY_EXCHANGE" >&2
+# Everything already in the outbox (the create workload's changes, an earlier run's) is delivered first, so the
+# backlog below is counted from the relay's starting point.
+"$BIN" seed --org "relaybench-$(date +%s)" --events "$RELAY_EVENTS" --embeddings 0 --emit-changes | tail -1 >&2
+backlog=$(psql "$PG_SUPER/$DB" -qAtc "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT FROM relay_checkpoints c WHERE (o.txid, o.position) <= (c.txid, c.position))")
+avg_bytes=$(psql "$PG_SUPER/$DB" -qAtc "SELECT round(avg(octet_length(payload::text))) FROM (SELECT payload FROM outbox ORDER BY position DESC LIMIT 10000) x")
+say "draining ${backlog} changes through eventdata relay"
+target/release/examples/relay_bench drain --messages "$backlog" --exchange "$EVENTDATA_RELAY_EXCHANGE" >"$OUT/drain.txt" &
+drain_pid=$!
+"$BIN" relay >"$OUT/relay.log" 2>&1 &
+relay_pid=$!
+pids+=("$relay_pid")
+wait "$drain_pid"
+drain=$(grep '^RESULT' "$OUT/drain.txt")
+say "raw publisher: ${backlog} messages of ${avg_bytes} bytes with confirms"
+publish=$(target/release/examples/relay_bench publish --messages "$backlog" --bytes "$avg_bytes" --exchange "$EVENTDATA_RELAY_EXCHANGE" | grep '^RESULT')
+relay_rate=$(echo "$drain" | field rate); raw_rate=$(echo "$publish" | field rate)
+
+say "commit -> consumer latency at ${RATE} changes/s for ${DURATION} s"
+latency=$(target/release/examples/relay_bench latency --rate "$RATE" --seconds "$DURATION" --exchange "$EVENTDATA_RELAY_EXCHANGE" \
+  --url "$EVENTDATA_LOADGEN_URL" --key "$KEY" | grep '^RESULT')
+
+{
+  echo
+  echo "eventdata bench $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; PostgreSQL $(psql "$PG_SUPER/postgres" -qAtc 'SHOW server_version')"
+  echo "seed: ${EVENTS} events (${EMBEDDINGS} embedded) in ${seed_seconds} s (0 if already seeded)"
+  echo "concurrency ${CONCURRENCY}, ${DURATION} s per run; raw = pgbench -M prepared, same SQL, same concurrency"
+  echo
+  column -t -s $'\t' "$results"
+  echo
+  echo "relay drain: ${backlog} changes at ${relay_rate}/s; raw confirmed publish: ${raw_rate}/s; ratio $(echo "scale=2; $relay_rate / $raw_rate" | bc)"
+  echo "commit -> consumer at ${RATE}/s: p50 $(echo "$latency" | field p50_ms) ms, p99 $(echo "$latency" | field p99_ms) ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field probes) probes, $(echo "$latency" | field failed) failed)"
+} | tee "$OUT/report.txt"
