@@ -22,7 +22,6 @@ ALTER TABLE companies
 -- Adds (inserts) or subtracts (deletes) the number of changed relation rows per target row to a count column.
 -- TG_ARGV: the counted table, its count column, the relation's column pointing at it; repeated. Transition tables
 -- are visible only to the trigger function's own statements, hence the dynamic SQL here rather than in a helper.
--- Target rows are updated in id order, so two statements touching the same rows lock them in the same order.
 CREATE FUNCTION count_relations() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   source text := CASE TG_OP WHEN 'INSERT' THEN 'changed_new' ELSE 'changed_old' END;
@@ -30,6 +29,12 @@ DECLARE
   i int := 0;
 BEGIN
   WHILE i < TG_NARGS LOOP
+    -- Lock the target rows in id order first: two statements counting into overlapping rows (a popular
+    -- speaker) then wait for each other instead of deadlocking. NO KEY UPDATE is what the UPDATE takes anyway,
+    -- and it does not conflict with the KEY SHARE locks of foreign-key checks.
+    EXECUTE format(
+      'SELECT count(*) FROM (SELECT 1 FROM %1$I t WHERE t.id IN (SELECT %3$I FROM %2$I) ORDER BY t.id FOR NO KEY UPDATE) l',
+      TG_ARGV[i], source, TG_ARGV[i + 2]);
     EXECUTE format(
       'UPDATE %1$I t SET %2$I = t.%2$I + d.n * %5$s
        FROM (SELECT %4$I AS k, count(*) AS n FROM %3$I WHERE %4$I IS NOT NULL GROUP BY 1 ORDER BY 1) d
@@ -182,15 +187,23 @@ ALTER TABLE event_speakers NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE event_companies NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE event_topics NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE media NO FORCE ROW LEVEL SECURITY;
-UPDATE events e SET
-  speaker_count = (SELECT count(*) FROM event_speakers x WHERE x.event_id = e.id),
-  company_count = (SELECT count(*) FROM event_companies x WHERE x.event_id = e.id),
-  topic_count = (SELECT count(*) FROM event_topics x WHERE x.event_id = e.id),
-  media_count = (SELECT count(*) FROM media x WHERE x.event_id = e.id);
-UPDATE speakers s SET event_count = (SELECT count(*) FROM event_speakers x WHERE x.speaker_id = s.id);
-UPDATE companies c SET
-  event_count = (SELECT count(*) FROM event_companies x WHERE x.company_id = c.id),
-  employee_count = (SELECT count(*) FROM speakers x WHERE x.company_id = c.id);
+-- Grouped counts joined back, not a correlated count per row: the relation indexes lead with org_id, so a
+-- per-row count by speaker_id or company_id alone would scan the relation table once per row.
+UPDATE events e SET speaker_count = x.n FROM (SELECT event_id, count(*) AS n FROM event_speakers GROUP BY 1) x
+  WHERE x.event_id = e.id;
+UPDATE events e SET company_count = x.n FROM (SELECT event_id, count(*) AS n FROM event_companies GROUP BY 1) x
+  WHERE x.event_id = e.id;
+UPDATE events e SET topic_count = x.n FROM (SELECT event_id, count(*) AS n FROM event_topics GROUP BY 1) x
+  WHERE x.event_id = e.id;
+UPDATE events e SET media_count = x.n FROM (SELECT event_id, count(*) AS n FROM media GROUP BY 1) x
+  WHERE x.event_id = e.id;
+UPDATE speakers s SET event_count = x.n FROM (SELECT speaker_id, count(*) AS n FROM event_speakers GROUP BY 1) x
+  WHERE x.speaker_id = s.id;
+UPDATE companies c SET event_count = x.n FROM (SELECT company_id, count(*) AS n FROM event_companies GROUP BY 1) x
+  WHERE x.company_id = c.id;
+UPDATE companies c SET employee_count = x.n
+  FROM (SELECT company_id, count(*) AS n FROM speakers WHERE company_id IS NOT NULL GROUP BY 1) x
+  WHERE x.company_id = c.id;
 ALTER TABLE events FORCE ROW LEVEL SECURITY;
 ALTER TABLE speakers FORCE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
