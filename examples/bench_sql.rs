@@ -82,7 +82,7 @@ SELECT resource, distance FROM (
   LIMIT 50
 ) r ORDER BY distance;
 ",
-                text = text_sql(event, 50).replace(":n)", ":w)")
+                text = text_sql(event, 50).replace("[:n]", "[:w]")
             ),
         ),
         (
@@ -132,11 +132,14 @@ SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speake
     Ok(())
 }
 
-/// SearchEvents' statement (as services/store/search.rs builds it) for word `:n` of `bench_words`.
+/// SearchEvents' statement (as services/store/search.rs builds it) for word `:n` of loadgen's list, which stands
+/// where the service binds the query text.
 fn text_sql(projection: &str, limit: usize) -> String {
+    let words = "ARRAY['kubernetes', 'rust', 'databases', 'observability', 'security', 'python', 'search', \
+                 'compilers', 'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing']";
     format!(
         "WITH q AS (SELECT websearch_to_tsquery('english', w.word) AS query, lower(btrim(w.word)) AS exact
-           FROM bench_words w WHERE w.n = :n),
+           FROM (SELECT ({words})[:n] AS word) w),
 ranked AS (SELECT t.id, ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', t.search, q.query)
              + CASE WHEN lower(t.name) = q.exact THEN 1000 ELSE 0 END AS rank
            FROM events t, q WHERE t.search @@ q.query)

@@ -58,14 +58,11 @@ SET LOCAL app.org_id = '${ORG}';
 DROP TABLE IF EXISTS bench_events, bench_embedded, bench_speakers, bench_countries, bench_words;
 CREATE TABLE bench_events AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM events ORDER BY sort_start, id LIMIT 2000) x;
 CREATE TABLE bench_embedded AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM events WHERE embedding IS NOT NULL ORDER BY sort_start, id LIMIT 50) x;
-CREATE TABLE bench_speakers AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM speakers ORDER BY normalized_name, id LIMIT 1000) x;
+CREATE TABLE bench_speakers AS SELECT row_number() OVER () AS n, id FROM (SELECT id FROM speakers ORDER BY id LIMIT 1000) x;
 CREATE TABLE bench_countries (n int, code text);
 INSERT INTO bench_countries VALUES (1,'DE'),(2,'FR'),(3,'GB'),(4,'US'),(5,'NL'),(6,'ES'),(7,'JP'),(8,'IN'),(9,'BR'),(10,'CA');
-CREATE TABLE bench_words (n int, word text);
-INSERT INTO bench_words SELECT row_number() OVER (), w FROM unnest(ARRAY['kubernetes','rust','databases','observability',
-  'security','python','search','compilers','robotics','serverless','privacy','postgresql','networking','frontend','testing']) w;
 CREATE UNIQUE INDEX ON bench_events (n); CREATE UNIQUE INDEX ON bench_embedded (n); CREATE UNIQUE INDEX ON bench_speakers (n);
-GRANT SELECT ON bench_events, bench_embedded, bench_speakers, bench_countries, bench_words TO eventdata_runtime;
+GRANT SELECT ON bench_events, bench_embedded, bench_speakers, bench_countries TO eventdata_runtime;
 COMMIT;
 SQL
 count() { psql "$DATABASE_ADMIN_URL" -qAtc "SELECT count(*) FROM $1"; }

@@ -5,6 +5,9 @@ CREATE ROLE eventdata_app LOGIN NOBYPASSRLS PASSWORD 'eventdata';
 CREATE ROLE eventdata_relay LOGIN NOBYPASSRLS PASSWORD 'eventdata';
 CREATE ROLE eventdata_runtime NOLOGIN NOBYPASSRLS;
 CREATE ROLE eventdata_relayer NOLOGIN NOBYPASSRLS;
+-- Backups (eventdata backup): reads every organization's rows, writes nothing.
+CREATE ROLE eventdata_backup LOGIN BYPASSRLS PASSWORD 'eventdata';
+GRANT pg_read_all_data TO eventdata_backup;
 GRANT eventdata_runtime TO eventdata_app;
 GRANT eventdata_relayer TO eventdata_relay;
 GRANT eventdata_runtime TO eventdata_owner WITH ADMIN OPTION;

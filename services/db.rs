@@ -49,11 +49,25 @@ pub async fn begin_for_org_within(
     org_id: Uuid,
     statement_timeout: Option<std::time::Duration>,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let limit = match statement_timeout {
-        Some(t) => format!("; SET LOCAL statement_timeout = {}", t.as_millis().max(1)),
-        None => String::new(),
-    };
-    pool.begin_with(sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL app.org_id = '{org_id}'{limit}"))).await
+    begin_for_org_with(pool, org_id, statement_timeout, &[]).await
+}
+
+/// Like [`begin_for_org_within`], with more `SET LOCAL name = value` settings in the same round trip. Names and
+/// values are inlined: callers pass constants and validated numbers only.
+pub async fn begin_for_org_with(
+    pool: &PgPool,
+    org_id: Uuid,
+    statement_timeout: Option<std::time::Duration>,
+    settings: &[(&str, String)],
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut sql = format!("BEGIN; SET LOCAL app.org_id = '{org_id}'");
+    if let Some(t) = statement_timeout {
+        sql.push_str(&format!("; SET LOCAL statement_timeout = {}", t.as_millis().max(1)));
+    }
+    for (name, value) in settings {
+        sql.push_str(&format!("; SET LOCAL {name} = {value}"));
+    }
+    pool.begin_with(sqlx::AssertSqlSafe(sql)).await
 }
 
 /// One embedded migration and whether the database has it.

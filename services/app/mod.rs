@@ -82,6 +82,16 @@ impl App {
     /// A transaction confined to the caller's organization. Time spent waiting for a pooled connection (and the
     /// BEGIN round trip) is measured.
     async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
+        self.begin_with(caller, &[]).await
+    }
+
+    /// Like `begin`, with more transaction-local settings in the same round trip (constants and validated
+    /// numbers only: they are inlined).
+    async fn begin_with(
+        &self,
+        caller: &Caller,
+        settings: &[(&str, String)],
+    ) -> Result<Transaction<'static, Postgres>, AppError> {
         let started = std::time::Instant::now();
         self.metrics.pool_waiting.inc();
         // The statement limit ends a little before the caller's deadline, so the database cancels the work and the
@@ -92,7 +102,7 @@ impl App {
             return Err(AppError::DeadlineExceeded);
         }
         let limit = remaining.map(|r| r - DEADLINE_MARGIN);
-        let tx = crate::db::begin_for_org_within(&self.pool, caller.org_id, limit).await;
+        let tx = crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings).await;
         self.metrics.pool_waiting.dec();
         self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
         Ok(tx?)

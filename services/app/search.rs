@@ -9,6 +9,7 @@ use crate::domain::embedding::Embedding;
 use crate::domain::fusion::reciprocal_rank_fusion;
 use crate::domain::page_token::Cursor;
 use crate::store::lists::EventFilter;
+use crate::store::search::NearestTo;
 use crate::store::{embeddings, locks, search};
 
 /// `hnsw.ef_search` when the caller sets none: recall >= 0.95 on clustered data well past 20k rows.
@@ -98,11 +99,23 @@ impl App {
         k: i64,
         ef_search: u32,
     ) -> Result<Vec<(Value, f64)>, AppError> {
-        let mut tx = self.begin(caller).await?;
-        let (query, exclude) = match near {
-            Near::Vector(embedding) => (embedding.into_inner(), None),
-            Near::Like(id) => match embeddings::get(&mut tx, kind, id).await? {
-                Some(Some((values, _))) => (values, Some(id)),
+        // Begin (with the search settings) and one query: the common case is two round trips.
+        let mut tx = self.begin_with(caller, &search::vector_search_settings(ef_search)).await?;
+        let like = match &near {
+            Near::Like(id) => Some(*id),
+            Near::Vector(_) => None,
+        };
+        let found = match near {
+            Near::Vector(embedding) => {
+                let values = embedding.into_inner();
+                search::nearest(&mut tx, kind, NearestTo::Vector(&values), filter, k).await?
+            }
+            Near::Like(id) => search::nearest(&mut tx, kind, NearestTo::Stored(id), filter, k).await?,
+        };
+        // Nothing near a stored resource: it may be missing or have no embedding, which are errors.
+        if let (Some(id), true) = (like, found.is_empty()) {
+            match embeddings::get(&mut tx, kind, id).await? {
+                Some(Some(_)) => {}
                 Some(None) => {
                     return Err(AppError::FailedPrecondition {
                         field: "query.like_id".into(),
@@ -111,10 +124,8 @@ impl App {
                     });
                 }
                 None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
-            },
-        };
-        search::tune_vector_search(&mut tx, ef_search).await?;
-        let found = search::nearest(&mut tx, kind, &query, exclude, filter, k).await?;
+            }
+        }
         tx.commit().await?;
         Ok(found)
     }

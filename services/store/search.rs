@@ -10,41 +10,62 @@ use super::lists::{EventFilter, push_event_filters};
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
-/// Sets the HNSW search breadth for the rest of the transaction and lets filtered scans continue past the first
-/// `ef_search` candidates (`relaxed_order`: results are re-sorted by distance afterwards).
-#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SET hnsw", otel.kind = "client", db.system = "postgresql", db.operation = "SET"))]
-pub async fn tune_vector_search(conn: &mut PgConnection, ef_search: u32) -> Result<(), sqlx::Error> {
-    // Integers validated by the caller: inlining them is safe, and SET cannot take parameters.
-    let sql = format!("SET LOCAL hnsw.ef_search = {ef_search}; SET LOCAL hnsw.iterative_scan = relaxed_order");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await?;
-    Ok(())
+/// The transaction settings of a vector search, for the transaction's BEGIN: the HNSW search breadth, and
+/// iterative scans so filtered searches continue past the first `ef_search` candidates (`relaxed_order`: results
+/// are re-sorted by distance afterwards).
+pub fn vector_search_settings(ef_search: u32) -> [(&'static str, String); 2] {
+    [("hnsw.ef_search", ef_search.to_string()), ("hnsw.iterative_scan", "relaxed_order".to_string())]
 }
 
-/// The `k` resources of `kind` nearest to `query` (cosine distance), excluding `exclude`, with event filters when
-/// searching events. Returns each resource's JSON and distance, nearest first.
+/// What a nearest-neighbour search is near to.
+#[derive(Debug, Clone, Copy)]
+pub enum NearestTo<'a> {
+    /// A vector from the caller.
+    Vector(&'a [f32]),
+    /// The stored embedding of this resource (of the searched kind), which is left out of the results. The vector
+    /// is read inside the statement, so it never travels to the service and back.
+    Stored(Uuid),
+}
+
+/// The `k` resources of `kind` nearest to `target` (cosine distance), with event filters when searching events.
+/// Returns each resource's JSON and distance, nearest first; empty when a stored target has no embedding (or
+/// does not exist: the caller tells those apart).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} nearest", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn nearest(
     conn: &mut PgConnection,
     kind: Kind,
-    query: &[f32],
-    exclude: Option<Uuid>,
+    target: NearestTo<'_>,
     filter: Option<&EventFilter>,
     k: i64,
 ) -> Result<Vec<(Value, f64)>, sqlx::Error> {
     let table = resource_table(kind);
-    let vector = Vector::from(query.to_vec());
     let mut q = QueryBuilder::<Postgres>::new(format!(
         "SELECT resource, distance FROM (SELECT {} AS resource, t.embedding <=> ",
         table.projection
     ));
-    q.push_bind(vector.clone()).push(format!(" AS distance FROM {} t WHERE t.embedding IS NOT NULL", table.table));
-    if let Some(id) = exclude {
+    // A scalar subquery is evaluated once, before the scan, so the HNSW index still sees a constant.
+    let push_target = |q: &mut QueryBuilder<Postgres>| match target {
+        NearestTo::Vector(values) => {
+            q.push_bind(Vector::from(values.to_vec()));
+        }
+        NearestTo::Stored(id) => {
+            q.push(format!("(SELECT embedding FROM {} WHERE id = ", table.table)).push_bind(id).push(")");
+        }
+    };
+    push_target(&mut q);
+    q.push(format!(" AS distance FROM {} t WHERE t.embedding IS NOT NULL", table.table));
+    if let NearestTo::Stored(id) = target {
         q.push(" AND t.id <> ").push_bind(id);
+        q.push(format!(" AND EXISTS (SELECT FROM {} WHERE id = ", table.table))
+            .push_bind(id)
+            .push(" AND embedding IS NOT NULL)");
     }
     if let Some(filter) = filter {
         push_event_filters(&mut q, filter);
     }
-    q.push(" ORDER BY t.embedding <=> ").push_bind(vector).push(" LIMIT ").push_bind(k);
+    q.push(" ORDER BY t.embedding <=> ");
+    push_target(&mut q);
+    q.push(" LIMIT ").push_bind(k);
     q.push(") r ORDER BY distance");
     q.build_query_as().fetch_all(&mut *conn).await
 }
