@@ -140,12 +140,12 @@ fn text_sql(projection: &str, limit: usize) -> String {
     format!(
         "WITH q AS (SELECT websearch_to_tsquery('english', w.word) AS query, lower(btrim(w.word)) AS exact
            FROM (SELECT ({words})[:n] AS word) w),
-ranked AS (SELECT t.id, ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', t.search, q.query)
+top AS (SELECT r.id, r.rank FROM (SELECT t.id, ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', t.search, q.query)
              + CASE WHEN lower(t.name) = q.exact THEN 1000 ELSE 0 END AS rank
-           FROM events t, q WHERE t.search @@ q.query)
-SELECT {projection}, r.rank::float8, ts_headline('english', t.name || coalesce(' — ' || t.description, ''), q.query,
+           FROM events t, q WHERE t.search @@ q.query) r ORDER BY r.rank DESC, r.id DESC LIMIT {limit})
+SELECT {projection}, top.rank::float8, ts_headline('english', t.name || coalesce(' — ' || t.description, ''), q.query,
        'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=30, MinWords=8'), t.id
-FROM ranked r JOIN events t ON t.id = r.id, q WHERE true ORDER BY r.rank DESC, r.id DESC LIMIT {limit};
+FROM top JOIN events t ON t.id = top.id, q ORDER BY top.rank DESC, top.id DESC;
 "
     )
 }

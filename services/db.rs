@@ -31,7 +31,10 @@ pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
 
 /// A small pool on the owner role, for migrations and the administrative subcommands.
 pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(&settings.admin_url)?.application_name("eventdata-admin");
+    // Migrations and bulk loads are long by nature: their slow statements are logged at DEBUG, not WARN.
+    let options = PgConnectOptions::from_str(&settings.admin_url)?
+        .application_name("eventdata-admin")
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1));
     PgPoolOptions::new().max_connections(2).acquire_timeout(settings.acquire_timeout).connect_with(options).await
 }
 

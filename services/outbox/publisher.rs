@@ -65,6 +65,13 @@ impl Publisher {
 
     /// Publishes `changes` in order, all confirms in flight, and reports the confirmed prefix.
     pub async fn publish(&self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
+        self.send(changes).await?.settle(changes).await
+    }
+
+    /// Publishes `changes` in order without waiting for the broker: the confirms arrive with [`InFlight::settle`].
+    /// The relay sends the next batch before settling this one, so the broker's confirm latency (it confirms
+    /// persistent messages when it syncs them to disk) is paid once per pipeline, not once per batch.
+    pub async fn send(&self, changes: &[LoggedChange]) -> Result<InFlight, lapin::Error> {
         let mut pending = Vec::with_capacity(changes.len());
         let mut spans = Vec::with_capacity(changes.len());
         for change in changes {
@@ -88,25 +95,7 @@ impl Publisher {
                 .await?;
             pending.push(confirm);
         }
-        let mut outcome = BatchOutcome::default();
-        for ((confirm, change), span) in pending.into_iter().zip(changes).zip(spans) {
-            let confirmation = confirm.await?;
-            drop(span); // the publish span ends with the broker's confirm
-            match confirmation {
-                Confirmation::Ack(returned) => {
-                    if returned.is_some() {
-                        outcome.returned += 1;
-                        tracing::warn!(change_id = %change.change_id, routing_key = %change.change_type, "change was unroutable: no queue is bound for it");
-                    }
-                    outcome.confirmed += 1;
-                }
-                Confirmation::Nack(_) | Confirmation::NotRequested => {
-                    outcome.nacked = true;
-                    break;
-                }
-            }
-        }
-        Ok(outcome)
+        Ok(InFlight { pending, spans })
     }
 
     /// Closes the channel and connection politely (after the last confirms).
@@ -133,4 +122,35 @@ fn publish_span(exchange: &ShortString, change: &LoggedChange) -> Option<tracing
     );
     let _ = span.set_parent(crate::telemetry::context_from_headers(traceparent, change.tracestate.as_deref()));
     Some(span)
+}
+
+/// A sent batch whose confirms are still on their way.
+pub struct InFlight {
+    pending: Vec<lapin::PublisherConfirm>,
+    spans: Vec<Option<tracing::Span>>,
+}
+
+impl InFlight {
+    /// Awaits the confirms of `changes` (the batch that was sent) in order and reports the confirmed prefix.
+    pub async fn settle(self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
+        let mut outcome = BatchOutcome::default();
+        for ((confirm, change), span) in self.pending.into_iter().zip(changes).zip(self.spans) {
+            let confirmation = confirm.await?;
+            drop(span); // the publish span ends with the broker's confirm
+            match confirmation {
+                Confirmation::Ack(returned) => {
+                    if returned.is_some() {
+                        outcome.returned += 1;
+                        tracing::warn!(change_id = %change.change_id, routing_key = %change.change_type, "change was unroutable: no queue is bound for it");
+                    }
+                    outcome.confirmed += 1;
+                }
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    outcome.nacked = true;
+                    break;
+                }
+            }
+        }
+        Ok(outcome)
+    }
 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::log::{self, Checkpoint};
-use super::publisher::{Publisher, Topology};
+use super::publisher::{InFlight, Publisher, Topology};
 use crate::config::RelaySettings;
 use crate::metrics::RelayMetrics;
 
@@ -126,31 +126,59 @@ impl Relay {
         self.metrics.active_partitions.set(self.active.borrow().len() as i64);
         backoff.reset();
         tracing::info!(partition, txid = at.txid, position = at.position, "relay partition active");
+        // One batch may be in flight (sent, confirms pending) while the next is read and sent: the broker
+        // confirms persistent messages when it syncs them, and waiting for that between batches cost ~120 ms a
+        // batch (docs/performance.md). The checkpoint still only ever moves over confirmed changes, in order.
+        let mut in_flight: Option<(Vec<log::LoggedChange>, InFlight, std::time::Instant)> = None;
+        let mut sent = at;
         loop {
             if *shutdown.borrow() {
+                if let Some(previous) = in_flight.take() {
+                    at = self.settle(&mut conn, partition, previous, at).await?;
+                }
                 publisher.close().await;
                 tracing::info!(partition, position = at.position, "relay partition stopped");
                 return Ok(Served::Stopped);
             }
-            let batch = log::read_after(&mut conn, at, settings.partitions, partition, settings.batch_size).await?;
+            let batch = log::read_after(&mut conn, sent, settings.partitions, partition, settings.batch_size).await?;
             if batch.is_empty() {
-                self.wait_for_changes(&mut conn, &mut listener, at, shutdown).await?;
+                match in_flight.take() {
+                    Some(previous) => at = self.settle(&mut conn, partition, previous, at).await?,
+                    None => self.wait_for_changes(&mut conn, &mut listener, at, shutdown).await?,
+                }
                 continue;
             }
             let started = std::time::Instant::now();
-            let outcome = publisher.publish(&batch).await.context("publishing")?;
-            self.metrics.confirm.observe(started.elapsed().as_secs_f64());
-            if outcome.confirmed > 0 {
-                at = batch[outcome.confirmed - 1].checkpoint();
-                log::save_checkpoint(&mut conn, settings.partitions, partition, at).await?;
-                self.metrics.published.inc_by(outcome.confirmed as u64);
-                self.metrics.returned.inc_by(outcome.returned as u64);
-            }
-            if outcome.nacked {
-                self.metrics.failed.inc();
-                bail!("the broker refused a change; republishing from position {}", at.position);
+            let pending = publisher.send(&batch).await.context("publishing")?;
+            sent = batch[batch.len() - 1].checkpoint();
+            if let Some(previous) = in_flight.replace((batch, pending, started)) {
+                at = self.settle(&mut conn, partition, previous, at).await?;
             }
         }
+    }
+
+    /// Awaits a sent batch's confirms and moves the checkpoint over the confirmed prefix; fails (so the
+    /// partition restarts from the checkpoint) when the broker refused a change.
+    async fn settle(
+        &self,
+        conn: &mut PgConnection,
+        partition: u32,
+        (batch, pending, started): (Vec<log::LoggedChange>, InFlight, std::time::Instant),
+        mut at: Checkpoint,
+    ) -> anyhow::Result<Checkpoint> {
+        let outcome = pending.settle(&batch).await.context("publishing")?;
+        self.metrics.confirm.observe(started.elapsed().as_secs_f64());
+        if outcome.confirmed > 0 {
+            at = batch[outcome.confirmed - 1].checkpoint();
+            log::save_checkpoint(conn, self.settings.partitions, partition, at).await?;
+            self.metrics.published.inc_by(outcome.confirmed as u64);
+            self.metrics.returned.inc_by(outcome.returned as u64);
+        }
+        if outcome.nacked || outcome.confirmed < batch.len() {
+            self.metrics.failed.inc();
+            bail!("the broker refused a change; republishing from position {}", at.position);
+        }
+        Ok(at)
     }
 
     /// Waits until new changes may be readable: briefly when finished-but-not-yet-visible changes are held back
