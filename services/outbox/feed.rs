@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::log::{COLUMNS, Checkpoint, LoggedChange};
+use super::log::{COLUMNS, Checkpoint, LoggedChange, below_watermark};
 use super::relay::NOTIFY_CHANNEL;
 
 /// Which changes a feed reader wants.
@@ -30,17 +30,16 @@ pub async fn read(
     filter: &FeedFilter,
     limit: i64,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM outbox
+    let sql = below_watermark(&format!(
+        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
          WHERE org_id = current_org_id()
            AND (txid, position) > ($1::text::xid8, $2)
-           AND txid < pg_snapshot_xmin(pg_current_snapshot())
            AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
            AND ($4::uuid IS NULL OR aggregate_id = $4)
            AND ($5::uuid IS NULL OR actor_key_id = $5)
          ORDER BY txid, position
          LIMIT $6"
-    );
+    ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(after.txid.to_string())
         .bind(after.position)

@@ -62,6 +62,15 @@ pub(crate) const COLUMNS: &str = "position, txid::text::bigint AS txid, change_i
 const PARTITION_OF: &str = "mod(hashtextextended(aggregate_id::text, 0) & 9223372036854775807, $3)";
 
 /// Up to `limit` finished changes of `partition` (of `partitions`) after `after`, in log order.
+/// The rows of `ordered_page` (a query over the outbox in `(txid, position)` order with a LIMIT, selecting
+/// `txid AS watermark_txid`) that are below the watermark. The watermark is applied *after* the LIMIT on purpose:
+/// as a condition of the scan, the planner cannot bound it by the LIMIT and reads every row after the checkpoint
+/// with a bitmap scan and a sort (220 ms a batch over a 300,000-change backlog, against 1 ms for an ordered index
+/// scan). It is still exact: rows are in txid order, so the rows below the watermark are a prefix of the page.
+pub(crate) fn below_watermark(ordered_page: &str) -> String {
+    format!("SELECT * FROM ({ordered_page}) page WHERE page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot())")
+}
+
 pub async fn read_after(
     conn: &mut PgConnection,
     after: Checkpoint,
@@ -69,14 +78,13 @@ pub async fn read_after(
     partition: u32,
     limit: u32,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM outbox
+    let sql = below_watermark(&format!(
+        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
          WHERE (txid, position) > ($1::text::xid8, $2)
-           AND txid < pg_snapshot_xmin(pg_current_snapshot())
            AND ($3 = 1 OR {PARTITION_OF} = $4)
          ORDER BY txid, position
          LIMIT $5"
-    );
+    ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(after.txid.to_string())
         .bind(after.position)
@@ -159,12 +167,11 @@ pub async fn read_range(
     after: Checkpoint,
     limit: u32,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM outbox
+    let sql = below_watermark(&format!(
+        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
          WHERE position BETWEEN $1 AND $2 AND (txid, position) > ($3::text::xid8, $4)
-           AND txid < pg_snapshot_xmin(pg_current_snapshot())
          ORDER BY txid, position LIMIT $5"
-    );
+    ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(from)
         .bind(to)
