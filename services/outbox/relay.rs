@@ -114,6 +114,9 @@ impl Relay {
         if !log::try_claim(&mut conn, partition).await? {
             return Ok(Served::NotClaimed);
         }
+        for (name, value) in log::ordered_reads() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut conn).await?;
+        }
         // LISTEN before the first read, so no commit between the read and the wait goes unnoticed.
         let mut listener = PgListener::connect(&settings.database_url).await.context("connecting the listener")?;
         listener.listen(NOTIFY_CHANNEL).await?;
