@@ -58,7 +58,7 @@ pub struct SeedOptions {
 pub struct SeedReport {
     /// Rows inserted per table, in load order.
     pub inserted: Vec<(&'static str, u64)>,
-    /// Rows already present (from an earlier run) per table.
+    /// Topics, companies, speakers and events the plan holds (inserted now or by an earlier run).
     pub rows_total: u64,
     /// Vector indexes rebuilt after the load.
     pub rebuilt_indexes: Vec<String>,
