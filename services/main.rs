@@ -397,9 +397,7 @@ async fn seed_org(slug: &str, options: SeedOptions) -> anyhow::Result<()> {
             organizations::insert(&pool, &slug, slug.as_str()).await?.context("organization appeared concurrently")?
         }
     };
-    let plan = seed::generate::Plan::new(org.id, options.seed, options.events, options.embeddings);
-    let progress = seed::Progress::new(plan.topics + plan.companies + plan.speakers + plan.events);
-    let report = seed::run(&pool, org.id, &options, &progress).await?;
+    let report = seed::run(&pool, org.id, &options).await?;
     println!("table\tinserted");
     for (table, count) in &report.inserted {
         println!("{table}\t{count}");

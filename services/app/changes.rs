@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use super::paging::page_size;
 use super::{App, AppError, Caller};
 use crate::outbox::feed::{self, CommitNotifier, FeedFilter};
-use crate::outbox::log::{Checkpoint, LoggedChange};
+use crate::outbox::log::{self, Checkpoint, LoggedChange};
 
 /// How long a watcher waits without a notification before reading anyway.
 const WATCH_POLL: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ impl App {
                 Checkpoint { txid, position }
             }
         };
-        let mut tx = self.begin_with(caller, &feed::ordered_reads()).await?;
+        let mut tx = self.begin_with(caller, &log::ordered_reads()).await?;
         let mut rows = feed::read(&mut tx, after, filter, size + 1).await?;
         tx.commit().await?;
         let has_more = rows.len() as i64 > size;
@@ -104,7 +104,7 @@ impl App {
             (Some(at), _) => at,
             (None, Start::Beginning) => Checkpoint::default(),
             (None, Start::Now) => {
-                let mut tx = self.begin_with(&caller, &feed::ordered_reads()).await?;
+                let mut tx = self.begin_with(&caller, &log::ordered_reads()).await?;
                 let now = feed::now(&mut tx).await?;
                 tx.commit().await?;
                 now

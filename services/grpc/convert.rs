@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::app::AppError;
 use crate::domain::fields::Input;
+use crate::store::lists::QualityRange;
 
 // ---- scalar helpers ----------------------------------------------------------------------------------------
 
@@ -194,4 +195,19 @@ impl Json<'_> {
     pub fn nested(&self, key: &str) -> Option<&Value> {
         Some(&self.0[key]).filter(|v| v.is_object())
     }
+}
+
+/// Quality bounds from a List request: each in [0, 1], min not above max.
+pub fn quality_range(min: Option<f64>, max: Option<f64>) -> Result<QualityRange, AppError> {
+    for (field, value) in [("min_quality_score", min), ("max_quality_score", max)] {
+        if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            return Err(AppError::invalid(field, "must be between 0 and 1"));
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(AppError::invalid("min_quality_score", "must not be above max_quality_score"));
+    }
+    Ok(QualityRange { min, max })
 }

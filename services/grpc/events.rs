@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{parse_id, parse_opt_id, time_filter};
+use super::convert::{parse_id, parse_opt_id, quality_range, time_filter};
 use super::handlers::{Api, mask_paths};
 use super::resources::{event, event_company, event_context, event_inputs, event_speaker, event_topic};
 use crate::app::AppError;
@@ -11,7 +11,7 @@ use crate::domain::catalogue::{EVENT_STATUSES, Kind, RelationKind};
 use crate::domain::fields::{Input, validate_create, validate_update};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_service_server::EventService;
-use crate::store::lists::{EventFilter, QualityRange};
+use crate::store::lists::EventFilter;
 use crate::store::relations::From;
 
 /// Most events one BatchCreateEvents takes.
@@ -66,8 +66,7 @@ impl EventService for Api {
         let page =
             self.app.page_request(&caller, &format!("ListEvents|{filter:?}|{order_by}"), page_size, &page_token)?;
         let page = if order_by == pb::EventOrder::QualityScore as i32 {
-            let unfiltered = EventFilter { quality, ..Default::default() };
-            if format!("{filter:?}") != format!("{unfiltered:?}") {
+            if filter != (EventFilter { quality, ..Default::default() }) {
                 return Err(AppError::invalid(
                     "order_by",
                     "ordering by quality score combines with max_quality_score and min_quality_score only",
@@ -430,19 +429,4 @@ fn context_text(format: i32) -> Result<bool, AppError> {
         Ok(_) => Ok(false),
         Err(_) => Err(AppError::invalid("format", "unknown format")),
     }
-}
-
-/// Quality bounds from a List request: each in [0, 1], min not above max.
-pub fn quality_range(min: Option<f64>, max: Option<f64>) -> Result<QualityRange, AppError> {
-    for (field, value) in [("min_quality_score", min), ("max_quality_score", max)] {
-        if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
-            return Err(AppError::invalid(field, "must be between 0 and 1"));
-        }
-    }
-    if let (Some(min), Some(max)) = (min, max)
-        && min > max
-    {
-        return Err(AppError::invalid("min_quality_score", "must not be above max_quality_score"));
-    }
-    Ok(QualityRange { min, max })
 }

@@ -3,8 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::parse_opt_id;
-use super::events::quality_range;
+use super::convert::{parse_opt_id, quality_range};
 use super::handlers::Api;
 use super::resources::{
     company, company_inputs, event_company, event_speaker, event_topic, speaker, speaker_inputs, topic, topic_inputs,

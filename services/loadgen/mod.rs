@@ -58,28 +58,17 @@ impl LoadReport {
         } else {
             self.errors.iter().map(|(code, n)| format!("{code}:{n}")).collect::<Vec<_>>().join(",")
         };
+        let (name, clients, calls, rps) =
+            (self.workload.name(), self.concurrency, self.latencies.len(), self.throughput());
+        let (p50, p95, p99) = (self.millis(0.50), self.millis(0.95), self.millis(0.99));
+        let max = self.latencies.max() as f64 / 1000.0;
         format!(
-            "workload {} with {} clients for {:.1} s: {} ok calls, {:.1}/s\n\
-             latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}\n\
+            "workload {name} with {clients} clients for {:.1} s: {calls} ok calls, {rps:.1}/s\n\
+             latency ms: p50 {p50:.2}  p95 {p95:.2}  p99 {p99:.2}  max {max:.2}\n\
              errors: {errors}\n\
-             RESULT workload={} concurrency={} calls={} rps={:.1} p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} errors={errors}",
-            self.workload.name(),
-            self.concurrency,
+             RESULT workload={name} concurrency={clients} calls={calls} rps={rps:.1} p50_ms={p50:.2} p95_ms={p95:.2} \
+             p99_ms={p99:.2} max_ms={max:.2} errors={errors}",
             self.elapsed.as_secs_f64(),
-            self.latencies.len(),
-            self.throughput(),
-            self.millis(0.50),
-            self.millis(0.95),
-            self.millis(0.99),
-            self.latencies.max() as f64 / 1000.0,
-            self.workload.name(),
-            self.concurrency,
-            self.latencies.len(),
-            self.throughput(),
-            self.millis(0.50),
-            self.millis(0.95),
-            self.millis(0.99),
-            self.latencies.max() as f64 / 1000.0,
         )
     }
 }

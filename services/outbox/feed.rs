@@ -22,8 +22,6 @@ pub struct FeedFilter {
     pub actor_key_id: Option<Uuid>,
 }
 
-pub use super::log::ordered_reads;
-
 /// Up to `limit` finished changes of the transaction's organization after `after`, in log order.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT outbox feed", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn read(

@@ -10,7 +10,7 @@ use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
 /// Filters of ListEvents; every one is served by an index (docs/schema.md).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
     /// Events starting at or after.
     pub start_from: Option<DateTime<Utc>>,
