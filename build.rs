@@ -14,7 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("eventdata_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
+    // A decoding failure is the caller's INVALID_ARGUMENT, not tonic-prost's INTERNAL (services/grpc/codec.rs).
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::grpc::codec::ProtoCodec")
+        .compile_fds(descriptors)?;
 
     println!("cargo:rerun-if-changed=proto");
     Ok(())

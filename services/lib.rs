@@ -10,6 +10,7 @@ pub mod backup;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod fuzzing;
 pub mod grpc;
 pub mod health;
 pub mod loadgen;

@@ -40,7 +40,12 @@ impl Telemetry {
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`). Call once, from `main`.
 pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // lapin logs every returned (unroutable) message at WARN with its headers and body: catalogue data does not
+    // belong in logs, and with no queue bound that is a line per change. The relay reports returns itself
+    // (outbox::unroutable), so the library's line is off whatever RUST_LOG says.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("lapin::returned_messages=error".parse()?);
     let fmt_layer = if settings.json_logs {
         tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).boxed()
     } else {

@@ -36,6 +36,8 @@ pub struct CreateRequest {
     pub method: &'static str,
     /// Path prefix for field errors, e.g. `event.`.
     pub field_prefix: &'static str,
+    /// For a batch, the request's repeated field (`requests`): a conflict then names the item, `requests[3].`.
+    pub items_field: Option<&'static str>,
 }
 
 impl App {
@@ -44,7 +46,7 @@ impl App {
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
     pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Value>, AppError> {
         let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&request.rows).unwrap_or_default()).into();
-        retrying(|| async move {
+        let created = retrying(|| async move {
             let rows: Vec<Value> = request
                 .rows
                 .iter()
@@ -71,7 +73,50 @@ impl App {
             tx.commit().await?;
             Ok(resources)
         })
-        .await
+        .await;
+        match (created, request.items_field) {
+            (Err(AppError::AlreadyExists { field, reason, message }), Some(items)) => {
+                Err(self.locate_conflict(caller, request, items, field, reason, message).await)
+            }
+            (created, _) => created,
+        }
+    }
+
+    /// A batch's uniqueness conflict names the item at fault: the later of two items that repeat a value, or the
+    /// first item whose value another resource already holds. Runs only after the batch failed.
+    async fn locate_conflict(
+        &self,
+        caller: &Caller,
+        request: &CreateRequest,
+        items: &str,
+        field: String,
+        reason: &'static str,
+        message: String,
+    ) -> AppError {
+        let unlocated = || AppError::AlreadyExists { field: field.clone(), reason, message: message.clone() };
+        let Some(column) = field.strip_prefix(request.field_prefix) else { return unlocated() };
+        let values: Vec<Option<&str>> =
+            request.rows.iter().map(|row| row.get(column).and_then(Value::as_str)).collect();
+        let at = |i: usize| format!("{items}[{i}].{field}");
+        for (j, value) in values.iter().enumerate() {
+            if let Some(i) = value.and_then(|v| values[..j].iter().position(|w| *w == Some(v))) {
+                let message = format!("{} repeats {}", at(j), at(i));
+                return AppError::AlreadyExists { field: at(j), reason, message };
+            }
+        }
+        let wanted: Vec<String> = values.iter().flatten().map(|v| (*v).to_owned()).collect();
+        let taken = match self.begin(caller).await {
+            Ok(mut tx) => lists::taken(&mut tx, request.kind, column, &wanted).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        match values.iter().position(|v| v.is_some_and(|v| taken.iter().any(|t| t == v))) {
+            Some(j) => AppError::AlreadyExists {
+                field: at(j),
+                reason,
+                message: format!("{} is already taken in this organization", at(j)),
+            },
+            None => unlocated(),
+        }
     }
 
     /// The resources with `ids`, in that order; NOT_FOUND naming the first missing one.

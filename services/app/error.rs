@@ -1,5 +1,8 @@
 //! The use cases' error: every way a request can fail, each mapped to one gRPC status in `grpc::status`.
 
+use uuid::Uuid;
+
+use crate::domain::catalogue::RelationKind;
 use crate::domain::fields::Violations;
 use crate::store::errors::{DbFailure, classify};
 
@@ -16,6 +19,16 @@ pub enum AppError {
         kind: &'static str,
         /// The id asked for.
         id: String,
+    },
+    /// The relation between the event and the other resource does not exist in the caller's organization.
+    #[error("{} {other_id} is not related to event {event_id}", kind.target().name())]
+    RelationNotFound {
+        /// The relation kind.
+        kind: RelationKind,
+        /// The event.
+        event_id: Uuid,
+        /// The speaker, company or topic.
+        other_id: Uuid,
     },
     /// A uniqueness rule or an idempotency record forbids it.
     #[error("{message}")]
@@ -80,6 +93,11 @@ impl AppError {
     pub fn from_db(err: sqlx::Error, prefix: &str) -> Self {
         match classify(&err) {
             DbFailure::UniqueViolation(constraint) => match unique_field(&constraint) {
+                Some((field, reason @ "RELATION_EXISTS")) => AppError::AlreadyExists {
+                    field: format!("{prefix}{field}"),
+                    reason,
+                    message: format!("{prefix}{field} is already related to {prefix}event_id"),
+                },
                 Some((field, reason)) => AppError::AlreadyExists {
                     field: format!("{prefix}{field}"),
                     reason,
@@ -95,6 +113,14 @@ impl AppError {
                 },
                 None => AppError::Internal(err.into()),
             },
+            // Valid alone, refused by the rest of the tree: a precondition of the catalogue's state.
+            DbFailure::CheckViolation(constraint) if constraint == "topics_parent_not_descendant" => {
+                AppError::FailedPrecondition {
+                    field: format!("{prefix}parent_id"),
+                    reason: "TOPIC_CYCLE",
+                    message: format!("{prefix}parent_id would make the topic its own ancestor; topics form a tree"),
+                }
+            }
             DbFailure::CheckViolation(constraint) => match check_field(&constraint) {
                 Some((field, description)) => AppError::invalid(format!("{prefix}{field}"), description),
                 // Validation mirrors every single-field CHECK: one failing here is a bug, not bad input.

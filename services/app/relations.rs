@@ -113,5 +113,5 @@ impl App {
 }
 
 fn relation_not_found(kind: RelationKind, event_id: Uuid, other_id: Uuid) -> AppError {
-    AppError::NotFound { kind: kind.target().name(), id: format!("{other_id} on event {event_id}") }
+    AppError::RelationNotFound { kind, event_id, other_id }
 }

@@ -47,6 +47,7 @@ impl App {
                         request_id: None,
                         method: "Upsert",
                         field_prefix,
+                        items_field: None,
                     };
                     self.create(caller, &request).await.map(|mut v| (v.remove(0), true))
                 }

@@ -1,6 +1,6 @@
 //! The catalogue's resources: their kinds and writable fields (the validation rules of the API).
 
-use super::fields::{Default, FieldSpec, Rule};
+use super::fields::{Columns, Default, FieldSpec, Input, Rule, Violations, validate_create};
 
 /// The resource kinds of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,6 +107,37 @@ impl Kind {
             Kind::Company => COMPANY_FIELDS,
             Kind::Topic => TOPIC_FIELDS,
             Kind::Media => MEDIA_FIELDS,
+        }
+    }
+
+    /// Rules over several fields of validated `columns` (both present in a create, or both named in an update;
+    /// the database CHECKs cover the rest): an event does not end before it starts, nor end without a start.
+    pub fn check_together(self, columns: &Columns, prefix: &str) -> Violations {
+        let mut violations = Violations::default();
+        if self != Kind::Event {
+            return violations;
+        }
+        let time = |column: &str| {
+            columns.get(column).map(|v| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()))
+        };
+        match (time("starts_at"), time("ends_at")) {
+            (Some(Some(start)), Some(Some(end))) if end < start => {
+                violations.add(format!("{prefix}end_time"), "must not be before start_time")
+            }
+            (Some(None), Some(Some(_))) => violations.add(format!("{prefix}end_time"), "needs a start_time"),
+            _ => {}
+        }
+        violations
+    }
+
+    /// [`Kind::check_together`] for a create, on the request's inputs: it runs even when other fields break their
+    /// rules, so one answer lists every violation (only the fields the rule reads must be valid themselves).
+    pub fn check_together_on_create(self, inputs: &[(&'static str, Input)], prefix: &str) -> Violations {
+        let times: Vec<FieldSpec> =
+            self.fields().iter().filter(|s| matches!(s.path, "start_time" | "end_time")).copied().collect();
+        match validate_create(&times, inputs, prefix) {
+            Ok(columns) if !times.is_empty() => self.check_together(&columns, prefix),
+            _ => Violations::default(),
         }
     }
 

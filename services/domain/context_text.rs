@@ -38,7 +38,7 @@ pub fn render(context: &Value) -> String {
 
     let items = |key: &str| context[key].as_array().cloned().unwrap_or_default();
     let speakers = items("speakers");
-    let _ = writeln!(out, "\n## Speakers ({})", speakers.len());
+    heading(&mut out, "Speakers", speakers.len());
     for s in &speakers {
         let mut entry =
             format!("- {} ({})", text(&s["speaker"]["name"]).unwrap_or_default(), text(&s["role"]).unwrap_or_default());
@@ -57,7 +57,7 @@ pub fn render(context: &Value) -> String {
         let _ = writeln!(out, "{entry}");
     }
     let companies = items("companies");
-    let _ = writeln!(out, "\n## Companies ({})", companies.len());
+    heading(&mut out, "Companies", companies.len());
     for c in &companies {
         let mut entry = format!(
             "- {} ({})",
@@ -70,7 +70,7 @@ pub fn render(context: &Value) -> String {
         let _ = writeln!(out, "{entry}");
     }
     let topics = items("topics");
-    let _ = writeln!(out, "\n## Topics ({})", topics.len());
+    heading(&mut out, "Topics", topics.len());
     for t in &topics {
         let relevance = t["relevance"].as_f64().unwrap_or_default();
         let mut entry = format!("- {} (relevance {relevance:.2}", text(&t["topic"]["name"]).unwrap_or_default());
@@ -80,7 +80,7 @@ pub fn render(context: &Value) -> String {
         let _ = writeln!(out, "{entry})");
     }
     let media = items("media");
-    let _ = writeln!(out, "\n## Media ({})", media.len());
+    heading(&mut out, "Media", media.len());
     for m in &media {
         let label = text(&m["title"]).unwrap_or_else(|| "untitled".into());
         let _ = writeln!(
@@ -91,6 +91,13 @@ pub fn render(context: &Value) -> String {
         );
     }
     out
+}
+
+/// A section heading with its count; an empty section is left out, like every absent value.
+fn heading(out: &mut String, title: &str, count: usize) {
+    if count > 0 {
+        let _ = writeln!(out, "\n## {title} ({count})");
+    }
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -159,5 +166,15 @@ Two days of Rust.
 - video: untitled <https://v.example/1>
 ";
         assert_eq!(render(&context), expected);
+    }
+
+    #[test]
+    fn empty_sections_are_left_out() {
+        let context = serde_json::json!({
+            "event": {"id": "e1", "name": "Bare", "status": "draft"},
+            "speakers": [], "companies": [], "topics": [], "media": []
+        });
+        let text = render(&context);
+        assert!(!text.contains("##"), "no section heading without entries: {text}");
     }
 }

@@ -1,9 +1,17 @@
-//! Embeddings: exactly [`DIMENSION`] finite numbers, as the schema's `vector(1536)` columns require.
+//! Embeddings: exactly [`DIMENSION`] finite numbers, as the schema's `vector(1536)` columns require, with a norm
+//! that pgvector's single-precision arithmetic can use.
 
 use super::fields::Violations;
 
 /// The embedding dimension of every embedded resource.
 pub const DIMENSION: usize = 1536;
+
+/// Smallest and largest accepted Euclidean norm. pgvector sums squares and products in single precision: a norm
+/// whose square overflows `f32` (components near 3e38) or underflows it (components near 1e-45) makes every cosine
+/// distance against it NaN. Inside these bounds the sums stay finite and normal for any pair of accepted vectors
+/// (|a·b| <= |a||b| <= 1e30, and products of components of norm >= 1e-15 stay far above f32's smallest normal).
+/// Vectors are stored as given, not normalized: GetEmbedding returns what SetEmbedding took.
+pub const NORM_RANGE: (f64, f64) = (1e-15, 1e15);
 
 /// A vector that can be stored or searched with.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +27,18 @@ impl Embedding {
             violations.add(format!("{field}[{i}]"), "must be a finite number (not NaN or infinity)");
         } else if values.iter().all(|v| *v == 0.0) {
             violations.add(field, "must not be the zero vector (it has no direction)");
+        } else {
+            let norm = values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
+            if !(NORM_RANGE.0..=NORM_RANGE.1).contains(&norm) {
+                violations.add(
+                    field,
+                    format!(
+                        "must have a Euclidean norm between {:e} and {:e} (its norm is {norm:e}); \
+                         similarity is computed in single precision",
+                        NORM_RANGE.0, NORM_RANGE.1
+                    ),
+                );
+            }
         }
         violations.into_result(Self(values))
     }
@@ -44,5 +64,10 @@ mod tests {
         inf[0] = f32::INFINITY;
         assert!(Embedding::parse("v", inf).is_err());
         assert!(Embedding::parse("v", vec![0.0; DIMENSION]).is_err());
+        // Norms whose square overflows or underflows f32 poison every cosine distance in pgvector.
+        assert!(Embedding::parse("v", vec![3e38; DIMENSION]).is_err());
+        assert!(Embedding::parse("v", vec![1e-45; DIMENSION]).is_err());
+        assert!(Embedding::parse("v", vec![1e-3; DIMENSION]).is_ok());
+        assert!(Embedding::parse("v", vec![1e12; DIMENSION]).is_ok());
     }
 }

@@ -73,19 +73,19 @@ impl Input {
 /// What a field must satisfy. Mirrors the database CHECKs, which stay the last line of defence.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
-    /// Text of 1..=max characters, not blank.
+    /// Text of 1..=max characters with at least one visible character.
     Text { max: usize },
     /// Lower-case letters and digits in hyphen-separated groups.
     Slug { max: usize },
     /// An http(s) URL of at most 2048 characters.
     Url,
-    /// ISO 3166-1 alpha-2, upper case.
+    /// An assigned ISO 3166-1 alpha-2 code, upper case.
     Country,
     /// A bare lower-case host name.
     Domain,
     /// `type/subtype`.
     MimeType,
-    /// An IANA zone name such as `Europe/Berlin` (shape only).
+    /// An IANA time zone name such as `Europe/Berlin` (zones and links of the tz database).
     TimeZone,
     /// One of the listed stored names.
     OneOf(&'static [&'static str]),
@@ -290,10 +290,10 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
             }
         }
         (Rule::Country, Input::Text(Some(s))) => {
-            if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            if super::iana::is_country(s) {
                 Ok(Value::from(s.clone()))
             } else {
-                Err("must be an ISO 3166-1 alpha-2 code in upper case, e.g. DE".into())
+                Err("must be an assigned ISO 3166-1 alpha-2 code in upper case, e.g. DE".into())
             }
         }
         (Rule::Domain, Input::Text(Some(s))) => {
@@ -323,12 +323,7 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
             }
         }
         (Rule::TimeZone, Input::Text(Some(s))) => {
-            let ok = !s.is_empty()
-                && s.len() <= 64
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
-                && !s.starts_with('/')
-                && !s.ends_with('/');
-            if ok {
+            if super::iana::is_time_zone(s) {
                 Ok(Value::from(s.clone()))
             } else {
                 Err("must be an IANA time zone name such as Europe/Berlin".into())
@@ -368,10 +363,10 @@ pub fn excerpt(input: &str) -> String {
     shown
 }
 
-/// Non-blank text of at most `max` characters without NUL (PostgreSQL text cannot hold it).
+/// Text of at most `max` characters with a visible character and without NUL (PostgreSQL text cannot hold it).
 fn text(s: &str, max: usize) -> Result<String, String> {
-    if s.trim().is_empty() {
-        return Err("must not be blank".into());
+    if !s.chars().any(is_visible) {
+        return Err("must contain a visible character (not only white space or invisible characters)".into());
     }
     if s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
@@ -382,9 +377,45 @@ fn text(s: &str, max: usize) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Whether `c` shows as something: not white space, not a control character, and not a Unicode
+/// Default_Ignorable_Code_Point (zero-width spaces and joiners, bidi controls, variation selectors, fillers).
+pub fn is_visible(c: char) -> bool {
+    !c.is_whitespace()
+        && !c.is_control()
+        && !matches!(
+            u32::from(c),
+            0x00AD
+                | 0x034F
+                | 0x061C
+                | 0x115F..=0x1160
+                | 0x17B4..=0x17B5
+                | 0x180B..=0x180F
+                | 0x200B..=0x200F
+                | 0x202A..=0x202E
+                | 0x2060..=0x206F
+                | 0x3164
+                | 0xFE00..=0xFE0F
+                | 0xFEFF
+                | 0xFFA0
+                | 0xFFF0..=0xFFF8
+                | 0x1BCA0..=0x1BCA3
+                | 0x1D173..=0x1D17A
+                | 0xE0000..=0xE0FFF
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_needs_a_visible_character() {
+        for invisible in ["\u{200B}", " \u{200B}\u{FEFF} ", "\u{3164}", "\u{2060}\t", "\u{E0020}"] {
+            assert!(text(invisible, 10).is_err(), "{invisible:?} is not a name");
+        }
+        assert!(text("\u{200B}a", 10).is_ok());
+        assert!(text("Zoë", 10).is_ok() && text("東京", 10).is_ok());
+    }
 
     const SPECS: &[FieldSpec] = &[
         FieldSpec::required("name", "name", Rule::Text { max: 10 }),

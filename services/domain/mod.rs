@@ -7,5 +7,6 @@ pub mod context_text;
 pub mod embedding;
 pub mod fields;
 pub mod fusion;
+pub mod iana;
 pub mod org_slug;
 pub mod page_token;

@@ -43,15 +43,18 @@ pub fn parse_ids(field: &str, raw: &[String]) -> Result<Vec<Uuid>, AppError> {
     violations.into_result(ids).map_err(AppError::InvalidArgument)
 }
 
-/// An optional etag (`""` = unconditional).
-pub fn parse_etag(raw: &str) -> Result<Option<i64>, AppError> {
-    match raw {
-        "" => Ok(None),
-        raw => raw
-            .trim_matches('"')
-            .parse()
-            .map(Some)
-            .map_err(|_| AppError::invalid("etag", "is not an etag this service issued")),
+/// An optional etag (`""` = unconditional). Etags are the resource's version, a positive decimal number, bare or
+/// in double quotes; anything else (a sign, leading zeros, zero) was never issued and is INVALID_ARGUMENT, so only a
+/// well-formed but stale etag is ABORTED.
+pub fn parse_etag(field: &str, raw: &str) -> Result<Option<i64>, AppError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let digits = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
+    let well_formed = !digits.is_empty() && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+    match digits.parse::<i64>() {
+        Ok(version) if well_formed => Ok(Some(version)),
+        _ => Err(AppError::invalid(field, "is not an etag this service issued")),
     }
 }
 
@@ -61,6 +64,71 @@ pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, AppError> {
         "" => Ok(None),
         raw => Uuid::parse_str(raw).map(Some).map_err(|_| AppError::invalid("request_id", "must be a UUID")),
     }
+}
+
+/// Runs every step of a request's validation and reports all of their violations at once (BadRequest lists
+/// every violation): `Ok` values pass through, INVALID_ARGUMENT violations are gathered, and any other error
+/// (none is expected from parsing) wins.
+#[derive(Default)]
+pub struct Checks {
+    violations: crate::domain::fields::Violations,
+    other: Option<AppError>,
+}
+
+impl Checks {
+    /// The value of a step that succeeded; records the violations of one that failed.
+    pub fn take<T>(&mut self, step: Result<T, AppError>) -> Option<T> {
+        match step {
+            Ok(value) => Some(value),
+            Err(AppError::InvalidArgument(found)) if !found.0.is_empty() => {
+                self.violations.0.extend(found.0);
+                None
+            }
+            Err(other) => {
+                self.other.get_or_insert(other);
+                None
+            }
+        }
+    }
+
+    /// The value of a domain validation step that collects violations itself.
+    pub fn take_violations<T>(&mut self, step: Result<T, crate::domain::fields::Violations>) -> Option<T> {
+        self.take(step.map_err(AppError::InvalidArgument))
+    }
+
+    /// Records violations found by a rule over several fields.
+    pub fn add(&mut self, found: crate::domain::fields::Violations) {
+        self.violations.0.extend(found.0);
+    }
+
+    /// Every violation found, or nothing.
+    pub fn finish(self) -> Result<(), AppError> {
+        match self.other {
+            Some(other) => Err(other),
+            None => self.violations.into_result(()).map_err(AppError::InvalidArgument),
+        }
+    }
+}
+
+/// Longest text filter value (city, country, name prefix).
+const MAX_FILTER_CHARS: usize = 500;
+
+/// An optional text filter: empty means absent; NUL (which PostgreSQL text cannot hold) and over-long values are
+/// violations of `field`.
+pub fn text_filter(field: &str, raw: Option<String>) -> Result<Option<String>, AppError> {
+    match raw.filter(|s| !s.is_empty()) {
+        Some(s) if s.contains('\0') => Err(AppError::invalid(field, "must not contain NUL characters")),
+        Some(s) if s.chars().count() > MAX_FILTER_CHARS => {
+            Err(AppError::invalid(field, format!("must be at most {MAX_FILTER_CHARS} characters")))
+        }
+        value => Ok(value),
+    }
+}
+
+/// A proto enum field that selects behaviour (an ordering, a format): 0 and every known number pass; an unknown
+/// number is INVALID_ARGUMENT, as for enum fields that carry data (docs/api.md, "Enums").
+pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, AppError> {
+    E::try_from(value).map_err(|_| AppError::invalid(field, format!("unknown enum value {value}")))
 }
 
 /// A timestamp filter.

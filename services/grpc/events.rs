@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{parse_id, parse_opt_id, quality_range, time_filter};
+use super::convert::{known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
 use super::handlers::{Api, mask_paths};
 use super::resources::{event, event_company, event_context, event_inputs, event_speaker, event_topic};
 use crate::app::AppError;
@@ -46,6 +46,7 @@ impl EventService for Api {
             min_quality_score,
         } = request.into_inner();
         let quality = quality_range(min_quality_score, max_quality_score)?;
+        let order = known_enum::<pb::EventOrder>("order_by", order_by)?;
         let status = match super::convert::enum_input(status, EVENT_STATUSES) {
             Input::Enum(status) => status,
             _ => return Err(AppError::invalid("status", "unknown status").into()),
@@ -54,18 +55,18 @@ impl EventService for Api {
             start_from: time_filter("start_time_from", start_time_from)?,
             start_before: time_filter("start_time_before", start_time_before)?,
             status,
-            city: city.filter(|c| !c.is_empty()),
-            country: country.filter(|c| !c.is_empty()),
+            city: text_filter("city", city)?,
+            country: text_filter("country", country)?,
             topic_id: parse_opt_id("topic_id", topic_id.as_deref())?,
             speaker_id: parse_opt_id("speaker_id", speaker_id.as_deref())?,
             company_id: parse_opt_id("company_id", company_id.as_deref())?,
-            name_prefix: name_prefix.filter(|p| !p.is_empty()),
-            by_update_time: order_by == pb::EventOrder::UpdateTime as i32,
+            name_prefix: text_filter("name_prefix", name_prefix)?,
+            by_update_time: order == pb::EventOrder::UpdateTime,
             quality,
         };
         let page =
             self.app.page_request(&caller, &format!("ListEvents|{filter:?}|{order_by}"), page_size, &page_token)?;
-        let page = if order_by == pb::EventOrder::QualityScore as i32 {
+        let page = if order == pb::EventOrder::QualityScore {
             if filter != (EventFilter { quality, ..Default::default() }) {
                 return Err(AppError::invalid(
                     "order_by",

@@ -9,7 +9,7 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use super::auth::Authenticator;
-use super::convert::{parse_etag, parse_id, parse_ids, parse_request_id};
+use super::convert::{Checks, parse_etag, parse_id, parse_ids, parse_request_id};
 use crate::app::catalogue::{CreateRequest, Page};
 use crate::app::{App, AppError, Caller};
 use crate::domain::api_key::Scope;
@@ -54,7 +54,7 @@ impl Api {
         Ok(self.app.get(caller, kind, &ids).await?)
     }
 
-    /// Create one resource.
+    /// Create one resource. Every violation of the request is reported at once.
     pub async fn create(
         &self,
         caller: &Caller,
@@ -64,10 +64,14 @@ impl Api {
         method: &'static str,
         field_prefix: &'static str,
     ) -> Result<Value, Status> {
-        let request_id = parse_request_id(request_id)?;
-        let columns = validate_create(kind.fields(), &inputs.unwrap_or_default(), field_prefix)
-            .map_err(AppError::InvalidArgument)?;
-        let request = CreateRequest { kind, rows: vec![columns], request_id, method, field_prefix };
+        let mut checks = Checks::default();
+        let request_id = checks.take(parse_request_id(request_id));
+        let inputs = inputs.unwrap_or_default();
+        let columns = checks.take_violations(validate_create(kind.fields(), &inputs, field_prefix));
+        checks.add(kind.check_together_on_create(&inputs, field_prefix));
+        checks.finish()?;
+        let (Some(request_id), Some(columns)) = (request_id, columns) else { unreachable!("checks passed") };
+        let request = CreateRequest { kind, rows: vec![columns], request_id, method, field_prefix, items_field: None };
         Ok(self.app.create(caller, &request).await?.remove(0))
     }
 
@@ -81,17 +85,22 @@ impl Api {
         method: &'static str,
         field_prefix: &'static str,
     ) -> Result<Vec<Value>, Status> {
-        let request_id = parse_request_id(request_id)?;
+        let mut checks = Checks::default();
+        let request_id = checks.take(parse_request_id(request_id));
         let mut violations = Violations::default();
         let mut rows = Vec::with_capacity(items.len());
         for (i, inputs) in items.into_iter().enumerate() {
-            match validate_create(kind.fields(), &inputs.unwrap_or_default(), field_prefix) {
+            let (item, inputs) = (format!("requests[{i}]"), inputs.unwrap_or_default());
+            match validate_create(kind.fields(), &inputs, field_prefix) {
                 Ok(columns) => rows.push(columns),
-                Err(found) => violations.extend_prefixed(&format!("requests[{i}]"), found),
+                Err(found) => violations.extend_prefixed(&item, found),
             }
+            violations.extend_prefixed(&item, kind.check_together_on_create(&inputs, field_prefix));
         }
-        violations.into_result(()).map_err(AppError::InvalidArgument)?;
-        let request = CreateRequest { kind, rows, request_id, method, field_prefix: "requests[].event." };
+        checks.add(violations);
+        checks.finish()?;
+        let Some(request_id) = request_id else { unreachable!("checks passed") };
+        let request = CreateRequest { kind, rows, request_id, method, field_prefix, items_field: Some("requests") };
         Ok(self.app.create(caller, &request).await?)
     }
 
@@ -107,16 +116,27 @@ impl Api {
         mask: Option<FieldMask>,
         field_prefix: &'static str,
     ) -> Result<Value, Status> {
-        let id = parse_id(&format!("{field_prefix}id"), id)?;
-        let (columns, _) = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only(), field_prefix)
-            .map_err(AppError::InvalidArgument)?;
-        Ok(self.app.update(caller, kind, id, &columns, parse_etag(etag)?, field_prefix).await?)
+        let mut checks = Checks::default();
+        let id = checks.take(parse_id(&format!("{field_prefix}id"), id));
+        let etag = checks.take(parse_etag(&format!("{field_prefix}etag"), etag));
+        let update = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only(), field_prefix);
+        let columns = checks.take_violations(update).map(|(columns, _)| columns);
+        if let Some(columns) = &columns {
+            checks.add(kind.check_together(columns, field_prefix));
+        }
+        checks.finish()?;
+        let (Some(id), Some(etag), Some(columns)) = (id, etag, columns) else { unreachable!("checks passed") };
+        Ok(self.app.update(caller, kind, id, &columns, etag, field_prefix).await?)
     }
 
     /// Delete by id, optionally only at `etag`.
     pub async fn delete(&self, caller: &Caller, kind: Kind, id: &str, etag: &str) -> Result<(), Status> {
-        let id = parse_id("id", id)?;
-        self.app.delete(caller, kind, id, parse_etag(etag)?).await?;
+        let mut checks = Checks::default();
+        let id = checks.take(parse_id("id", id));
+        let etag = checks.take(parse_etag("etag", etag));
+        checks.finish()?;
+        let (Some(id), Some(etag)) = (id, etag) else { unreachable!("checks passed") };
+        self.app.delete(caller, kind, id, etag).await?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod changes;
+pub mod codec;
 pub mod convert;
 pub mod events;
 pub mod graph;

@@ -3,11 +3,12 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{parse_opt_id, quality_range};
+use super::convert::{known_enum, parse_opt_id, quality_range, text_filter};
 use super::handlers::Api;
 use super::resources::{
     company, company_inputs, event_company, event_speaker, event_topic, speaker, speaker_inputs, topic, topic_inputs,
 };
+use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::proto::v1 as pb;
@@ -145,8 +146,8 @@ named_service! {
     filter topic_filter
 }
 
-fn prefix(raw: &Option<String>) -> Option<String> {
-    raw.clone().filter(|p| !p.trim().is_empty())
+fn prefix(raw: &Option<String>) -> Result<Option<String>, AppError> {
+    text_filter("name_prefix", raw.clone().filter(|p| !p.trim().is_empty()))
 }
 
 /// A listing's filter, and whether it is ordered by quality score.
@@ -156,17 +157,19 @@ fn speaker_filter(r: &pb::ListSpeakersRequest) -> Result<Listing, Status> {
     let equals =
         parse_opt_id("company_id", r.company_id.as_deref())?.map(|id| ("company_id", id)).into_iter().collect();
     let quality = quality_range(r.min_quality_score, r.max_quality_score)?;
-    let filter = SimpleFilter { equals, name_prefix: prefix(&r.name_prefix), quality };
-    Ok((filter, r.order_by == pb::ListOrder::QualityScore as i32))
+    let order = known_enum::<pb::ListOrder>("order_by", r.order_by)?;
+    let filter = SimpleFilter { equals, name_prefix: prefix(&r.name_prefix)?, quality };
+    Ok((filter, order == pb::ListOrder::QualityScore))
 }
 
 fn company_filter(r: &pb::ListCompaniesRequest) -> Result<Listing, Status> {
     let quality = quality_range(r.min_quality_score, r.max_quality_score)?;
-    let filter = SimpleFilter { equals: Vec::new(), name_prefix: prefix(&r.name_prefix), quality };
-    Ok((filter, r.order_by == pb::ListOrder::QualityScore as i32))
+    let order = known_enum::<pb::ListOrder>("order_by", r.order_by)?;
+    let filter = SimpleFilter { equals: Vec::new(), name_prefix: prefix(&r.name_prefix)?, quality };
+    Ok((filter, order == pb::ListOrder::QualityScore))
 }
 
 fn topic_filter(r: &pb::ListTopicsRequest) -> Result<Listing, Status> {
     let equals = parse_opt_id("parent_id", r.parent_id.as_deref())?.map(|id| ("parent_id", id)).into_iter().collect();
-    Ok((SimpleFilter { equals, name_prefix: prefix(&r.name_prefix), ..Default::default() }, false))
+    Ok((SimpleFilter { equals, name_prefix: prefix(&r.name_prefix)?, ..Default::default() }, false))
 }

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{enum_input, parse_id, parse_opt_id, time_filter};
+use super::convert::{enum_input, parse_id, parse_opt_id, text_filter, time_filter};
 use super::handlers::Api;
 use super::resources::{event, speaker, topic};
 use crate::app::AppError;
@@ -76,8 +76,8 @@ pub fn event_filter(filter: Option<pb::EventSearchFilter>) -> Result<EventFilter
         start_from: time_filter("filter.start_time_from", start_time_from)?,
         start_before: time_filter("filter.start_time_before", start_time_before)?,
         status,
-        city: city.filter(|c| !c.is_empty()),
-        country: country.filter(|c| !c.is_empty()),
+        city: text_filter("filter.city", city)?,
+        country: text_filter("filter.country", country)?,
         topic_id: parse_opt_id("filter.topic_id", topic_id.as_deref())?,
         speaker_id: parse_opt_id("filter.speaker_id", speaker_id.as_deref())?,
         company_id: parse_opt_id("filter.company_id", company_id.as_deref())?,
@@ -120,6 +120,8 @@ impl EmbeddingService for Api {
         let mut violations = parsed.as_ref().err().cloned().unwrap_or_default();
         if model.is_empty() || model.chars().count() > 200 {
             violations.add("embedding.model", "is required, at most 200 characters");
+        } else if model.contains('\0') {
+            violations.add("embedding.model", "must not contain NUL characters");
         }
         let embedding = match (parsed, violations.0.is_empty()) {
             (Ok(embedding), true) => embedding,

@@ -21,6 +21,17 @@ fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetail {
     ErrorInfo::new(reason, ERROR_DOMAIN, metadata).into()
 }
 
+/// A request message that does not decode (bad bytes, or nesting deeper than the decoder allows): the caller's
+/// fault, so INVALID_ARGUMENT naming the whole message. Logged at INFO without the bytes.
+pub fn malformed_message(err: &prost::DecodeError) -> Status {
+    tracing::info!(error = %err, "request message does not decode");
+    Status::with_error_details_vec(
+        Code::InvalidArgument,
+        "invalid request: the message is not a valid protobuf encoding of the request type (or nests too deeply)",
+        [BadRequest::with_violation("", format!("does not decode: {err}")).into(), info("MALFORMED_MESSAGE", &[])],
+    )
+}
+
 impl From<AppError> for Status {
     fn from(err: AppError) -> Self {
         match err {
@@ -59,6 +70,22 @@ impl From<AppError> for Status {
                 format!("{kind} {id} not found"),
                 [info("NOT_FOUND", &[("resource_type", kind), ("id", &id)])],
             ),
+            AppError::RelationNotFound { kind, event_id, other_id } => {
+                let (event_id, other_id) = (event_id.to_string(), other_id.to_string());
+                let other = kind.target().name();
+                Status::with_error_details_vec(
+                    Code::NotFound,
+                    format!("{other} {other_id} is not related to event {event_id}"),
+                    [info(
+                        "NOT_FOUND",
+                        &[
+                            ("resource_type", &format!("event_{other}")),
+                            ("event_id", &event_id),
+                            (&format!("{other}_id"), &other_id),
+                        ],
+                    )],
+                )
+            }
             AppError::AlreadyExists { field, reason, message } => {
                 Status::with_error_details_vec(Code::AlreadyExists, message, [info(reason, &[("field", &field)])])
             }

@@ -207,14 +207,18 @@ pub struct PartitionStatus {
     pub active: bool,
 }
 
-/// Every partition's checkpoint, backlog, lag and whether a relay is active on it.
+/// Every partition's checkpoint, backlog, lag and whether a relay is active on it. Advisory locks belong to one
+/// database, but pg_locks lists the whole cluster's: a relay of another database on the same server holds the
+/// same key, so only this database's locks count.
 pub async fn status(conn: &mut PgConnection, partitions: u32) -> Result<Vec<PartitionStatus>, sqlx::Error> {
     sqlx::query_as(
         "SELECT p.partition, c.txid::text::bigint AS txid, c.position,
                 count(o.position) AS backlog,
                 extract(epoch FROM now() - min(o.created_at))::float8 AS oldest_age_seconds,
                 EXISTS (SELECT FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid
-                        AND l.objid = p.partition::oid AND l.objsubid = 2 AND l.granted) AS active
+                        AND l.objid = p.partition::oid AND l.objsubid = 2 AND l.granted
+                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                  AS active
          FROM generate_series(0, $1 - 1) AS p(partition)
          LEFT JOIN relay_checkpoints c ON c.partitions = $1 AND c.partition = p.partition
          LEFT JOIN outbox o ON (o.txid, o.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))

@@ -33,12 +33,14 @@ pub struct Publisher {
 }
 
 /// What publishing a batch achieved.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct BatchOutcome {
     /// How many changes, from the start of the batch, the broker confirmed.
     pub confirmed: usize,
     /// How many of those were unroutable (returned under the mandatory flag).
     pub returned: usize,
+    /// The routing key of the last unroutable one (never its body: see `unroutable`).
+    pub returned_routing_key: Option<String>,
     /// Whether the broker refused (nacked) the change after the confirmed prefix.
     pub nacked: bool,
 }
@@ -141,7 +143,7 @@ impl InFlight {
                 Confirmation::Ack(returned) => {
                     if returned.is_some() {
                         outcome.returned += 1;
-                        tracing::warn!(change_id = %change.change_id, routing_key = %change.change_type, "change was unroutable: no queue is bound for it");
+                        outcome.returned_routing_key = Some(change.change_type.clone());
                     }
                     outcome.confirmed += 1;
                 }

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::backoff::Backoff;
 use super::log::{self, Checkpoint};
 use super::publisher::{InFlight, Publisher, Topology};
+use super::unroutable::UnroutableLog;
 use crate::config::RelaySettings;
 use crate::metrics::RelayMetrics;
 
@@ -29,7 +30,11 @@ pub struct Relay {
     settings: RelaySettings,
     metrics: RelayMetrics,
     active: watch::Sender<BTreeSet<u32>>,
+    unroutable: UnroutableLog,
 }
+
+/// How often, at most, unroutable changes are logged.
+const UNROUTABLE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 enum Served {
     /// Another relay holds the partition.
@@ -41,7 +46,12 @@ enum Served {
 impl Relay {
     /// A relay with `settings`; nothing runs until [`Relay::run`].
     pub fn new(settings: RelaySettings) -> Self {
-        Self { settings, metrics: RelayMetrics::default(), active: watch::channel(BTreeSet::new()).0 }
+        Self {
+            settings,
+            metrics: RelayMetrics::default(),
+            active: watch::channel(BTreeSet::new()).0,
+            unroutable: UnroutableLog::new(UNROUTABLE_LOG_INTERVAL),
+        }
     }
 
     /// The process's metrics.
@@ -176,6 +186,9 @@ impl Relay {
             log::save_checkpoint(conn, self.settings.partitions, partition, at).await?;
             self.metrics.published.inc_by(outcome.confirmed as u64);
             self.metrics.returned.inc_by(outcome.returned as u64);
+            if let Some(routing_key) = &outcome.returned_routing_key {
+                self.unroutable.record(outcome.returned as u64, routing_key);
+            }
         }
         if outcome.nacked || outcome.confirmed < batch.len() {
             self.metrics.failed.inc();

@@ -81,6 +81,9 @@ pub struct EventBatch {
     pub relation_count: u64,
 }
 
+/// The timestamp of the first seeded row of each kind: 2024-01-01T00:00:00Z.
+pub const SEED_EPOCH_MS: u64 = 1_704_067_200_000;
+
 impl Plan {
     /// The plan for `events` events: ~0.4 speakers, 0.05 companies and 0.01 topics per event (with floors so a
     /// small demo set still has variety), `embedded` events and speakers with embeddings.
@@ -98,7 +101,9 @@ impl Plan {
         plan
     }
 
-    /// The id of row `index` of `entity`: a UUID (version 8) hashed from the organization, seed, kind and index.
+    /// The id of row `index` of `entity`: a UUIDv7 like every id of the API, deterministic: its timestamp is
+    /// [`SEED_EPOCH_MS`] plus the index (so rows of one kind sort and index in load order, as API-made ids do),
+    /// its 74 random bits a hash of the organization, seed, kind and index.
     pub fn id(&self, entity: Entity, index: u64) -> Uuid {
         let mut hash = Sha256::new();
         hash.update(self.org_id.as_bytes());
@@ -106,9 +111,9 @@ impl Plan {
         hash.update(entity.tag().as_bytes());
         hash.update(index.to_le_bytes());
         let digest = hash.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+        let mut random = [0u8; 10];
+        random.copy_from_slice(&digest[..10]);
+        uuid::Builder::from_unix_timestamp_millis(SEED_EPOCH_MS + index, &random).into_uuid()
     }
 
     /// The random stream of row `index` of `entity`: from the seed, kind and index only, so every organization
@@ -438,6 +443,15 @@ mod tests {
 
     fn plan() -> Plan {
         Plan::new(Uuid::from_u128(7), 42, 1000, 10)
+    }
+
+    #[test]
+    fn ids_are_uuid_v7_in_index_order() {
+        let plan = plan();
+        let ids: Vec<Uuid> = (0..100).map(|i| plan.id(Entity::Event, i)).collect();
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "every id is a UUIDv7");
+        assert!(ids.is_sorted(), "ids sort in index order");
+        assert_ne!(plan.id(Entity::Event, 3), plan.id(Entity::Speaker, 3), "kinds do not share ids");
     }
 
     #[test]

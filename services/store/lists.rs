@@ -226,6 +226,21 @@ pub async fn exists(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<boo
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await
 }
 
+/// Which of `values` the unique text column `column` of `kind` already holds (to name a batch's conflicting
+/// item). `column` comes from the resource's field specs, never from a request.
+pub async fn taken(
+    conn: &mut PgConnection,
+    kind: Kind,
+    column: &str,
+    values: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    if !kind.fields().iter().any(|spec| spec.column == column) {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {column} FROM {} WHERE {column} = ANY($1)", resource_table(kind).table);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(values).fetch_all(&mut *conn).await
+}
+
 /// Escapes LIKE wildcards so a prefix matches literally.
 fn escape_like(raw: &str) -> String {
     raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
