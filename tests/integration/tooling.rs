@@ -58,6 +58,14 @@ async fn seed_is_deterministic_idempotent_and_resumable() {
     assert!(relations > 300 * 3, "about four speakers an event: {relations}");
     assert_eq!(scalar(&db.admin, alpha, "SELECT count(*) FROM events WHERE embedding IS NOT NULL").await, 40);
     assert_eq!(scalar(&db.admin, alpha, "SELECT count(*) FROM outbox").await, 0, "a bulk seed is silent");
+    for table in ["events", "speakers", "companies", "topics", "media"] {
+        let not_v7 = format!("SELECT count(*) FROM {table} WHERE substr(id::text, 15, 1) <> '7'");
+        assert_eq!(
+            scalar(&db.admin, alpha, &not_v7).await,
+            0,
+            "every seeded {table} id is a UUIDv7, as docs/api.md says"
+        );
+    }
     let employed = scalar(&db.admin, alpha, "SELECT count(*) FROM speakers WHERE company_id IS NOT NULL").await;
     assert!(employed > speakers / 2, "companies have employees: {employed} of {speakers}");
     // Popularity is skewed: the busiest speaker is on far more events than the average one.
