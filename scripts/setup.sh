@@ -36,7 +36,8 @@ install_missing() {
 }
 
 # --- 1. packages -----------------------------------------------------------------------------------
-install_missing "postgresql-${PG_MAJOR}" postgresql-contrib rabbitmq-server build-essential dpkg-dev
+# postgresql-15-rum: the full-text index that returns matches in rank order (docs/search.md).
+install_missing "postgresql-${PG_MAJOR}" postgresql-contrib "postgresql-${PG_MAJOR}-rum" rabbitmq-server build-essential dpkg-dev
 
 cluster_running() { pg_lsclusters -h 2>/dev/null | awk -v v="$PG_MAJOR" '$1==v && $2=="main" {print $4}' | grep -q online; }
 start_postgres() {
@@ -123,6 +124,11 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eventdata_relayer') THEN
     CREATE ROLE eventdata_relayer NOLOGIN NOBYPASSRLS;
   END IF;
+  -- Owns the search functions (SECURITY DEFINER): a policy lets it read every row, so non-leakproof operators
+  -- (full text, trigram) can use their indexes; each function adds the caller's organization itself.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eventdata_searcher') THEN
+    CREATE ROLE eventdata_searcher NOLOGIN NOBYPASSRLS;
+  END IF;
 END
 \$\$;
 GRANT pg_read_all_data TO eventdata_backup;
@@ -130,12 +136,16 @@ GRANT eventdata_runtime TO ${APP_ROLE};
 GRANT eventdata_relayer TO ${RELAY_ROLE};
 GRANT eventdata_runtime TO ${OWNER_ROLE} WITH ADMIN OPTION;
 GRANT eventdata_relayer TO ${OWNER_ROLE} WITH ADMIN OPTION;
+-- The owner hands its search functions over to eventdata_searcher, which needs membership (migration 0005 keeps
+-- the owner inside its organization with a restrictive policy all the same).
+GRANT eventdata_searcher TO ${OWNER_ROLE};
 SELECT 'CREATE DATABASE ${DB_NAME} OWNER ${OWNER_ROLE}'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '${DB_NAME}') \gexec
 SQL
 # Extensions need a superuser once per database; template1 makes every new (test) database inherit them.
 for db in template1 "$DB_NAME"; do
-  psql_su -d "$db" -c 'CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS pg_trgm;'
+  psql_su -d "$db" -c 'CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    CREATE EXTENSION IF NOT EXISTS rum; CREATE EXTENSION IF NOT EXISTS btree_gin;'
 done
 
 if [ "$SKIP_MIGRATE" != 1 ]; then

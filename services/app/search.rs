@@ -140,31 +140,44 @@ impl App {
         page_size: i64,
         page_token: &str,
     ) -> Result<TextPage, AppError> {
-        let scope = format!("{}|SearchEvents|{query}|{filter:?}", caller.org_id);
+        self.text_page(caller, query, filter, page_size, page_token, true).await
+    }
+
+    async fn text_page(
+        &self,
+        caller: &Caller,
+        query: &str,
+        filter: &EventFilter,
+        page_size: i64,
+        page_token: &str,
+        snippets: bool,
+    ) -> Result<TextPage, AppError> {
+        // The cursor holds the RUM distance (since migration 0005); `v2` makes older rank cursors invalid.
+        let scope = format!("{}|SearchEvents.v2|{query}|{filter:?}", caller.org_id);
         let after = match page_token {
             "" => None,
             token => {
                 let cursor: Cursor =
                     self.tokens.decode(&scope, token).map_err(|e| AppError::invalid("page_token", e.to_string()))?;
-                let rank = cursor
+                let distance = cursor
                     .sort
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| AppError::invalid("page_token", "page_token is malformed"))?;
-                Some((rank, cursor.id))
+                Some((distance, cursor.id))
             }
         };
         let mut tx = self.begin(caller).await?;
-        let mut rows = search::text(&mut tx, query, filter, after, page_size + 1).await?;
+        let mut rows = search::text(&mut tx, query, filter, after, page_size + 1, snippets).await?;
         tx.commit().await?;
         let has_more = rows.len() as i64 > page_size;
         rows.truncate(page_size as usize);
         let next = match rows.last() {
-            Some((_, rank, _, id)) if has_more => {
-                self.tokens.encode(&scope, Cursor { sort: Some(format!("{rank:?}")), id: *id })
+            Some((_, _, distance, _, id)) if has_more => {
+                self.tokens.encode(&scope, Cursor { sort: Some(format!("{distance:?}")), id: *id })
             }
             _ => String::new(),
         };
-        Ok((rows.into_iter().map(|(event, rank, snippet, _)| (event, rank, snippet)).collect(), next))
+        Ok((rows.into_iter().map(|(event, rank, _, snippet, _)| (event, rank, snippet)).collect(), next))
     }
 
     /// Name candidates of `kind` similar to `name`.
@@ -199,7 +212,9 @@ impl App {
         let candidates = (k * 3).max(HYBRID_CANDIDATES);
         let text_hits: Vec<Value> = match text {
             Some(text) => {
-                self.search_text(caller, text, filter, candidates, "").await?.0.into_iter().map(|h| h.0).collect()
+                // Only the fused events are returned, without snippets: the candidates need none.
+                let page = self.text_page(caller, text, filter, candidates, "", false).await?;
+                page.0.into_iter().map(|h| h.0).collect()
             }
             None => Vec::new(),
         };

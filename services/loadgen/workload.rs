@@ -27,6 +27,8 @@ pub enum Workload {
     Text,
     /// HybridSearchEvents: a topic word and a sampled embedding, k = 10.
     Hybrid,
+    /// LookupNames of speakers: a sampled speaker's name with its last letter dropped (a typo), 10 candidates.
+    Lookup,
     /// GetNeighborhood of a sampled speaker, depth 2, at most 500 nodes.
     Neighborhood,
     /// FindPath between two sampled speakers (at most 6 edges).
@@ -64,6 +66,7 @@ impl Workload {
             Workload::Similar => "similar",
             Workload::Text => "text",
             Workload::Hybrid => "hybrid",
+            Workload::Lookup => "lookup",
             Workload::Neighborhood => "neighborhood",
             Workload::Path => "path",
             Workload::Mixed => "mixed",
@@ -142,6 +145,17 @@ impl Workload {
                 };
                 clients.search.clone().hybrid_search_events(request).await.map(drop)
             }
+            Workload::Lookup => {
+                let name = &sample.speaker_names[pick % sample.speaker_names.len()];
+                let typo: String = name.chars().take(name.chars().count().saturating_sub(1)).collect();
+                let request = pb::LookupNamesRequest {
+                    resource_type: "speaker".into(),
+                    name: typo,
+                    limit: 10,
+                    ..Default::default()
+                };
+                clients.search.clone().lookup_names(request).await.map(drop)
+            }
             Workload::Neighborhood => {
                 let id = sample.speakers[pick % sample.speakers.len()].clone();
                 let request = pb::GetNeighborhoodRequest {
@@ -212,6 +226,8 @@ impl Clients {
 pub(super) struct Sample {
     events: Vec<String>,
     speakers: Vec<String>,
+    /// The sampled speakers' names, in the same order.
+    speaker_names: Vec<String>,
     /// Events with an embedding, and the embedding.
     embedded: Vec<(String, Vec<f32>)>,
 }
@@ -236,6 +252,7 @@ impl Sample {
         }
         let request = pb::ListSpeakersRequest { page_size: 1000, ..Default::default() };
         let speakers = clients.speakers.clone().list_speakers(request).await?.into_inner().speakers;
+        let speaker_names = speakers.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         let speakers = speakers.into_iter().map(|s| s.id).collect::<Vec<_>>();
         let mut embedded = Vec::new();
         if matches!(workload, Workload::Similar | Workload::Hybrid | Workload::Mixed) {
@@ -258,12 +275,13 @@ impl Sample {
         };
         let mixed = workload == Workload::Mixed;
         needs("events", events.is_empty(), matches!(workload, Workload::Get) || mixed)?;
-        needs("speakers", speakers.is_empty(), matches!(workload, Workload::Neighborhood | Workload::Path) || mixed)?;
+        let speaker_workload = matches!(workload, Workload::Neighborhood | Workload::Path | Workload::Lookup);
+        needs("speakers", speakers.is_empty(), speaker_workload || mixed)?;
         needs(
             "embedded events",
             embedded.is_empty(),
             matches!(workload, Workload::Similar | Workload::Hybrid) || mixed,
         )?;
-        Ok(Sample { events, speakers, embedded })
+        Ok(Sample { events, speakers, speaker_names, embedded })
     }
 }

@@ -129,8 +129,17 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
         }
     }
     if let Some(prefix) = &filter.name_prefix {
-        q.push(" AND lower(t.name) LIKE ").push_bind(format!("{}%", escape_like(&prefix.to_lowercase())));
+        push_prefix_range(q, "t.name_lower", prefix.to_lowercase());
     }
+}
+
+/// `column` starts with `prefix`, as a range of `~>=~` / `~<~`: unlike LIKE these operators are leakproof, so
+/// under row-level security they are index conditions of the `text_pattern_ops` indexes (a LIKE is only a filter
+/// there). `column` must be a plain column: a function over it (`lower(name)`) is not leakproof either. Byte-wise, the strings that start with `prefix` are exactly those from `prefix` up to `prefix` followed
+/// by the highest code point.
+fn push_prefix_range(q: &mut QueryBuilder<Postgres>, column: &str, prefix: String) {
+    let upper = format!("{prefix}\u{10FFFF}");
+    q.push(format!(" AND {column} ~>=~ ")).push_bind(prefix).push(format!(" AND {column} ~<~ ")).push_bind(upper);
 }
 
 /// Filters of the id-ordered listings.
@@ -153,23 +162,42 @@ pub async fn by_id(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
+    by_id_query("", kind, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
+}
+
+/// The plan of [`by_id`]'s statement (for the index tests).
+pub async fn explain_by_id(conn: &mut PgConnection, kind: Kind, filter: &SimpleFilter) -> Result<String, sqlx::Error> {
+    let lines: Vec<String> =
+        by_id_query("EXPLAIN ", kind, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(lines.join("\n"))
+}
+
+fn by_id_query(
+    prefix: &str,
+    kind: Kind,
+    filter: &SimpleFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryBuilder<Postgres> {
     let table = resource_table(kind);
     let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true",
+        "{prefix}SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true",
         table.projection, table.table
     ));
     for (column, id) in &filter.equals {
         q.push(format!(" AND t.{column} = ")).push_bind(*id);
     }
     if let Some(prefix) = &filter.name_prefix {
-        q.push(" AND t.normalized_name LIKE normalize_name(").push_bind(escape_like(prefix)).push(") || '%'");
+        // The leakproof range of push_prefix_range, over the normalized prefix.
+        q.push(" AND t.normalized_name ~>=~ normalize_name(").push_bind(prefix.clone()).push(")");
+        q.push(" AND t.normalized_name ~<~ (normalize_name(").push_bind(prefix.clone()).push(") || chr(1114111))");
     }
     filter.quality.push(&mut q);
     if let Some(id) = after {
         q.push(" AND t.id > ").push_bind(id);
     }
     q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
-    q.build_query_as().fetch_all(&mut *conn).await
+    q
 }
 
 /// One row of a quality-ordered listing: the resource JSON, its score (for the cursor) and id.
@@ -239,9 +267,4 @@ pub async fn taken(
     }
     let sql = format!("SELECT {column} FROM {} WHERE {column} = ANY($1)", resource_table(kind).table);
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(values).fetch_all(&mut *conn).await
-}
-
-/// Escapes LIKE wildcards so a prefix matches literally.
-fn escape_like(raw: &str) -> String {
-    raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -1,5 +1,7 @@
 //! Search SQL: nearest neighbours over the HNSW indexes (with pgvector's iterative scans so filtered queries still
-//! find k rows), full text with `websearch_to_tsquery`, and trigram name lookup.
+//! find k rows) or exactly for small organizations, ranked full text through a RUM index, and trigram name lookup.
+//! Full text and trigram run in SECURITY DEFINER functions (migration 0005): their operators are not leakproof, so
+//! beneath the row-level-security policy their indexes could not be used.
 
 use pgvector::Vector;
 use serde_json::Value;
@@ -27,9 +29,15 @@ pub enum NearestTo<'a> {
     Stored(Uuid),
 }
 
+/// Organizations with at most this many embedded rows of a kind are searched exactly (every vector compared, in
+/// the org's partial index order) instead of through the HNSW index, which holds every organization's vectors: a
+/// small tenant beside a large one would otherwise walk the large one's graph (docs/search.md, "Per tenant").
+pub const EXACT_SCAN_MAX_ROWS: i64 = 2000;
+
 /// The `k` resources of `kind` nearest to `target` (cosine distance), with event filters when searching events.
 /// Returns each resource's JSON and distance, nearest first; empty when a stored target has no embedding (or
-/// does not exist: the caller tells those apart).
+/// does not exist: the caller tells those apart). One statement: it counts the organization's embedded rows (at
+/// most [`EXACT_SCAN_MAX_ROWS`] + 1, index-only) and runs either the exact scan or the HNSW scan.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} nearest", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn nearest(
     conn: &mut PgConnection,
@@ -38,43 +46,86 @@ pub async fn nearest(
     filter: Option<&EventFilter>,
     k: i64,
 ) -> Result<Vec<(Value, f64)>, sqlx::Error> {
-    let table = resource_table(kind);
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT resource, distance FROM (SELECT {} AS resource, t.embedding <=> ",
-        table.projection
-    ));
-    // A scalar subquery is evaluated once, before the scan, so the HNSW index still sees a constant.
-    let push_target = |q: &mut QueryBuilder<Postgres>| match target {
-        NearestTo::Vector(values) => {
-            q.push_bind(Vector::from(values.to_vec()));
-        }
-        NearestTo::Stored(id) => {
-            q.push(format!("(SELECT embedding FROM {} WHERE id = ", table.table)).push_bind(id).push(")");
-        }
-    };
-    push_target(&mut q);
-    q.push(format!(" AS distance FROM {} t WHERE t.embedding IS NOT NULL", table.table));
-    if let NearestTo::Stored(id) = target {
-        q.push(" AND t.id <> ").push_bind(id);
-        q.push(format!(" AND EXISTS (SELECT FROM {} WHERE id = ", table.table))
-            .push_bind(id)
-            .push(" AND embedding IS NOT NULL)");
-    }
-    if let Some(filter) = filter {
-        push_event_filters(&mut q, filter);
-    }
-    q.push(" ORDER BY t.embedding <=> ");
-    push_target(&mut q);
-    q.push(" LIMIT ").push_bind(k);
-    q.push(") r ORDER BY distance");
-    q.build_query_as().fetch_all(&mut *conn).await
+    nearest_query("", kind, target, filter, k).build_query_as().fetch_all(&mut *conn).await
 }
 
-/// One full-text hit: resource JSON, rank, snippet, id.
-pub type TextRow = (Value, f64, String, Uuid);
+/// The plan of [`nearest`]'s statement (for the plan tests and operators).
+pub async fn explain_nearest(
+    conn: &mut PgConnection,
+    kind: Kind,
+    target: NearestTo<'_>,
+    filter: Option<&EventFilter>,
+    k: i64,
+) -> Result<String, sqlx::Error> {
+    let lines: Vec<String> =
+        nearest_query("EXPLAIN ", kind, target, filter, k).build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(lines.join("\n"))
+}
 
-/// Events matching `query` (web-search syntax), best first, after the `(rank, id)` cursor. An event whose name
-/// equals the query (ignoring case) ranks above every other.
+fn nearest_query(
+    prefix: &str,
+    kind: Kind,
+    target: NearestTo<'_>,
+    filter: Option<&EventFilter>,
+    k: i64,
+) -> QueryBuilder<Postgres> {
+    let table = resource_table(kind);
+    // Materialized scalars are evaluated once, before the scans, so the HNSW index sees a constant and the
+    // size decides which branch runs at all (a one-time filter).
+    let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}WITH target AS MATERIALIZED (SELECT "));
+    match target {
+        NearestTo::Vector(values) => {
+            q.push_bind(Vector::from(values.to_vec())).push("::vector AS v)");
+        }
+        NearestTo::Stored(id) => {
+            q.push(format!("embedding AS v FROM {} WHERE id = ", table.table)).push_bind(id).push(")");
+        }
+    }
+    q.push(format!(
+        ", size AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT FROM {} WHERE embedding IS NOT NULL LIMIT {}) c)
+         SELECT resource, distance FROM (",
+        table.table,
+        EXACT_SCAN_MAX_ROWS + 1
+    ));
+    for (branch, exact) in [(0, false), (1, true)] {
+        if branch > 0 {
+            q.push(" UNION ALL ");
+        }
+        q.push(format!(
+            "(SELECT {} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {} t
+              WHERE t.embedding IS NOT NULL AND (SELECT n FROM size) {} {EXACT_SCAN_MAX_ROWS}",
+            table.projection,
+            table.table,
+            if exact { "<=" } else { ">" }
+        ));
+        if let NearestTo::Stored(id) = target {
+            q.push(" AND t.id <> ").push_bind(id);
+            q.push(" AND EXISTS (SELECT FROM target WHERE v IS NOT NULL)");
+        }
+        if let Some(filter) = filter {
+            push_event_filters(&mut q, filter);
+        }
+        // `+ 0` keeps the exact branch off the HNSW index: it reads the org's rows and sorts by true distance.
+        let order = if exact {
+            "(t.embedding <=> (SELECT v FROM target)) + 0"
+        } else {
+            "t.embedding <=> (SELECT v FROM target)"
+        };
+        q.push(format!(" ORDER BY {order} LIMIT ")).push_bind(k).push(")");
+    }
+    q.push(") r ORDER BY distance");
+    q
+}
+
+/// One full-text hit: resource JSON, rank, distance (the cursor's sort value), snippet, id.
+pub type TextRow = (Value, f64, f64, String, Uuid);
+
+/// The rank reported for an event whose name equals the query: above every ranked match.
+pub const EXACT_NAME_RANK: f64 = 1000.0;
+
+/// Events matching `query` (web-search syntax), best first, after the `(distance, id)` cursor. The ranking runs in
+/// `search_events_text` (a SECURITY DEFINER function, so the RUM index is used under row-level security; migration
+/// 0005): an event whose name equals the query first, then RUM's order. Only the page is rendered here.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events full text", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn text(
     conn: &mut PgConnection,
@@ -82,37 +133,62 @@ pub async fn text(
     filter: &EventFilter,
     after: Option<(f64, Uuid)>,
     limit: i64,
+    snippets: bool,
 ) -> Result<Vec<TextRow>, sqlx::Error> {
-    let table = resource_table(Kind::Event);
-    let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT websearch_to_tsquery('english', ");
-    q.push_bind(query.to_owned()).push(") AS query, lower(btrim(").push_bind(query.to_owned()).push(")) AS exact)");
-    // Rank every match but render only the page: the projection and ts_headline (the expensive part, tens of
-    // microseconds a row) run on the `limit` rows that survive the sort, not on every matching event.
-    q.push(
-        ", top AS (SELECT r.id, r.rank FROM (SELECT t.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', t.search, q.query)
-             + CASE WHEN lower(t.name) = q.exact THEN 1000 ELSE 0 END AS rank
-           FROM events t, q WHERE t.search @@ q.query",
+    // ts_headline re-parses each document (tens of microseconds a row): only for pages shown to people.
+    let snippet = if snippets {
+        "ts_headline('english', t.name || coalesce(' — ' || t.description, ''), websearch_to_tsquery('english', $1),
+           'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=30, MinWords=8')"
+    } else {
+        "''"
+    };
+    let sql = format!(
+        "WITH top AS (SELECT s.id, s.distance, s.ord FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+             $11, $12) WITH ORDINALITY AS s(id, distance, plan, ord))
+         SELECT {}, CASE WHEN top.distance = 0 THEN {EXACT_NAME_RANK:?} ELSE 1 / top.distance END, top.distance,
+                {snippet}, t.id
+         FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
+        resource_table(Kind::Event).projection
     );
-    push_event_filters(&mut q, filter);
-    q.push(") r WHERE true");
-    if let Some((rank, id)) = after {
-        q.push(" AND (r.rank::float8, r.id) < (").push_bind(rank).push(", ").push_bind(id).push(")");
-    }
-    q.push(" ORDER BY r.rank DESC, r.id DESC LIMIT ").push_bind(limit);
-    q.push(format!(
-        ") SELECT {}, top.rank::float8, ts_headline('english', t.name || coalesce(' — ' || t.description, ''), q.query,
-             'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=30, MinWords=8'), t.id
-           FROM top JOIN events t ON t.id = top.id, q ORDER BY top.rank DESC, top.id DESC",
-        table.projection
-    ));
-    q.build_query_as().fetch_all(&mut *conn).await
+    bind_text_search(sqlx::query_as(sqlx::AssertSqlSafe(sql)), query, filter, after, limit).fetch_all(&mut *conn).await
+}
+
+/// The plan `search_events_text` runs for these arguments, as its owner plans it (for the plan tests).
+pub async fn explain_text(conn: &mut PgConnection, query: &str, filter: &EventFilter) -> Result<String, sqlx::Error> {
+    let sql = "SELECT plan FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true)";
+    let lines: Vec<(String,)> =
+        bind_text_search(sqlx::query_as(sql), query, filter, None, 21).fetch_all(&mut *conn).await?;
+    Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
+}
+
+fn bind_text_search<'q, O>(
+    query_as: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    query: &str,
+    filter: &EventFilter,
+    after: Option<(f64, Uuid)>,
+    limit: i64,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query_as
+        .bind(query.to_owned())
+        .bind(after.map(|(distance, _)| distance))
+        .bind(after.map(|(_, id)| id))
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind(filter.start_from)
+        .bind(filter.start_before)
+        .bind(filter.status)
+        .bind(filter.city.clone())
+        .bind(filter.country.clone())
+        .bind(filter.topic_id)
+        .bind(filter.speaker_id)
+        .bind(filter.company_id)
 }
 
 /// A name candidate: id, name, normalized name, similarity.
 pub type NameRow = (Uuid, String, String, f64);
 
 /// Speakers, companies or topics whose normalized name is trigram-similar to `name` (at least `min_similarity`),
-/// most similar first.
+/// most similar first: `lookup_names` (SECURITY DEFINER, migration 0005) so the trigram index is used under
+/// row-level security.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} by trigram", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn similar_names(
     conn: &mut PgConnection,
@@ -121,15 +197,21 @@ pub async fn similar_names(
     min_similarity: f64,
     limit: i64,
 ) -> Result<Vec<NameRow>, sqlx::Error> {
-    // A validated number in [0, 1]; SET cannot take parameters.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL pg_trgm.similarity_threshold = {min_similarity}")))
-        .execute(&mut *conn)
+    sqlx::query_as("SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)")
+        .bind(resource_table(kind).table)
+        .bind(name)
+        .bind(min_similarity)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// The plan `lookup_names` runs for these arguments, as its owner plans it (for the plan tests).
+pub async fn explain_names(conn: &mut PgConnection, kind: Kind, name: &str) -> Result<String, sqlx::Error> {
+    let lines: Vec<(String,)> = sqlx::query_as("SELECT plan FROM lookup_names($1, $2, 0.3, 10, true)")
+        .bind(resource_table(kind).table)
+        .bind(name)
+        .fetch_all(&mut *conn)
         .await?;
-    let sql = format!(
-        "SELECT id, name, normalized_name, similarity(normalized_name, normalize_name($1))::float8 AS sim
-         FROM {} WHERE normalized_name % normalize_name($1)
-         ORDER BY sim DESC, id LIMIT $2",
-        resource_table(kind).table
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(name).bind(limit).fetch_all(&mut *conn).await
+    Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
 }

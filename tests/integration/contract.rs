@@ -261,3 +261,32 @@ async fn event_context_text_leaves_out_empty_sections() {
         assert!(!context.text.contains(section), "empty {section} printed: {}", context.text);
     }
 }
+
+#[tokio::test]
+async fn name_prefixes_list_exactly_the_names_that_start_with_them() {
+    let app = TestApp::start().await;
+    for name in ["Ada Lovelace", "Adam Smith", "Åsa Berg", "Bob"] {
+        create_speaker(app.rw(), name).await;
+    }
+    let mut speakers = SpeakerServiceClient::new(app.rw());
+    for (prefix, expected) in [
+        ("ada", vec!["Ada Lovelace", "Adam Smith"]),
+        ("ADA L", vec!["Ada Lovelace"]),
+        ("åsa", vec!["Åsa Berg"]),
+        ("zz", vec![]),
+    ] {
+        let request = pb::ListSpeakersRequest { name_prefix: Some(prefix.into()), ..Default::default() };
+        let listed = speakers.list_speakers(request).await.expect("list").into_inner().speakers;
+        let mut names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, expected, "speakers starting with {prefix:?}");
+    }
+    create_event(app.rw(), "Rust Nation", "rust-nation").await;
+    create_event(app.rw(), "RustConf", "rustconf").await;
+    create_event(app.rw(), "Trust Summit", "trust-summit").await;
+    let request = pb::ListEventsRequest { name_prefix: Some("RUST".into()), ..Default::default() };
+    let listed = EventServiceClient::new(app.rw()).list_events(request).await.expect("list").into_inner().events;
+    let mut names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["Rust Nation", "RustConf"]);
+}

@@ -24,6 +24,7 @@ mod relay_operations;
 mod row_level_security;
 mod schema_constraints;
 mod search;
+mod search_plans;
 mod search_recall;
 mod security;
 mod server;

@@ -1,0 +1,25 @@
+DROP FUNCTION IF EXISTS lookup_names(text, text, float8, int, boolean);
+DROP FUNCTION IF EXISTS search_events_text(text, float8, uuid, int, timestamptz, timestamptz, text, text, text, uuid, uuid, uuid, boolean);
+DROP FUNCTION IF EXISTS search_events_text_sql(boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean);
+DROP POLICY IF EXISTS owner_stays_in_org ON events;
+DROP POLICY IF EXISTS owner_stays_in_org ON speakers;
+DROP POLICY IF EXISTS owner_stays_in_org ON companies;
+DROP POLICY IF EXISTS owner_stays_in_org ON topics;
+DROP POLICY IF EXISTS searcher_reads_all ON events;
+DROP POLICY IF EXISTS searcher_reads_all ON speakers;
+DROP POLICY IF EXISTS searcher_reads_all ON companies;
+DROP POLICY IF EXISTS searcher_reads_all ON topics;
+REVOKE SELECT ON events, speakers, companies, topics, event_speakers, event_companies, event_topics
+  FROM eventdata_searcher;
+REVOKE USAGE, CREATE ON SCHEMA public FROM eventdata_searcher;
+DROP INDEX IF EXISTS events_org_embedded_idx, speakers_org_embedded_idx, topics_org_embedded_idx;
+DROP INDEX IF EXISTS speakers_org_name_pattern_idx, companies_org_name_pattern_idx, topics_org_name_pattern_idx;
+CREATE INDEX IF NOT EXISTS speakers_name_trgm_idx ON speakers USING gin (normalized_name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS companies_name_trgm_idx ON companies USING gin (normalized_name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS topics_name_trgm_idx ON topics USING gin (normalized_name gin_trgm_ops);
+DROP INDEX IF EXISTS speakers_org_name_trgm_idx, companies_org_name_trgm_idx, topics_org_name_trgm_idx;
+CREATE INDEX IF NOT EXISTS events_search_idx ON events USING gin (search);
+DROP INDEX IF EXISTS events_search_rum_idx;
+CREATE INDEX IF NOT EXISTS events_org_name_prefix_idx ON events (org_id, lower(name) text_pattern_ops);
+DROP INDEX IF EXISTS events_org_name_lower_idx;
+ALTER TABLE events DROP COLUMN IF EXISTS name_lower;

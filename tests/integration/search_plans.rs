@@ -1,0 +1,180 @@
+//! Search and filter plans as the service runs them: the runtime role, its organization set, on seeded data large
+//! enough that the planner picks indexes by itself (no setting priced out). Beneath a row-level-security policy an
+//! operator that is not LEAKPROOF cannot use its index, so a plan test run as a superuser or the table owner
+//! would prove nothing. And the SECURITY DEFINER search functions never return another organization's rows.
+
+use std::process::Command;
+
+use eventdata::domain::catalogue::Kind;
+use eventdata::store::lists::{EventFilter, SimpleFilter, explain_events};
+use eventdata::store::search::{self, NearestTo};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::common::TestDb;
+
+/// Events in the seeded organization: enough that a sequential scan is never the cheap plan.
+const EVENTS: &str = "30000";
+
+fn seed(db: &TestDb, org: &str, events: &str, embeddings: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_eventdata"))
+        .args(["seed", "--org", org, "--events", events, "--embeddings", embeddings])
+        .env("RUST_LOG", "warn")
+        .env("DATABASE_ADMIN_URL", &db.admin_url)
+        .output()
+        .expect("run eventdata seed");
+    assert!(output.status.success(), "seed failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+async fn org(db: &TestDb, slug: &str) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
+        .bind(slug)
+        .fetch_one(&db.admin)
+        .await
+        .expect("org")
+}
+
+/// A transaction of the runtime role inside `org`, as the service opens it.
+async fn as_service(app: &PgPool, org: Uuid) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    eventdata::db::begin_for_org(app, org).await.expect("begin as the runtime role")
+}
+
+fn assert_uses(plan: &str, index: &str, what: &str) {
+    assert!(plan.contains(index), "{what} does not use {index}:\n{plan}");
+    assert!(!plan.contains("Seq Scan on events") && !plan.contains("Seq Scan on speakers"), "{what}:\n{plan}");
+}
+
+#[tokio::test]
+async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
+    let db = TestDb::migrated().await;
+    seed(&db, "big", EVENTS, "0");
+    seed(&db, "small", "300", "300");
+    let (big, small) = (org(&db, "big").await, org(&db, "small").await);
+    for table in ["events", "speakers", "companies", "topics", "event_speakers"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).execute(&db.admin).await.expect("analyze");
+    }
+    let app = db.app_pool().await;
+    let mut tx = as_service(&app, big).await;
+
+    let plan = search::explain_text(&mut tx, "kubernetes", &EventFilter::default()).await.expect("explain text");
+    assert_uses(&plan, "events_search_rum_idx", "full text");
+    let filtered = EventFilter { country: Some("DE".into()), ..Default::default() };
+    let plan = search::explain_text(&mut tx, "kubernetes security", &filtered).await.expect("explain text");
+    assert_uses(&plan, "events_search_rum_idx", "full text with a filter");
+    let plan = search::explain_names(&mut tx, Kind::Speaker, "jon smith").await.expect("explain names");
+    assert_uses(&plan, "speakers_org_name_trgm_idx", "speaker lookup");
+    // Companies (1,500) and topics (300) run the same function over tables small enough that the planner rightly
+    // prefers reading the organization's rows; speakers (12,000) are the lookup that needs the index.
+
+    let prefix = EventFilter { name_prefix: Some("rust".into()), ..Default::default() };
+    let plan = explain_events(&mut tx, &prefix).await.expect("explain prefix");
+    assert_uses(&plan, "events_org_name_lower_idx", "event name prefix");
+    assert!(plan.contains("Index Cond") && plan.contains("~>=~"), "the prefix is an index condition:\n{plan}");
+    let filter = SimpleFilter { name_prefix: Some("xy".into()), ..Default::default() };
+    let plan = eventdata::store::lists::explain_by_id(&mut tx, Kind::Speaker, &filter).await.expect("explain");
+    assert_uses(&plan, "speakers_org_name_pattern_idx", "speaker name prefix");
+    assert!(plan.contains("~>=~"), "the prefix is an index condition:\n{plan}");
+    tx.commit().await.expect("commit");
+
+    // A small organization's similarity search is the exact scan over its own rows, never the shared HNSW graph.
+    let mut tx = as_service(&app, small).await;
+    let like: Uuid = sqlx::query_scalar("SELECT id FROM events WHERE embedding IS NOT NULL LIMIT 1")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("an embedded event");
+    let plan = search::explain_nearest(&mut tx, Kind::Event, NearestTo::Stored(like), None, 10).await.expect("plan");
+    assert!(plan.contains("events_org_embedded_idx"), "the organization's rows are counted by its index:\n{plan}");
+    let found = search::nearest(&mut tx, Kind::Event, NearestTo::Stored(like), None, 10).await.expect("nearest");
+    assert_eq!(found.len(), 10, "k results for a small organization");
+    tx.commit().await.expect("commit");
+
+    // Sensible ranking on seeded data: an event searched by its exact name comes first.
+    let mut tx = as_service(&app, big).await;
+    let name: String = sqlx::query_scalar("SELECT name FROM events ORDER BY id LIMIT 1 OFFSET 777")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("name");
+    let hits = search::text(&mut tx, &name, &EventFilter::default(), None, 5, false).await.expect("search");
+    assert_eq!(hits[0].0["name"], name.as_str(), "the exact name ranks first");
+    assert_eq!(hits[0].1, search::EXACT_NAME_RANK);
+    assert!(hits.windows(2).all(|w| w[0].2 <= w[1].2), "best first");
+}
+
+#[tokio::test]
+async fn search_functions_never_return_another_organizations_rows() {
+    let db = TestDb::migrated().await;
+    seed(&db, "alpha", "200", "0");
+    seed(&db, "beta", "200", "0");
+    let (alpha, beta) = (org(&db, "alpha").await, org(&db, "beta").await);
+    let app = db.app_pool().await;
+    let mut conn = app.acquire().await.expect("connection");
+    let text = "SELECT s.id FROM search_events_text('kubernetes or rust or python or security', NULL, NULL, 1000, \
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) s";
+    // Seeded names repeat across organizations with the same seed: a lookup matches in both.
+    let name: String = {
+        let mut tx = eventdata::db::begin_for_org(&db.admin, alpha).await.expect("begin");
+        sqlx::query_scalar("SELECT name FROM speakers ORDER BY id LIMIT 1").fetch_one(&mut *tx).await.expect("a name")
+    };
+    let names = format!("SELECT id FROM lookup_names('speakers', '{}', 0.3, 1000)", name.replace('\'', "''"));
+    let owned = |table: &'static str, org: Uuid| {
+        let admin = db.admin.clone();
+        async move {
+            let mut tx = eventdata::db::begin_for_org(&admin, org).await.expect("begin");
+            let sql = format!("SELECT id FROM {table}");
+            let ids: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await.expect("ids");
+            ids
+        }
+    };
+    let (alpha_events, alpha_speakers) = (owned("events", alpha).await, owned("speakers", alpha).await);
+    for (setting, expect_alpha) in
+        [(None, false), (Some(String::new()), false), (Some(beta.to_string()), false), (Some(alpha.to_string()), true)]
+    {
+        sqlx::query("BEGIN").execute(&mut *conn).await.expect("begin");
+        if let Some(value) = &setting {
+            sqlx::query("SELECT set_config('app.org_id', $1, true)")
+                .bind(value)
+                .execute(&mut *conn)
+                .await
+                .expect("set");
+        }
+        // Whatever else the caller sets, the functions keep their own search_path and add the organization.
+        sqlx::query("SET LOCAL search_path = pg_temp, public").execute(&mut *conn).await.expect("search_path");
+        sqlx::query("SET LOCAL enable_indexscan = off").execute(&mut *conn).await.expect("planner setting");
+        let events: Vec<Uuid> = sqlx::query_scalar(text).fetch_all(&mut *conn).await.expect("text");
+        let speakers: Vec<Uuid> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(names.clone())).fetch_all(&mut *conn).await.expect("names");
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.expect("rollback");
+        let (in_events, in_speakers) =
+            (events.iter().all(|id| alpha_events.contains(id)), speakers.iter().all(|id| alpha_speakers.contains(id)));
+        if expect_alpha {
+            assert!(!events.is_empty() && !speakers.is_empty(), "alpha finds its own rows");
+            assert!(in_events && in_speakers, "only alpha's rows for alpha");
+        } else {
+            assert!(
+                events.iter().chain(&speakers).all(|id| !alpha_events.contains(id) && !alpha_speakers.contains(id)),
+                "{setting:?}: no alpha row"
+            );
+            if setting.as_deref() != Some(beta.to_string().as_str()) {
+                assert!(events.is_empty() && speakers.is_empty(), "{setting:?}: nothing without an organization");
+            }
+        }
+    }
+    // Only the runtime role may call them; the query builder is not callable at all.
+    for (role, function, allowed) in [
+        ("eventdata_relay", "lookup_names(text, text, float8, int, boolean)", false),
+        ("eventdata_app", "lookup_names(text, text, float8, int, boolean)", true),
+        (
+            "eventdata_app",
+            "search_events_text_sql(boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean)",
+            false,
+        ),
+    ] {
+        let may: bool = sqlx::query_scalar("SELECT has_function_privilege($1, $2, 'EXECUTE')")
+            .bind(role)
+            .bind(function)
+            .fetch_one(&db.admin)
+            .await
+            .expect("privilege");
+        assert_eq!(may, allowed, "{role} on {function}");
+    }
+}
