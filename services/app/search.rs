@@ -130,20 +130,9 @@ impl App {
         Ok(found)
     }
 
-    /// A page of full-text hits for `query`.
+    /// A page of full-text hits for `query`, with snippets when `snippets` (only pages shown to people need them).
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "search_text", db.system = "postgresql"))]
     pub async fn search_text(
-        &self,
-        caller: &Caller,
-        query: &str,
-        filter: &EventFilter,
-        page_size: i64,
-        page_token: &str,
-    ) -> Result<TextPage, AppError> {
-        self.text_page(caller, query, filter, page_size, page_token, true).await
-    }
-
-    async fn text_page(
         &self,
         caller: &Caller,
         query: &str,
@@ -213,7 +202,7 @@ impl App {
         let text_hits: Vec<Value> = match text {
             Some(text) => {
                 // Only the fused events are returned, without snippets: the candidates need none.
-                let page = self.text_page(caller, text, filter, candidates, "", false).await?;
+                let page = self.search_text(caller, text, filter, candidates, "", false).await?;
                 page.0.into_iter().map(|h| h.0).collect()
             }
             None => Vec::new(),

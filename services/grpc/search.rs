@@ -211,7 +211,7 @@ impl SearchService for Api {
             n if n < 0 => return Err(AppError::invalid("page_size", "must not be negative").into()),
             n => i64::from(n).min(100),
         };
-        let (hits, next_page_token) = self.app.search_text(&caller, &query, &filter, size, &page_token).await?;
+        let (hits, next_page_token) = self.app.search_text(&caller, &query, &filter, size, &page_token, true).await?;
         let hits =
             hits.into_iter().map(|(e, rank, snippet)| pb::TextHit { event: Some(event(&e)), rank, snippet }).collect();
         Ok(Response::new(pb::SearchEventsResponse { hits, next_page_token }))
