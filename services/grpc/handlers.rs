@@ -70,7 +70,7 @@ impl Api {
         let columns = checks.take_violations(validate_create(kind.fields(), &inputs, field_prefix));
         checks.add(kind.check_together_on_create(&inputs, field_prefix));
         checks.finish()?;
-        let (Some(request_id), Some(columns)) = (request_id, columns) else { unreachable!("checks passed") };
+        let (Some(request_id), Some(columns)) = (request_id, columns) else { return Err(checked_without_value()) };
         let request = CreateRequest { kind, rows: vec![columns], request_id, method, field_prefix, items_field: None };
         Ok(self.app.create(caller, &request).await?.remove(0))
     }
@@ -99,7 +99,7 @@ impl Api {
         }
         checks.add(violations);
         checks.finish()?;
-        let Some(request_id) = request_id else { unreachable!("checks passed") };
+        let Some(request_id) = request_id else { return Err(checked_without_value()) };
         let request = CreateRequest { kind, rows, request_id, method, field_prefix, items_field: Some("requests") };
         Ok(self.app.create(caller, &request).await?)
     }
@@ -125,7 +125,7 @@ impl Api {
             checks.add(kind.check_together(columns, field_prefix));
         }
         checks.finish()?;
-        let (Some(id), Some(etag), Some(columns)) = (id, etag, columns) else { unreachable!("checks passed") };
+        let (Some(id), Some(etag), Some(columns)) = (id, etag, columns) else { return Err(checked_without_value()) };
         Ok(self.app.update(caller, kind, id, &columns, etag, field_prefix).await?)
     }
 
@@ -135,7 +135,7 @@ impl Api {
         let id = checks.take(parse_id("id", id));
         let etag = checks.take(parse_etag("etag", etag));
         checks.finish()?;
-        let (Some(id), Some(etag)) = (id, etag) else { unreachable!("checks passed") };
+        let (Some(id), Some(etag)) = (id, etag) else { return Err(checked_without_value()) };
         self.app.delete(caller, kind, id, etag).await?;
         Ok(())
     }
@@ -220,4 +220,9 @@ impl Api {
         let page = self.app.page_request(caller, &query, page_size, page_token)?;
         Ok(self.app.list_relations(caller, kind, from, id, &page).await?)
     }
+}
+
+/// After `Checks::finish` passed every checked value is present; if one is not, that is a bug, never a panic.
+fn checked_without_value() -> Status {
+    AppError::Internal(anyhow::anyhow!("a request passed its checks without a value")).into()
 }
