@@ -87,8 +87,8 @@ fn nearest_query(
         table.table,
         EXACT_SCAN_MAX_ROWS + 1
     ));
-    for (branch, exact) in [(0, false), (1, true)] {
-        if branch > 0 {
+    for exact in [false, true] {
+        if exact {
             q.push(" UNION ALL ");
         }
         q.push(format!(
