@@ -20,7 +20,7 @@ fn main() -> std::io::Result<()> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/bench/sql".into()));
     std::fs::create_dir_all(&dir)?;
     let event = resource_table(Kind::Event).projection;
-    let scripts = [
+    let mut scripts = vec![
         (
             "create",
             // CreateEvent: the event row and its outbox row in one statement (the service's statement).
@@ -74,24 +74,28 @@ SELECT resource, distance FROM (
         ("text", format!("\\set n random(1, 15)\n{}", text_sql(event, 21, true))),
         (
             "hybrid",
-            // HybridSearchEvents: a text list and a vector list of 50 candidates each (fused in the client), the
-            // text list without snippets, as the service runs it.
+            // HybridSearchEvents, k = 10: the ids of 50 text candidates (RUM's ranked top) and 50 vector
+            // candidates, fused by reciprocal rank (k = 60, equal weights), only the 10 fused events rendered.
             format!(
                 "\\set n random(1, :nembedded)
 \\set w random(1, 15)
-{text}SELECT resource, distance FROM (
-  SELECT {event} AS resource, t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n)) AS distance
+WITH txt AS (SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM ({text}) x),
+vec AS (SELECT id, row_number() OVER (ORDER BY distance) AS r FROM (
+  SELECT t.id, t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n)) AS distance
   FROM events t WHERE t.org_id = CAST(:org AS uuid) AND t.embedding IS NOT NULL
   ORDER BY t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n))
-  LIMIT 50
-) r ORDER BY distance;
+  LIMIT 50) y),
+fused AS (SELECT id, sum(1.0 / (60 + r)) AS score FROM (SELECT * FROM txt UNION ALL SELECT * FROM vec) c
+  GROUP BY id ORDER BY score DESC, id LIMIT 10)
+SELECT {event}, f.score FROM fused f JOIN events t ON t.id = f.id ORDER BY f.score DESC;
 ",
-                text = text_sql(event, 50, false).replace("[:n]", "[:w]")
+                text = text_ids_sql(50).replace("[:n]", "[:w]")
             ),
         ),
         (
             "lookup",
-            // LookupNames of a speaker with a typo: the trigram index with the organization inside it.
+            // LookupNames of a speaker with a typo: the trigram index with the organization inside it, at the first
+            // step's threshold (bench.sh sets pg_trgm.similarity_threshold = 0.6 for this script).
             "\\set n random(1, :nnames)
 SELECT t.id, t.name, t.normalized_name, similarity(t.normalized_name, normalize_name(b.name))::float8 AS sim
 FROM bench_names b, speakers t
@@ -140,6 +144,19 @@ SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speake
             .to_string(),
         ),
     ];
+    scripts.push((
+        "lean_insert",
+        // The write path's floor: an event row (one GIN index) and its outbox row in one statement, no trigger,
+        // run as a superuser (bench.sh's wake-up comparison; bench_lean_events is made there).
+        "WITH e AS (
+  INSERT INTO bench_lean_events (id, org_id, name, description)
+  VALUES (gen_random_uuid(), CAST(:org AS uuid), 'Lean event ' || random(), 'a lean event for the write path')
+  RETURNING id, org_id, name)
+INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
+SELECT org_id, 'event', id, 'event.created', jsonb_build_object('id', id, 'name', name) FROM e;
+"
+        .to_string(),
+    ));
     for (name, sql) in scripts {
         std::fs::write(dir.join(format!("{name}.sql")), sql)?;
     }
@@ -147,13 +164,25 @@ SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speake
     Ok(())
 }
 
+/// RUM's ranked top `limit` ids and distances for word `:n` of loadgen's list (`:org` explicit, as below).
+fn text_ids_sql(limit: usize) -> String {
+    let query = format!("websearch_to_tsquery('english', ({TEXT_WORDS})[:n])");
+    format!(
+        "SELECT t.id, t.search <=> {query} AS distance FROM events t
+      WHERE t.org_id = CAST(:org AS uuid) AND t.search @@ {query}
+      ORDER BY t.search <=> {query} LIMIT {limit}"
+    )
+}
+
+/// loadgen's words for text search (services/loadgen/workload.rs), as an SQL array indexed by `:n`.
+const TEXT_WORDS: &str = "ARRAY['kubernetes', 'rust', 'databases', 'observability', 'security', 'python', 'search', \
+                          'compilers', 'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing']";
+
 /// The true ceiling of SearchEvents for word `:n` of loadgen's list: RUM's ranked top `limit` of the organization
 /// (`:org`, an explicit condition: these scripts run as a superuser, without the policy) and only those rows
 /// rendered, with snippets when `snippets`. The service adds the exact-name branch and the policy on the rendering.
 fn text_sql(projection: &str, limit: usize, snippets: bool) -> String {
-    let words = "ARRAY['kubernetes', 'rust', 'databases', 'observability', 'security', 'python', 'search', \
-                 'compilers', 'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing']";
-    let query = format!("websearch_to_tsquery('english', ({words})[:n])");
+    let query = format!("websearch_to_tsquery('english', ({TEXT_WORDS})[:n])");
     let snippet = if snippets {
         format!(
             "ts_headline('english', t.name || coalesce(' — ' || t.description, ''), {query},

@@ -3,8 +3,8 @@
 //! - `reset --exchange X`: declares the durable topic exchange and a durable sink queue bound to it with `#`,
 //!   and empties the queue.
 //! - `publish --messages N --bytes B --exchange X`: the raw ceiling: N persistent B-byte messages published
-//!   to X with publisher confirms, up to 1,000 in flight (a sliding window, the fastest way lapin can publish
-//!   reliably). Prints the rate.
+//!   to X with publisher confirms, up to `--window` (1,000) in flight (a sliding window, the fastest way lapin can
+//!   publish reliably). Prints the rate.
 //! - `drain --messages N`: consumes N messages from the sink queue (prefetch 1,000, multiple acks) and prints
 //!   the rate from its start to the last message; bench.sh starts it, then `eventdata relay` over a backlog.
 //! - `latency --rate R --seconds S --url U --key K`: creates events through the API at a steady R per second and
@@ -26,6 +26,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio_stream::StreamExt;
 
 const SINK: &str = "eventdata.bench.sink";
+/// The consumers' prefetch, and the raw publisher's window of confirms unless `--window` says otherwise.
 const WINDOW: usize = 1_000;
 
 fn arg(name: &str) -> Option<String> {
@@ -61,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
             let purged = channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
             println!("sink queue {SINK} bound to {exchange}; purged {purged} messages");
         }
-        "publish" => publish(&exchange, number("--messages", 100_000)?, number("--bytes", 700)? as usize).await?,
+        "publish" => {
+            let window = number("--window", WINDOW as u64)? as usize;
+            publish(&exchange, number("--messages", 100_000)?, number("--bytes", 700)? as usize, window.max(1)).await?
+        }
         "drain" => drain(&exchange, number("--messages", 100_000)?).await?,
         "latency" => {
             let url = arg("--url").unwrap_or_else(|| "http://127.0.0.1:50051".into());
@@ -73,16 +77,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn publish(exchange: &str, messages: u64, bytes: usize) -> anyhow::Result<()> {
+async fn publish(exchange: &str, messages: u64, bytes: usize, window: usize) -> anyhow::Result<()> {
     let (_connection, channel) = channel(exchange).await?;
     channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes.saturating_sub(10)));
     let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
     let started = Instant::now();
-    let mut in_flight = std::collections::VecDeque::<lapin::PublisherConfirm>::with_capacity(WINDOW);
+    let mut in_flight = std::collections::VecDeque::<lapin::PublisherConfirm>::with_capacity(window);
     for i in 0..messages {
-        if in_flight.len() == WINDOW {
+        if in_flight.len() == window {
             let confirm = in_flight.pop_front().context("window is not empty")?;
             anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");
         }
@@ -103,7 +107,7 @@ async fn publish(exchange: &str, messages: u64, bytes: usize) -> anyhow::Result<
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "RESULT raw_publish messages={messages} bytes={bytes} seconds={seconds:.2} rate={:.0}",
+        "RESULT raw_publish messages={messages} bytes={bytes} window={window} seconds={seconds:.2} rate={:.0}",
         messages as f64 / seconds
     );
     channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;

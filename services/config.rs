@@ -114,9 +114,15 @@ pub struct RelaySettings {
     pub alternate_exchange: Option<String>,
     /// How many partitions the change stream is split into by resource id (`EVENTDATA_RELAY_PARTITIONS`, 1).
     pub partitions: u32,
-    /// Changes read and published per round, all confirms in flight together (`EVENTDATA_RELAY_BATCH_SIZE`, 500).
+    /// Changes read from the log per query (`EVENTDATA_RELAY_BATCH_SIZE`, 500).
     pub batch_size: u32,
-    /// Longest wait for a notification before reading anyway (`EVENTDATA_RELAY_POLL_INTERVAL_MS`, 1000).
+    /// Changes published and not yet confirmed, at most, per partition (`EVENTDATA_RELAY_MAX_IN_FLIGHT`, 4000).
+    pub max_in_flight: u32,
+    /// Longest time the saved checkpoint trails the confirmed changes (`EVENTDATA_RELAY_CHECKPOINT_INTERVAL_MS`,
+    /// 100); it is also saved after every `batch_size` confirmed changes.
+    pub checkpoint_interval: Duration,
+    /// Longest wait between two looks at the log while no changes arrive (`EVENTDATA_RELAY_POLL_INTERVAL_MS`, 50);
+    /// while changes flow the relay looks every 2 ms.
     pub poll_interval: Duration,
     /// How often a standby tries to take over a partition (`EVENTDATA_RELAY_CLAIM_INTERVAL_MS`, 1000).
     pub claim_interval: Duration,
@@ -165,7 +171,9 @@ impl RelaySettings {
             alternate_exchange: env.get("EVENTDATA_RELAY_ALTERNATE_EXCHANGE"),
             partitions: positive("EVENTDATA_RELAY_PARTITIONS", "1")?,
             batch_size: positive("EVENTDATA_RELAY_BATCH_SIZE", "500")?,
-            poll_interval: env.millis("EVENTDATA_RELAY_POLL_INTERVAL_MS", 1000)?,
+            max_in_flight: positive("EVENTDATA_RELAY_MAX_IN_FLIGHT", "4000")?,
+            checkpoint_interval: env.millis("EVENTDATA_RELAY_CHECKPOINT_INTERVAL_MS", 100)?,
+            poll_interval: env.millis("EVENTDATA_RELAY_POLL_INTERVAL_MS", 50)?,
             claim_interval: env.millis("EVENTDATA_RELAY_CLAIM_INTERVAL_MS", 1000)?,
             max_backoff: env.millis("EVENTDATA_RELAY_MAX_BACKOFF_MS", 10_000)?,
             retention: hours("EVENTDATA_RELAY_RETENTION_HOURS", "168", 1)?,

@@ -110,11 +110,11 @@ pub struct RelayMetrics {
     pub published: Counter,
     /// `eventdata_relay_returned_total`: confirmed changes no queue was bound for.
     pub returned: Counter,
-    /// `eventdata_relay_failed_total`: batches the broker refused (nacked).
+    /// `eventdata_relay_failed_total`: changes the broker refused (nacked); each stops the window and rewinds.
     pub failed: Counter,
     /// `eventdata_relay_reconnects_total`: partition restarts after a failure.
     pub reconnects: Counter,
-    /// `eventdata_relay_confirm_seconds`: publish-to-confirm time of a batch.
+    /// `eventdata_relay_confirm_seconds`: time from publishing a change to its confirm.
     pub confirm: Histogram,
     /// `eventdata_outbox_backlog`: changes not yet published (all partitions).
     pub backlog: Gauge,
@@ -144,7 +144,7 @@ impl Default for RelayMetrics {
             metrics.published.clone(),
         );
         registry.register("relay_returned", "Confirmed changes that no queue was bound for", metrics.returned.clone());
-        registry.register("relay_failed", "Batches the broker refused", metrics.failed.clone());
+        registry.register("relay_failed", "Changes the broker refused (nacked)", metrics.failed.clone());
         registry.register(
             "relay_reconnects",
             "Partition restarts after a broker or database failure",
@@ -152,7 +152,7 @@ impl Default for RelayMetrics {
         );
         registry.register(
             "relay_confirm_seconds",
-            "Time from publishing a batch to its last confirm",
+            "Time from publishing a change to its confirm",
             metrics.confirm.clone(),
         );
         registry.register("outbox_backlog", "Changes not yet published", metrics.backlog.clone());

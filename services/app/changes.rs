@@ -10,7 +10,7 @@ use super::{App, AppError, Caller};
 use crate::outbox::feed::{self, CommitNotifier, FeedFilter};
 use crate::outbox::log::{self, Checkpoint, LoggedChange};
 
-/// How long a watcher waits without a notification before reading anyway.
+/// How long a watcher waits without a tick of the commit notifier before reading anyway.
 const WATCH_POLL: Duration = Duration::from_secs(1);
 /// How many changes a watcher reads at a time.
 const WATCH_BATCH: i64 = 200;

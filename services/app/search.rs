@@ -10,7 +10,7 @@ use crate::domain::fusion::reciprocal_rank_fusion;
 use crate::domain::page_token::Cursor;
 use crate::store::lists::EventFilter;
 use crate::store::search::NearestTo;
-use crate::store::{embeddings, locks, search};
+use crate::store::{catalogue, embeddings, locks, search};
 
 /// `hnsw.ef_search` when the caller sets none: recall >= 0.95 on clustered data well past 20k rows.
 pub const DEFAULT_EF_SEARCH: u32 = 100;
@@ -199,35 +199,24 @@ impl App {
         weights: (f64, f64),
     ) -> Result<Vec<HybridHit>, AppError> {
         let candidates = (k * 3).max(HYBRID_CANDIDATES);
-        let text_hits: Vec<Value> = match text {
-            Some(text) => {
-                // Only the fused events are returned, without snippets: the candidates need none.
-                let page = self.search_text(caller, text, filter, candidates, "", false).await?;
-                page.0.into_iter().map(|h| h.0).collect()
-            }
-            None => Vec::new(),
-        };
-        let vector_hits: Vec<Value> = match vector {
-            Some(embedding) => self
-                .similar(caller, Kind::Event, Near::Vector(embedding), Some(filter), candidates, DEFAULT_EF_SEARCH)
-                .await?
-                .into_iter()
-                .map(|h| h.0)
-                .collect(),
-            None => Vec::new(),
-        };
-        let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
-        let text_ids: Vec<String> = text_hits.iter().map(id_of).collect();
-        let vector_ids: Vec<String> = vector_hits.iter().map(id_of).collect();
+        // One transaction, two statements: both candidate lists as ids, then only the fused page rendered.
+        let mut tx = self.begin_with(caller, &search::vector_search_settings(DEFAULT_EF_SEARCH)).await?;
+        let vector = vector.map(Embedding::into_inner);
+        let (text_ids, vector_ids) =
+            search::hybrid_candidates(&mut tx, text, vector.as_deref(), filter, candidates).await?;
         let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
-        let by_id: std::collections::HashMap<String, Value> =
-            text_hits.into_iter().chain(vector_hits).map(|v| (id_of(&v), v)).collect();
+        let fused: Vec<_> = fused.into_iter().take(k as usize).collect();
+        let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
+        let events = catalogue::get_many(&mut tx, Kind::Event, &ids).await?;
+        tx.commit().await?;
+        let mut by_id: std::collections::HashMap<String, Value> =
+            events.into_iter().map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v)).collect();
+        // An event deleted between the two statements (READ COMMITTED) is left out, as before.
         Ok(fused
             .into_iter()
-            .take(k as usize)
             .filter_map(|f| {
-                by_id.get(&f.item).map(|event| HybridHit {
-                    event: event.clone(),
+                by_id.remove(&f.item.to_string()).map(|event| HybridHit {
+                    event,
                     score: f.score,
                     text_rank: f.ranks[0],
                     vector_rank: f.ranks[1],

@@ -1,15 +1,16 @@
 //! The change feed's reads: one organization's finished changes (row-level security confines them), in log order,
-//! after a checkpoint, with filters; and the notifier that wakes every watcher when changes commit.
+//! after a checkpoint, with filters; and the notifier that wakes every watcher when the log may have grown.
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::log::{COLUMNS, Checkpoint, LoggedChange, below_watermark};
-use super::relay::NOTIFY_CHANNEL;
+use super::wakeup::{AdaptivePoll, SHORTEST_POLL};
 
 /// Which changes a feed reader wants.
 #[derive(Debug, Clone, Default)]
@@ -37,7 +38,7 @@ pub async fn read(
            AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
            AND ($4::uuid IS NULL OR aggregate_id = $4)
            AND ($5::uuid IS NULL OR actor_key_id = $5)
-         ORDER BY txid, position
+         ORDER BY outbox.txid, outbox.position
          LIMIT $6"
     ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -60,23 +61,29 @@ pub async fn now(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
     Ok(Checkpoint { txid: horizon - 1, position: i64::MAX })
 }
 
-/// Ticks whenever changes commit (from one LISTEN connection per process, shared by every watcher).
+/// The longest the change feed's probe waits while the log is quiet (the wake-up latency of an idle feed).
+const LONGEST_FEED_POLL: Duration = Duration::from_millis(50);
+
+/// Ticks whenever the change log may have grown, for every watcher of the process. One task probes the head of the
+/// log (the last position handed out) and the snapshot horizon (which moves when transactions finish) on a
+/// connection of its own, every 2 ms while they move and backing off to 50 ms while they do not, and only while
+/// somebody watches. Nothing is asked of writers (docs/relay.md, "Wake-up").
 #[derive(Clone)]
 pub struct CommitNotifier {
     tick: Arc<watch::Sender<u64>>,
 }
 
 impl CommitNotifier {
-    /// Listens on a connection of `pool` for the life of the process, reconnecting with backoff.
+    /// Probes with a connection made with `pool`'s options for the life of the process, reconnecting with backoff.
     pub fn spawn(pool: PgPool) -> Self {
         let tick = Arc::new(watch::channel(0u64).0);
         let sender = Arc::clone(&tick);
         tokio::spawn(async move {
-            let mut backoff = super::backoff::Backoff::new(std::time::Duration::from_secs(5));
+            let mut backoff = super::backoff::Backoff::new(Duration::from_secs(5));
             loop {
-                if let Err(err) = listen(&pool, &sender, &mut backoff).await {
+                if let Err(err) = probe_while_watched(&pool, &sender, &mut backoff).await {
                     tracing::debug!(error = %err, "change notifier reconnecting");
-                    // Wake watchers so they read while notifications are down.
+                    // Wake watchers so they read while the probe is down.
                     sender.send_modify(|n| *n += 1);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
@@ -85,7 +92,7 @@ impl CommitNotifier {
         Self { tick }
     }
 
-    /// A receiver that changes on every commit notification.
+    /// A receiver that changes whenever the log may have grown.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tick.subscribe()
     }
@@ -96,16 +103,34 @@ impl CommitNotifier {
     }
 }
 
-async fn listen(
+async fn probe_while_watched(
     pool: &PgPool,
     tick: &watch::Sender<u64>,
     backoff: &mut super::backoff::Backoff,
 ) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(NOTIFY_CHANNEL).await?;
+    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
     backoff.reset();
+    let mut poll = AdaptivePoll::new(SHORTEST_POLL, LONGEST_FEED_POLL);
+    let mut last: Option<(i64, i64)> = None;
     loop {
-        listener.recv().await?;
-        tick.send_modify(|n| *n += 1);
+        if tick.receiver_count() == 0 {
+            last = None;
+            tokio::time::sleep(LONGEST_FEED_POLL).await;
+            continue;
+        }
+        let head: (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(pg_sequence_last_value('outbox_position_seq'), 0),
+                    pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if last != Some(head) {
+            last = Some(head);
+            tick.send_modify(|n| *n += 1);
+            poll.busy();
+        } else {
+            poll.idle();
+        }
+        tokio::time::sleep(poll.wait()).await;
     }
 }

@@ -10,3 +10,5 @@ pub mod message;
 pub mod publisher;
 pub mod relay;
 pub mod unroutable;
+pub mod wakeup;
+pub mod window;

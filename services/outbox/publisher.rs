@@ -1,5 +1,7 @@
-//! Publishing to RabbitMQ with publisher confirms: a batch is sent with every confirm in flight, then the
-//! confirms are awaited in order; only the confirmed prefix counts as delivered.
+//! Publishing to RabbitMQ with publisher confirms: each change is published without waiting, and its confirm is
+//! handed to the relay's window (`window.rs`), which counts only the confirmed prefix as delivered.
+
+use std::future::Future;
 
 use lapin::Confirmation;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
@@ -8,6 +10,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use super::log::LoggedChange;
 use super::message::OutgoingMessage;
+use super::window::{BrokerError, Confirm, Delivery, Publish};
 
 /// Where and how changes are published.
 #[derive(Debug, Clone)]
@@ -32,19 +35,6 @@ pub struct Publisher {
     exchange: ShortString,
 }
 
-/// What publishing a batch achieved.
-#[derive(Debug, Default, Clone)]
-pub struct BatchOutcome {
-    /// How many changes, from the start of the batch, the broker confirmed.
-    pub confirmed: usize,
-    /// How many of those were unroutable (returned under the mandatory flag).
-    pub returned: usize,
-    /// The routing key of the last unroutable one (never its body: see `unroutable`).
-    pub returned_routing_key: Option<String>,
-    /// Whether the broker refused (nacked) the change after the confirmed prefix.
-    pub nacked: bool,
-}
-
 impl Publisher {
     /// Connects, enables confirms and declares the exchange (and its alternate exchange).
     pub async fn connect(url: &str, topology: &Topology) -> Result<Self, lapin::Error> {
@@ -63,41 +53,6 @@ impl Publisher {
         }
         channel.exchange_declare(topology.exchange.as_str().into(), ExchangeKind::Topic, durable, arguments).await?;
         Ok(Self { connection, channel, exchange: topology.exchange.as_str().into() })
-    }
-
-    /// Publishes `changes` in order, all confirms in flight, and reports the confirmed prefix.
-    pub async fn publish(&self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
-        self.send(changes).await?.settle(changes).await
-    }
-
-    /// Publishes `changes` in order without waiting for the broker: the confirms arrive with [`InFlight::settle`].
-    /// The relay sends the next batch before settling this one, so the broker's confirm latency (it confirms
-    /// persistent messages when it syncs them to disk) is paid once per pipeline, not once per batch.
-    pub async fn send(&self, changes: &[LoggedChange]) -> Result<InFlight, lapin::Error> {
-        let mut pending = Vec::with_capacity(changes.len());
-        let mut spans = Vec::with_capacity(changes.len());
-        for change in changes {
-            let span = publish_span(&self.exchange, change);
-            let message = match span.as_ref().map(|s| s.in_scope(crate::telemetry::current_trace_headers)) {
-                Some((Some(traceparent), tracestate)) => {
-                    OutgoingMessage::with_trace(change, Some(traceparent), tracestate)
-                }
-                _ => OutgoingMessage::from(change),
-            };
-            spans.push(span);
-            let confirm = self
-                .channel
-                .basic_publish(
-                    self.exchange.clone(),
-                    message.routing_key.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
-                    &message.body,
-                    message.properties,
-                )
-                .await?;
-            pending.push(confirm);
-        }
-        Ok(InFlight { pending, spans })
     }
 
     /// Closes the channel and connection politely (after the last confirms).
@@ -126,33 +81,41 @@ fn publish_span(exchange: &ShortString, change: &LoggedChange) -> Option<tracing
     Some(span)
 }
 
-/// A sent batch whose confirms are still on their way.
-pub struct InFlight {
-    pending: Vec<lapin::PublisherConfirm>,
-    spans: Vec<Option<tracing::Span>>,
+impl Publish for Publisher {
+    /// Publishes `change` (persistent, `mandatory`) with its trace context; the confirm resolves when the broker
+    /// has stored it, and the publish span ends then.
+    fn publish(&self, change: &LoggedChange) -> impl Future<Output = Result<Confirm, BrokerError>> + Send {
+        let span = publish_span(&self.exchange, change);
+        let message = match span.as_ref().map(|s| s.in_scope(crate::telemetry::current_trace_headers)) {
+            Some((Some(traceparent), tracestate)) => OutgoingMessage::with_trace(change, Some(traceparent), tracestate),
+            _ => OutgoingMessage::from(change),
+        };
+        let (channel, exchange) = (self.channel.clone(), self.exchange.clone());
+        async move {
+            let confirm = channel
+                .basic_publish(
+                    exchange,
+                    message.routing_key.as_str().into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &message.body,
+                    message.properties,
+                )
+                .await
+                .map_err(broker_error)?;
+            let confirm: Confirm = Box::pin(async move {
+                let confirmation = confirm.await.map_err(broker_error)?;
+                drop(span); // the publish span ends with the broker's confirm
+                Ok(match confirmation {
+                    Confirmation::Ack(None) => Delivery::Acked,
+                    Confirmation::Ack(Some(_)) => Delivery::Returned,
+                    Confirmation::Nack(_) | Confirmation::NotRequested => Delivery::Refused,
+                })
+            });
+            Ok(confirm)
+        }
+    }
 }
 
-impl InFlight {
-    /// Awaits the confirms of `changes` (the batch that was sent) in order and reports the confirmed prefix.
-    pub async fn settle(self, changes: &[LoggedChange]) -> Result<BatchOutcome, lapin::Error> {
-        let mut outcome = BatchOutcome::default();
-        for ((confirm, change), span) in self.pending.into_iter().zip(changes).zip(self.spans) {
-            let confirmation = confirm.await?;
-            drop(span); // the publish span ends with the broker's confirm
-            match confirmation {
-                Confirmation::Ack(returned) => {
-                    if returned.is_some() {
-                        outcome.returned += 1;
-                        outcome.returned_routing_key = Some(change.change_type.clone());
-                    }
-                    outcome.confirmed += 1;
-                }
-                Confirmation::Nack(_) | Confirmation::NotRequested => {
-                    outcome.nacked = true;
-                    break;
-                }
-            }
-        }
-        Ok(outcome)
-    }
+fn broker_error(err: lapin::Error) -> BrokerError {
+    BrokerError(err.to_string())
 }

@@ -8,22 +8,20 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::log::{self, Checkpoint};
-use super::publisher::{InFlight, Publisher, Topology};
+use super::publisher::{Publisher, Topology};
 use super::unroutable::UnroutableLog;
+use super::wakeup::{AdaptivePoll, SHORTEST_POLL};
+use super::window::{Delivery, Settled, Stop, Window};
 use crate::config::RelaySettings;
 use crate::metrics::RelayMetrics;
-
-/// The notification channel the outbox trigger signals on.
-pub const NOTIFY_CHANNEL: &str = "eventdata_outbox";
 
 /// A relay process's partition workers and their shared state.
 pub struct Relay {
@@ -31,6 +29,12 @@ pub struct Relay {
     metrics: RelayMetrics,
     active: watch::Sender<BTreeSet<u32>>,
     unroutable: UnroutableLog,
+}
+
+/// The checkpoint as last saved, and when.
+struct Saved {
+    at: Checkpoint,
+    when: Instant,
 }
 
 /// How often, at most, unroutable changes are logged.
@@ -127,91 +131,134 @@ impl Relay {
         for (name, value) in log::ordered_reads() {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut conn).await?;
         }
-        // LISTEN before the first read, so no commit between the read and the wait goes unnoticed.
-        let mut listener = PgListener::connect(&settings.database_url).await.context("connecting the listener")?;
-        listener.listen(NOTIFY_CHANNEL).await?;
         let topology = Topology::of(settings);
         let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
-        let mut at = log::checkpoint(&mut conn, settings.partitions, partition).await?;
+        let at = log::checkpoint(&mut conn, settings.partitions, partition).await?;
         self.active.send_modify(|active| {
             active.insert(partition);
         });
         self.metrics.active_partitions.set(self.active.borrow().len() as i64);
         backoff.reset();
         tracing::info!(partition, txid = at.txid, position = at.position, "relay partition active");
-        // One batch may be in flight (sent, confirms pending) while the next is read and sent: the broker
-        // confirms persistent messages when it syncs them, and waiting for that between batches cost ~120 ms a
-        // batch (docs/performance.md). The checkpoint still only ever moves over confirmed changes, in order.
-        let mut in_flight: Option<(Vec<log::LoggedChange>, InFlight, std::time::Instant)> = None;
-        let mut sent = at;
+        let mut window = Window::new(at, settings.max_in_flight as usize);
+        let mut saved = Saved { at, when: Instant::now() };
+        let result = self.pump(&mut conn, &publisher, partition, &mut window, &mut saved, shutdown).await;
+        if let Err(err) = result {
+            // Back to the confirmed prefix: whatever was published after it is published again after the restart.
+            let resume = window.rewind();
+            if resume != saved.at {
+                // Best effort: the connection may be what failed; then the restart repeats a little more.
+                let _ = log::save_checkpoint(&mut conn, settings.partitions, partition, resume).await;
+            }
+            if err.chain().any(|e| matches!(e.downcast_ref::<Stop>(), Some(Stop::Refused { .. }))) {
+                self.metrics.failed.inc();
+            }
+            return Err(err);
+        }
+        publisher.close().await;
+        tracing::info!(partition, position = saved.at.position, "relay partition stopped");
+        Ok(Served::Stopped)
+    }
+
+    /// Reads changes after the window and publishes them while the window has room, settles confirms as they
+    /// arrive and saves the checkpoint over the confirmed prefix every `batch_size` changes or
+    /// `checkpoint_interval`; on shutdown, waits for the window to empty and saves. Any failure returns (the
+    /// caller rewinds).
+    async fn pump(
+        &self,
+        conn: &mut PgConnection,
+        publisher: &Publisher,
+        partition: u32,
+        window: &mut Window,
+        saved: &mut Saved,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let settings = &self.settings;
+        let mut poll = AdaptivePoll::new(SHORTEST_POLL, settings.poll_interval);
         loop {
             if *shutdown.borrow() {
-                if let Some(previous) = in_flight.take() {
-                    at = self.settle(&mut conn, partition, previous, at).await?;
+                while let Some(settled) = window.settle_next().await {
+                    self.record(std::slice::from_ref(&settled?));
                 }
-                publisher.close().await;
-                tracing::info!(partition, position = at.position, "relay partition stopped");
-                return Ok(Served::Stopped);
+                self.save(conn, partition, window.confirmed(), saved, true).await?;
+                return Ok(());
             }
-            let batch = log::read_after(&mut conn, sent, settings.partitions, partition, settings.batch_size).await?;
-            if batch.is_empty() {
-                match in_flight.take() {
-                    Some(previous) => at = self.settle(&mut conn, partition, previous, at).await?,
-                    None => self.wait_for_changes(&mut conn, &mut listener, at, shutdown).await?,
+            let mut published = 0;
+            // Read a full page or none: with the window nearly full, each confirm would otherwise free one slot
+            // and cost one query for one row.
+            let page = settings.batch_size.min(settings.max_in_flight) as usize;
+            if window.room() >= page {
+                let limit = page as u32;
+                let batch = log::read_after(conn, window.sent(), settings.partitions, partition, limit).await?;
+                for change in &batch {
+                    window.send(publisher, change).await.context("publishing")?;
+                }
+                published = batch.len();
+            }
+            let (settled, stop) = window.settle_ready();
+            self.record(&settled);
+            if let Some(stop) = stop {
+                return Err(stop).context("publishing");
+            }
+            self.save(conn, partition, window.confirmed(), saved, false).await?;
+            if published > 0 {
+                poll.busy();
+                continue;
+            }
+            if window.is_empty() {
+                // Nothing in flight: save what is confirmed, then look again after the poll interval.
+                self.save(conn, partition, window.confirmed(), saved, true).await?;
+                tokio::select! {
+                    _ = tokio::time::sleep(poll.wait()) => poll.idle(),
+                    _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            let started = std::time::Instant::now();
-            let pending = publisher.send(&batch).await.context("publishing")?;
-            sent = batch[batch.len() - 1].checkpoint();
-            if let Some(previous) = in_flight.replace((batch, pending, started)) {
-                at = self.settle(&mut conn, partition, previous, at).await?;
+            // Changes in flight and nothing new to read (or no room): the next confirm or the next look at the
+            // log, whichever comes first, so new changes do not wait for the broker's sync.
+            tokio::select! {
+                settled = window.settle_next() => {
+                    if let Some(settled) = settled {
+                        self.record(std::slice::from_ref(&settled.context("publishing")?));
+                    }
+                }
+                _ = tokio::time::sleep(poll.wait()), if window.room() >= page => poll.idle(),
+                _ = shutdown.changed() => {}
             }
         }
     }
 
-    /// Awaits a sent batch's confirms and moves the checkpoint over the confirmed prefix; fails (so the
-    /// partition restarts from the checkpoint) when the broker refused a change.
-    async fn settle(
+    /// Counts settled changes in the metrics and the unroutable log.
+    fn record(&self, settled: &[Settled]) {
+        for one in settled {
+            self.metrics.confirm.observe(one.sent_at.elapsed().as_secs_f64());
+            self.metrics.published.inc();
+            if one.delivery == Delivery::Returned {
+                self.metrics.returned.inc();
+                self.unroutable.record(1, &one.routing_key);
+            }
+        }
+    }
+
+    /// Saves `confirmed` (the window's confirmed prefix) as the checkpoint if it moved and (unless `now`) `batch_size` changes or
+    /// `checkpoint_interval` have passed since the last save.
+    async fn save(
         &self,
         conn: &mut PgConnection,
         partition: u32,
-        (batch, pending, started): (Vec<log::LoggedChange>, InFlight, std::time::Instant),
-        mut at: Checkpoint,
-    ) -> anyhow::Result<Checkpoint> {
-        let outcome = pending.settle(&batch).await.context("publishing")?;
-        self.metrics.confirm.observe(started.elapsed().as_secs_f64());
-        if outcome.confirmed > 0 {
-            at = batch[outcome.confirmed - 1].checkpoint();
-            log::save_checkpoint(conn, self.settings.partitions, partition, at).await?;
-            self.metrics.published.inc_by(outcome.confirmed as u64);
-            self.metrics.returned.inc_by(outcome.returned as u64);
-            if let Some(routing_key) = &outcome.returned_routing_key {
-                self.unroutable.record(outcome.returned as u64, routing_key);
-            }
-        }
-        if outcome.nacked || outcome.confirmed < batch.len() {
-            self.metrics.failed.inc();
-            bail!("the broker refused a change; republishing from position {}", at.position);
-        }
-        Ok(at)
-    }
-
-    /// Waits until new changes may be readable: briefly when finished-but-not-yet-visible changes are held back
-    /// by a running transaction, else until a notification, the poll interval, or shutdown.
-    async fn wait_for_changes(
-        &self,
-        conn: &mut PgConnection,
-        listener: &mut PgListener,
-        at: Checkpoint,
-        shutdown: &mut watch::Receiver<bool>,
+        confirmed: Checkpoint,
+        saved: &mut Saved,
+        now: bool,
     ) -> anyhow::Result<()> {
-        let wait =
-            if log::held_back(conn, at).await? { Duration::from_millis(20) } else { self.settings.poll_interval };
-        tokio::select! {
-            notification = listener.recv(), if wait > Duration::from_millis(20) => { notification?; }
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => {}
+        if confirmed == saved.at {
+            return Ok(());
+        }
+        let due = now
+            || confirmed.position.abs_diff(saved.at.position) >= u64::from(self.settings.batch_size)
+            || saved.when.elapsed() >= self.settings.checkpoint_interval;
+        if due {
+            log::save_checkpoint(conn, self.settings.partitions, partition, confirmed).await?;
+            *saved = Saved { at: confirmed, when: Instant::now() };
         }
         Ok(())
     }
@@ -258,17 +305,27 @@ pub async fn replay(settings: &RelaySettings, from: i64, to: i64) -> anyhow::Res
     let mut conn = PgConnection::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
     let topology = Topology::of(settings);
     let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
-    let mut at = Checkpoint::default();
+    let mut window = Window::new(Checkpoint::default(), settings.max_in_flight as usize);
     let mut total = 0u64;
     loop {
-        let batch = log::read_range(&mut conn, from, to, at, settings.batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        let outcome = publisher.publish(&batch).await?;
-        total += outcome.confirmed as u64;
-        if outcome.nacked || outcome.confirmed < batch.len() {
-            bail!("the broker refused a change after {total} were replayed");
+        let limit = settings.batch_size.min(window.room() as u32);
+        let batch =
+            if limit > 0 { log::read_range(&mut conn, from, to, window.sent(), limit).await? } else { Vec::new() };
+        for change in &batch {
+            window.send(&publisher, change).await?;
         }
-        at = last.checkpoint();
+        if batch.is_empty() {
+            match window.settle_next().await {
+                Some(Ok(_)) => total += 1,
+                Some(Err(stop)) => bail!("{stop} after {total} changes were replayed"),
+                None => break,
+            }
+        }
+        let (settled, stop) = window.settle_ready();
+        total += settled.len() as u64;
+        if let Some(stop) = stop {
+            bail!("{stop} after {total} changes were replayed");
+        }
     }
     publisher.close().await;
     Ok(total)

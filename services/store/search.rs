@@ -69,10 +69,25 @@ fn nearest_query(
     filter: Option<&EventFilter>,
     k: i64,
 ) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(prefix);
+    push_nearest(&mut q, resource_table(kind).projection, kind, target, filter, k);
+    q
+}
+
+/// Pushes the nearest-neighbour statement: rows `(resource, distance)`, nearest first, where `resource` is
+/// `columns` (an expression over the table aliased `t`).
+fn push_nearest(
+    q: &mut QueryBuilder<Postgres>,
+    columns: &str,
+    kind: Kind,
+    target: NearestTo<'_>,
+    filter: Option<&EventFilter>,
+    k: i64,
+) {
     let table = resource_table(kind);
     // Materialized scalars are evaluated once, before the scans, so the HNSW index sees a constant and the
     // size decides which branch runs at all (a one-time filter).
-    let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}WITH target AS MATERIALIZED (SELECT "));
+    q.push("WITH target AS MATERIALIZED (SELECT ");
     match target {
         NearestTo::Vector(values) => {
             q.push_bind(Vector::from(values.to_vec())).push("::vector AS v)");
@@ -92,9 +107,8 @@ fn nearest_query(
             q.push(" UNION ALL ");
         }
         q.push(format!(
-            "(SELECT {} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {} t
+            "(SELECT {columns} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {} t
               WHERE t.embedding IS NOT NULL AND (SELECT n FROM size) {} {EXACT_SCAN_MAX_ROWS}",
-            table.projection,
             table.table,
             if exact { "<=" } else { ">" }
         ));
@@ -103,7 +117,7 @@ fn nearest_query(
             q.push(" AND EXISTS (SELECT FROM target WHERE v IS NOT NULL)");
         }
         if let Some(filter) = filter {
-            push_event_filters(&mut q, filter);
+            push_event_filters(q, filter);
         }
         // `+ 0` keeps the exact branch off the HNSW index: it reads the org's rows and sorts by true distance.
         let order = if exact {
@@ -114,7 +128,45 @@ fn nearest_query(
         q.push(format!(" ORDER BY {order} LIMIT ")).push_bind(k).push(")");
     }
     q.push(") r ORDER BY distance");
-    q
+}
+
+/// The candidates of a hybrid search, in one statement: the ids of the `limit` best full-text matches of `text`
+/// (as [`text`] ranks them) and of the `limit` events nearest to `vector` (as [`nearest`] finds them), each list
+/// best first. Nothing is rendered: only the fused page is (with [`super::catalogue::get_many`]).
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events hybrid candidates", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
+pub async fn hybrid_candidates(
+    conn: &mut PgConnection,
+    text: Option<&str>,
+    vector: Option<&[f32]>,
+    filter: &EventFilter,
+    limit: i64,
+) -> Result<(Vec<Uuid>, Vec<Uuid>), sqlx::Error> {
+    if text.is_none() && vector.is_none() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut q = QueryBuilder::<Postgres>::new("SELECT leg, id FROM (");
+    if let Some(text) = text {
+        q.push("SELECT 1 AS leg, s.id, s.ord AS rank FROM search_events_text(");
+        q.push_bind(text.to_owned()).push(", NULL, NULL, ");
+        q.push_bind(i32::try_from(limit).unwrap_or(i32::MAX)).push(", ");
+        q.push_bind(filter.start_from).push(", ").push_bind(filter.start_before).push(", ");
+        q.push_bind(filter.status).push(", ").push_bind(filter.city.clone()).push(", ");
+        q.push_bind(filter.country.clone()).push(", ").push_bind(filter.topic_id).push(", ");
+        q.push_bind(filter.speaker_id).push(", ").push_bind(filter.company_id);
+        q.push(") WITH ORDINALITY AS s(id, distance, plan, ord)");
+    }
+    if let Some(values) = vector {
+        if text.is_some() {
+            q.push(" UNION ALL ");
+        }
+        q.push("SELECT 2 AS leg, v.resource AS id, row_number() OVER (ORDER BY v.distance) AS rank FROM (");
+        push_nearest(&mut q, "t.id", Kind::Event, NearestTo::Vector(values), Some(filter), limit);
+        q.push(") v");
+    }
+    q.push(") c ORDER BY leg, rank");
+    let rows: Vec<(i32, Uuid)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let (text_ids, vector_ids) = rows.into_iter().partition::<Vec<_>, _>(|(leg, _)| *leg == 1);
+    Ok((text_ids.into_iter().map(|(_, id)| id).collect(), vector_ids.into_iter().map(|(_, id)| id).collect()))
 }
 
 /// One full-text hit: resource JSON, rank, distance (the cursor's sort value), snippet, id.

@@ -41,6 +41,8 @@ pub fn relay_env(settings: &RelaySettings) -> Vec<(&'static str, String)> {
         ("EVENTDATA_RELAY_EXCHANGE", settings.exchange.clone()),
         ("EVENTDATA_RELAY_PARTITIONS", settings.partitions.to_string()),
         ("EVENTDATA_RELAY_BATCH_SIZE", settings.batch_size.to_string()),
+        ("EVENTDATA_RELAY_MAX_IN_FLIGHT", settings.max_in_flight.to_string()),
+        ("EVENTDATA_RELAY_CHECKPOINT_INTERVAL_MS", settings.checkpoint_interval.as_millis().to_string()),
         ("EVENTDATA_RELAY_POLL_INTERVAL_MS", settings.poll_interval.as_millis().to_string()),
         ("EVENTDATA_RELAY_CLAIM_INTERVAL_MS", settings.claim_interval.as_millis().to_string()),
         ("EVENTDATA_RELAY_MAX_BACKOFF_MS", settings.max_backoff.as_millis().to_string()),

@@ -140,7 +140,6 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
     let visible = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
     assert!(visible.is_empty(), "T2's change is held back while T1 (an older transaction) runs");
-    assert!(log::held_back(&mut reader, Checkpoint::default()).await.expect("held back"));
 
     let mut queue = BoundQueue::bind(&exchange).await;
     let (_stop, _active, _relay) = start_relay(settings);
@@ -150,6 +149,46 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     assert_eq!(positions, vec![early.to_string(), late.to_string()], "both delivered, in transaction order");
     let after = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
     assert_eq!(after.len(), 2);
+}
+
+/// The relay's page read is an ordered scan of the log's index that stops after the page, however long the log:
+/// as the relay role, with its session settings, after the log has grown past what a sort would be cheap for.
+#[tokio::test]
+async fn a_page_of_the_log_is_an_ordered_index_scan() {
+    let app = TestApp::start().await;
+    let mut tx = eventdata::db::begin_for_org(&app.db.admin, app.org).await.expect("begin");
+    sqlx::query(
+        "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
+         SELECT current_org_id(), 'event', gen_random_uuid(), 'event.updated', '{}' FROM generate_series(1, 20000)",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("changes");
+    tx.commit().await.expect("commit");
+    sqlx::query("ANALYZE outbox").execute(&app.db.admin).await.expect("analyze");
+
+    let settings = relay_settings(&app.db, &test_exchange());
+    let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    for (name, value) in log::ordered_reads() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut reader).await.expect("set");
+    }
+    // One partition (the default). With several, each reader still filters the whole log by a hash of the
+    // resource id (docs/relay.md, "Partitions"): a stored partition key is the remedy, not done yet.
+    let plan = log::explain_read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("plan");
+    assert!(plan.contains("Index Scan using outbox_read_idx"), "{plan}");
+    assert!(!plan.contains("Sort") && !plan.contains("Seq Scan"), "{plan}");
+    // The changes become readable once every older transaction of the cluster has finished (other tests' seeds
+    // may hold the watermark back for a while).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let page = loop {
+        let page = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("read");
+        if page.len() == 500 || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(page.len(), 500);
+    assert!(page.windows(2).all(|w| w[0].checkpoint() < w[1].checkpoint()), "in log order");
 }
 
 #[tokio::test]

@@ -98,6 +98,35 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     assert_eq!(hits[0].0["name"], name.as_str(), "the exact name ranks first");
     assert_eq!(hits[0].1, search::EXACT_NAME_RANK);
     assert!(hits.windows(2).all(|w| w[0].2 <= w[1].2), "best first");
+
+    // Name lookup asks in steps of falling thresholds (migration 0006); the answer must be the one a single query at
+    // the caller's minimum gives: every similar name, most similar first, the first `limit`. Seeded speaker names
+    // share first and last names, so a typo of one matches hundreds at 0.3 and only a few at 0.6.
+    let typos: Vec<String> = sqlx::query_scalar("SELECT left(name, -1) FROM speakers ORDER BY id LIMIT 4")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("names");
+    for typo in &typos {
+        for (min_similarity, limit) in [(0.3, 10), (0.3, 1), (0.3, 200), (0.5, 10), (0.7, 10), (0.05, 5)] {
+            let stepwise =
+                search::similar_names(&mut tx, Kind::Speaker, typo, min_similarity, limit).await.expect("lookup");
+            let single: Vec<search::NameRow> = sqlx::query_as(
+                "SELECT id, name, normalized_name, sim FROM (
+                   SELECT id, name, normalized_name,
+                          similarity(normalized_name, normalize_name($1))::float8 AS sim FROM speakers) s
+                 WHERE sim >= $2 ORDER BY sim DESC, id LIMIT $3",
+            )
+            .bind(typo)
+            .bind(min_similarity)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("single query");
+            assert!(min_similarity > 0.3 || !single.is_empty(), "{typo}: the typo of a seeded name matches");
+            assert_eq!(stepwise, single, "lookup of {typo:?} at {min_similarity}, limit {limit}");
+        }
+    }
+    tx.commit().await.expect("commit");
 }
 
 #[tokio::test]
