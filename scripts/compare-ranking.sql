@@ -1,11 +1,13 @@
 -- RUM's ranking (what SearchEvents uses) beside ts_rank_cd over every match (what it used before), on a seeded
--- database: for each of loadgen's 15 search words, how many of the top 10 the two share, and whether their first
--- results agree. Run against the bench database (docs/search.md, "Full text"):
+-- database: for each of loadgen's 15 search words and five multi-word queries, how many of the top 10 the two
+-- share, and whether their first results agree. Run against the bench database (docs/search.md, "Full text"):
 --   psql postgres://postgres@127.0.0.1:5432/eventdata_bench -v org="'<organization uuid>'" -f scripts/compare-ranking.sql
 \set ON_ERROR_STOP on
 WITH words(word) AS (
   SELECT unnest(ARRAY['kubernetes', 'rust', 'databases', 'observability', 'security', 'python', 'search', 'compilers',
-                      'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing'])
+                      'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing',
+                      'kubernetes security', 'rust databases workshop', 'python or privacy', '"observability days"',
+                      'berlin search'])
 ), ranked AS (
   SELECT w.word,
          ARRAY(SELECT e.id FROM events e
