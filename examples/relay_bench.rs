@@ -9,7 +9,7 @@
 //!   the rate from its start to the last message; bench.sh starts it, then `eventdata relay` over a backlog.
 //! - `latency --rate R --seconds S --url U --key K`: creates events through the API at a steady R per second and
 //!   measures, for each, the time from its transaction to its arrival at a consumer of the sink queue (the
-//!   relay must be running). Prints p50/p99/max.
+//!   relay must be running). Prints p50/p99/max, split at the moment the create call returned.
 //!
 //! Output ends with a `RESULT key=value ...` line for scripts.
 
@@ -156,11 +156,19 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
     let tasks = 32u64;
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?.tcp_nodelay(true);
     let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse()?;
+    // When each probe's create call returned (the commit is done by then), by probe number: splits the latency
+    // into the API's part (transaction start to response) and the rest (response to consumer: waiting for the
+    // watermark, the relay's look, publishing, the broker's delivery).
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        u64,
+        chrono::DateTime<chrono::Utc>,
+    >::new()));
     let mut drivers = Vec::new();
     for task in 0..tasks {
         let channel = endpoint.connect().await?;
         let auth = auth.clone();
         let run = run.clone();
+        let answered = std::sync::Arc::clone(&answered);
         drivers.push(tokio::spawn(async move {
             let mut client = pb::event_service_client::EventServiceClient::with_interceptor(
                 channel,
@@ -181,8 +189,11 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
                     ..Default::default()
                 };
                 let request = pb::CreateEventRequest { event: Some(event), request_id: String::new() };
-                if client.create_event(request).await.is_err() {
-                    failed += 1;
+                match client.create_event(request).await {
+                    Ok(_) => {
+                        answered.lock().expect("lock").insert(i, chrono::Utc::now());
+                    }
+                    Err(_) => failed += 1,
                 }
             }
             failed
@@ -190,6 +201,8 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
     }
 
     let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut api_part = latencies.clone();
+    let mut delivery_part = latencies.clone();
     let prefix = format!("latency-{run}-");
     let started = Instant::now();
     while latencies.len() < expected {
@@ -206,21 +219,44 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
         }
         let created = resource["create_time"].as_str().context("create_time")?;
         let created = chrono::DateTime::parse_from_rfc3339(created)?;
-        let micros = (arrived - created.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0).max(1);
-        latencies.saturating_record(micros as u64);
+        let created = created.with_timezone(&chrono::Utc);
+        let micros = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+            (to - from).num_microseconds().unwrap_or(0).max(1) as u64
+        };
+        latencies.saturating_record(micros(created, arrived));
+        let probe = resource["slug"].as_str().and_then(|s| s.strip_prefix(&prefix)).and_then(|n| n.parse().ok());
+        if let Some(responded) = probe.and_then(|n: u64| answered.lock().expect("lock").get(&n).copied()) {
+            api_part.saturating_record(micros(created, responded));
+            delivery_part.saturating_record(micros(responded, arrived));
+        }
     }
     let mut failed = 0;
     for driver in drivers {
         failed += driver.await?;
     }
-    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    // Probes whose response arrived after their message (the consumer can win the race) count in neither part.
     println!(
-        "RESULT e2e_latency rate={rate} seconds={:.1} probes={} failed={failed} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        "breakdown: transaction start -> create response p50 {:.2} ms, p99 {:.2} ms; \
+         create response -> consumer (watermark, relay, broker) p50 {:.2} ms, p99 {:.2} ms ({} probes)",
+        ms(&api_part, 0.5),
+        ms(&api_part, 0.99),
+        ms(&delivery_part, 0.5),
+        ms(&delivery_part, 0.99),
+        delivery_part.len()
+    );
+    println!(
+        "RESULT e2e_latency rate={rate} seconds={:.1} probes={} failed={failed} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} \
+         api_p50_ms={:.2} api_p99_ms={:.2} delivery_p50_ms={:.2} delivery_p99_ms={:.2}",
         started.elapsed().as_secs_f64(),
         latencies.len(),
-        ms(0.5),
-        ms(0.99),
-        latencies.max() as f64 / 1000.0
+        ms(&latencies, 0.5),
+        ms(&latencies, 0.99),
+        latencies.max() as f64 / 1000.0,
+        ms(&api_part, 0.5),
+        ms(&api_part, 0.99),
+        ms(&delivery_part, 0.5),
+        ms(&delivery_part, 0.99)
     );
     Ok(())
 }

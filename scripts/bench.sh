@@ -185,7 +185,7 @@ pids+=("$relay_pid")
 lean_relay=$(lean)
 target/release/examples/relay_bench reset --exchange "$EVENTDATA_RELAY_EXCHANGE" >&2
 wakeup_report="lean insert (event + outbox row, one statement): alone ${lean_alone} tps; with a NOTIFY trigger ${lean_notify} tps ($(echo "scale=2; $lean_notify / $lean_alone" | bc)); with 1,000 looks/s at the log ${lean_polled} tps ($(echo "scale=2; $lean_polled / $lean_alone" | bc)); with the relay running and publishing ${lean_relay} tps ($(echo "scale=2; $lean_relay / $lean_alone" | bc))"
-latency_report="commit -> consumer at ${RATE}/s: p50 $(echo "$latency" | field p50_ms) ms, p99 $(echo "$latency" | field p99_ms) ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field probes) probes, $(echo "$latency" | field failed) failed)"
+latency_report="commit -> consumer at ${RATE}/s: p50 $(echo "$latency" | field p50_ms) ms, p99 $(echo "$latency" | field p99_ms) ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field probes) probes, $(echo "$latency" | field failed) failed); of which transaction start -> create response p50 $(echo "$latency" | field api_p50_ms) / p99 $(echo "$latency" | field api_p99_ms) ms, create response -> consumer p50 $(echo "$latency" | field delivery_p50_ms) / p99 $(echo "$latency" | field delivery_p99_ms) ms"
 fi
 
 {

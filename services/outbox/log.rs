@@ -61,11 +61,6 @@ pub(crate) const COLUMNS: &str = "position, txid::text::bigint AS txid, change_i
 /// The partition of a change: its resource id hashed, so one resource's changes always share a partition.
 const PARTITION_OF: &str = "mod(hashtextextended(aggregate_id::text, 0) & 9223372036854775807, $3)";
 
-/// The rows of `ordered_page` (a query over the outbox in `(txid, position)` order with a LIMIT, selecting
-/// `txid AS watermark_txid`) that are below the watermark. The watermark is applied *after* the LIMIT on purpose:
-/// as a condition of the scan, the planner cannot bound it by the LIMIT and reads every row after the checkpoint
-/// with a bitmap scan and a sort (220 ms a batch over a 300,000-change backlog, against 1 ms for an ordered index
-/// scan). It is still exact: rows are in txid order, so the rows below the watermark are a prefix of the page.
 /// Planner settings for outbox readers. A page is "the next N rows in (txid, position) order": an ordered index
 /// scan that stops after N rows. With stale statistics after a burst of inserts, the planner may instead pick a
 /// (parallel) bitmap scan of every row after the checkpoint plus a sort, which costs the whole backlog per page
@@ -74,26 +69,48 @@ pub fn ordered_reads() -> [(&'static str, String); 2] {
     [("enable_bitmapscan", "off".into()), ("max_parallel_workers_per_gather", "0".into())]
 }
 
+/// The rows of `ordered_page` (a query over the outbox in `(txid, position)` order with a LIMIT, selecting
+/// `txid AS watermark_txid`) that are below the watermark. The watermark is applied *after* the LIMIT on purpose:
+/// as a condition of the scan, the planner cannot bound it by the LIMIT and reads every row after the checkpoint
+/// with a bitmap scan and a sort (220 ms a batch over a 300,000-change backlog, against 1 ms for an ordered index
+/// scan). It is still exact: rows are in txid order, so the rows below the watermark are a prefix of the page.
 pub(crate) fn below_watermark(ordered_page: &str) -> String {
     format!("SELECT * FROM ({ordered_page}) page WHERE page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot())")
 }
 
-/// Up to `limit` finished changes of `partition` (of `partitions`) after `after`, in log order.
+/// A page of the log for the relay: finished changes in log order, and whether changes after them exist that are
+/// still held back by the watermark (the reader should look again soon).
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Finished changes, in log order.
+    pub changes: Vec<LoggedChange>,
+    /// Whether the page also met changes whose transaction (or an older one) is still running.
+    pub held_back: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    change: LoggedChange,
+    visible: bool,
+}
+
+/// Up to `limit` changes of `partition` (of `partitions`) after `after`, in log order: the finished ones, and
+/// whether unfinished ones follow them.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: Checkpoint,
     partitions: u32,
     partition: u32,
     limit: u32,
-) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(read_after_sql()))
-        .bind(after.txid.to_string())
-        .bind(after.position)
-        .bind(i64::from(partitions))
-        .bind(i64::from(partition))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await
+) -> Result<Page, sqlx::Error> {
+    let rows: Vec<PageRow> =
+        bind_read_after(sqlx::query_as(sqlx::AssertSqlSafe(read_after_sql())), after, partitions, partition, limit)
+            .fetch_all(&mut *conn)
+            .await?;
+    // Rows are in txid order, so the finished ones (below the watermark) are a prefix.
+    let held_back = rows.iter().any(|row| !row.visible);
+    Ok(Page { changes: rows.into_iter().take_while(|row| row.visible).map(|row| row.change).collect(), held_back })
 }
 
 /// The plan of [`read_after`]'s statement for these arguments (for the plan test and operators).
@@ -104,28 +121,42 @@ pub async fn explain_read_after(
     partition: u32,
     limit: u32,
 ) -> Result<String, sqlx::Error> {
-    let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", read_after_sql())))
+    let explain = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {}", read_after_sql())));
+    let lines: Vec<(String,)> =
+        bind_read_after(explain, after, partitions, partition, limit).fetch_all(&mut *conn).await?;
+    Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
+}
+
+fn bind_read_after<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    after: Checkpoint,
+    partitions: u32,
+    partition: u32,
+    limit: u32,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
         .bind(after.txid.to_string())
         .bind(after.position)
         .bind(i64::from(partitions))
         .bind(i64::from(partition))
         .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(lines.join("\n"))
 }
 
 // `ORDER BY outbox.txid`, qualified, in every reader: COLUMNS names its output `txid` (a bigint), and an unqualified
 // ORDER BY txid sorts by that output column, which no index provides; every page was then a sequential scan and a
 // sort of the whole log (100–160 ms a page on a 450,000-change log, seen with auto_explain).
+// Like `below_watermark`, but every row of the page comes back, marked `visible` when below the watermark.
 fn read_after_sql() -> String {
-    below_watermark(&format!(
-        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
+    format!(
+        "SELECT *, page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot()) AS visible FROM ({}) page",
+        format_args!(
+            "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
          WHERE (txid, position) > ($1::text::xid8, $2)
            AND ($3 = 1 OR {PARTITION_OF} = $4)
          ORDER BY outbox.txid, outbox.position
          LIMIT $5"
-    ))
+        )
+    )
 }
 
 /// Takes partition `partition`'s session lock on this connection if nobody holds it. The lock lives as long as

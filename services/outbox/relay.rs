@@ -183,17 +183,17 @@ impl Relay {
                 self.save(conn, partition, window.confirmed(), saved, true).await?;
                 return Ok(());
             }
-            let mut published = 0;
+            let (mut published, mut held_back) = (0, false);
             // Read a full page or none: with the window nearly full, each confirm would otherwise free one slot
             // and cost one query for one row.
             let page = settings.batch_size.min(settings.max_in_flight) as usize;
             if window.room() >= page {
                 let limit = page as u32;
-                let batch = log::read_after(conn, window.sent(), settings.partitions, partition, limit).await?;
-                for change in &batch {
+                let read = log::read_after(conn, window.sent(), settings.partitions, partition, limit).await?;
+                for change in &read.changes {
                     window.send(publisher, change).await.context("publishing")?;
                 }
-                published = batch.len();
+                (published, held_back) = (read.changes.len(), read.held_back);
             }
             let (settled, stop) = window.settle_ready();
             self.record(&settled);
@@ -204,6 +204,10 @@ impl Relay {
             if published > 0 {
                 poll.busy();
                 continue;
+            }
+            if held_back {
+                // Changes are waiting for an older transaction to finish: look again at the shortest interval.
+                poll.busy();
             }
             if window.is_empty() {
                 // Nothing in flight: save what is confirmed, then look again after the poll interval.
@@ -240,8 +244,8 @@ impl Relay {
         }
     }
 
-    /// Saves `confirmed` (the window's confirmed prefix) as the checkpoint if it moved and (unless `now`) `batch_size` changes or
-    /// `checkpoint_interval` have passed since the last save.
+    /// Saves `confirmed` (the window's confirmed prefix) as the checkpoint if it moved and (unless `now`)
+    /// `batch_size` changes or `checkpoint_interval` have passed since the last save.
     async fn save(
         &self,
         conn: &mut PgConnection,

@@ -301,14 +301,22 @@ async fn a_context_costs_the_same_few_statements_however_much_it_holds() {
     let mut counts = Vec::new();
     for batch in [&ids[..1], &ids[..], &ids[1..3]] {
         // Other tests' threads keep registering callsites and levels; recompute what this thread's subscriber
-        // is interested in before each measurement.
-        tracing::callsite::rebuild_interest_cache();
-        statements.store(0, Ordering::SeqCst);
-        let span = tracing::info_span!("measured");
-        let contexts =
-            tracing::Instrument::instrument(service.event_contexts(&caller, batch), span).await.expect("contexts");
-        assert_eq!(contexts.len(), batch.len());
-        counts.push(statements.load(Ordering::SeqCst));
+        // is interested in before each measurement. A call always runs statements, so a count of 0 means the
+        // interest was lost to another thread's registration meanwhile: measure that call again.
+        let mut count = 0;
+        for _ in 0..5 {
+            tracing::callsite::rebuild_interest_cache();
+            statements.store(0, Ordering::SeqCst);
+            let span = tracing::info_span!("measured");
+            let contexts =
+                tracing::Instrument::instrument(service.event_contexts(&caller, batch), span).await.expect("contexts");
+            assert_eq!(contexts.len(), batch.len());
+            count = statements.load(Ordering::SeqCst);
+            if count > 0 {
+                break;
+            }
+        }
+        counts.push(count);
     }
     // The same small number for 1 rich event, 41 events or 2 bare ones (sqlx logs the BEGIN that sets the
     // organization and the query): nothing grows with the number of events or related rows.

@@ -138,8 +138,9 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     let exchange = test_exchange();
     let settings = relay_settings(&app.db, &exchange);
     let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
-    let visible = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
-    assert!(visible.is_empty(), "T2's change is held back while T1 (an older transaction) runs");
+    let page = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
+    assert!(page.changes.is_empty(), "T2's change is held back while T1 (an older transaction) runs");
+    assert!(page.held_back, "and the reader is told so");
 
     let mut queue = BoundQueue::bind(&exchange).await;
     let (_stop, _active, _relay) = start_relay(settings);
@@ -148,7 +149,7 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     let positions: Vec<String> = queue.received.iter().map(|m| m.headers["position"].clone()).collect();
     assert_eq!(positions, vec![early.to_string(), late.to_string()], "both delivered, in transaction order");
     let after = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
-    assert_eq!(after.len(), 2);
+    assert_eq!(after.changes.len(), 2);
 }
 
 /// The relay's page read is an ordered scan of the log's index that stops after the page, however long the log:
@@ -181,7 +182,7 @@ async fn a_page_of_the_log_is_an_ordered_index_scan() {
     // may hold the watermark back for a while).
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let page = loop {
-        let page = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("read");
+        let page = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("read").changes;
         if page.len() == 500 || std::time::Instant::now() > deadline {
             break page;
         }
