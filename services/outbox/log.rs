@@ -148,14 +148,12 @@ fn bind_read_after<'q, O>(
 // Like `below_watermark`, but every row of the page comes back, marked `visible` when below the watermark.
 fn read_after_sql() -> String {
     format!(
-        "SELECT *, page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot()) AS visible FROM ({}) page",
-        format_args!(
-            "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
-         WHERE (txid, position) > ($1::text::xid8, $2)
-           AND ($3 = 1 OR {PARTITION_OF} = $4)
-         ORDER BY outbox.txid, outbox.position
-         LIMIT $5"
-        )
+        "SELECT *, page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot()) AS visible FROM (
+           SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
+           WHERE (txid, position) > ($1::text::xid8, $2)
+             AND ($3 = 1 OR {PARTITION_OF} = $4)
+           ORDER BY outbox.txid, outbox.position
+           LIMIT $5) page"
     )
 }
 

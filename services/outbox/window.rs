@@ -150,15 +150,15 @@ impl Window {
         (settled, None)
     }
 
+    /// Takes the oldest change out of the window with its broker `outcome`; on a refusal or a broker error the
+    /// caller rewinds, so the confirmed prefix stays where it was.
     fn pop_settled(&mut self, outcome: Result<Delivery, BrokerError>) -> Result<Settled, Stop> {
-        let Some(front) = self.in_flight.front() else { unreachable_empty() };
+        let sent = self.in_flight.pop_front().ok_or_else(|| BrokerError("a confirm without a change".into()))?;
         match outcome? {
-            Delivery::Refused => Err(Stop::Refused { position: front.at.position }),
+            Delivery::Refused => Err(Stop::Refused { position: sent.at.position }),
             delivery => {
-                let sent = self.in_flight.pop_front().map(|s| (s.at, s.routing_key, s.sent_at));
-                let Some((at, routing_key, sent_at)) = sent else { unreachable_empty() };
-                self.confirmed = at;
-                Ok(Settled { at, delivery, routing_key, sent_at })
+                self.confirmed = sent.at;
+                Ok(Settled { at: sent.at, delivery, routing_key: sent.routing_key, sent_at: sent.sent_at })
             }
         }
     }
@@ -169,12 +169,6 @@ impl Window {
         self.sent = self.confirmed;
         self.confirmed
     }
-}
-
-/// `pop_settled` runs only with a change in flight (its confirm was just polled).
-#[cold]
-fn unreachable_empty() -> ! {
-    panic!("settled a confirm of an empty window")
 }
 
 #[cfg(test)]
