@@ -13,7 +13,8 @@
 //!
 //! Usage: `cargo run --release --example bench_sql -- DIR`
 
-use eventdata::domain::catalogue::Kind;
+use eventdata::domain::catalogue::{Kind, RelationKind};
+use eventdata::loadgen::BATCH_CREATE_SIZE;
 use eventdata::store::tables::resource_table;
 
 fn main() -> std::io::Result<()> {
@@ -21,24 +22,8 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let event = resource_table(Kind::Event).projection;
     let mut scripts = vec![
-        (
-            "create",
-            // CreateEvent: the event row and its outbox row in one statement (the service's statement).
-            format!(
-                "WITH ins AS (
-  INSERT INTO events (id, org_id, name, slug, description, city, country)
-  SELECT g.id, current_org_id(), 'Raw Event ' || g.id, 'raw-' || replace(g.id::text, '-', ''),
-         'Created by pgbench.', 'Berlin', 'DE'
-  FROM (SELECT gen_random_uuid() AS id) g
-  RETURNING *
-)
-INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
-SELECT current_org_id(), 'event', t.id, 'event.created',
-       jsonb_build_object('resource', {event}, 'org_id', current_org_id(), 'resource_type', 'event', 'resource_id', t.id)
-FROM ins t;
-"
-            ),
-        ),
+        // CreateEvent: the service's own statement (the event row and its outbox row) with one row.
+        ("create", batch_create_sql(1)),
         (
             "get",
             format!(
@@ -146,17 +131,22 @@ SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speake
     ];
     scripts.push((
         "lean_insert",
-        // The write path's floor: an event row (one GIN index) and its outbox row in one statement, no trigger,
-        // run as a superuser (bench.sh's wake-up comparison; bench_lean_events is made there).
+        // The write path's true ceiling: an event row with the columns the API sets (primary key and one GIN
+        // index) and its outbox row in one statement, no trigger, run as a superuser (bench.sh makes
+        // bench_lean_events).
         "WITH e AS (
-  INSERT INTO bench_lean_events (id, org_id, name, description)
-  VALUES (gen_random_uuid(), CAST(:org AS uuid), 'Lean event ' || random(), 'a lean event for the write path')
+  INSERT INTO bench_lean_events (id, org_id, name, slug, description, status, city, country)
+  SELECT u, CAST(:org AS uuid), 'Lean event ' || u, 'lean-' || replace(u::text, '-', ''), 'a lean event for the write path',
+         'draft', 'Berlin', 'DE'
+  FROM (SELECT bench_uuid7() AS u) g
   RETURNING id, org_id, name)
 INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
 SELECT org_id, 'event', id, 'event.created', jsonb_build_object('id', id, 'name', name) FROM e;
 "
         .to_string(),
     ));
+    scripts.push(("batch-create", batch_create_sql(BATCH_CREATE_SIZE)));
+    scripts.extend(write_profile_scripts());
     for (name, sql) in scripts {
         std::fs::write(dir.join(format!("{name}.sql")), sql)?;
     }
@@ -215,4 +205,91 @@ fn edges_sql(events: &str, speakers: &str, companies: &str, topics: &str) -> Str
          UNION ALL SELECT 4, id, company_id FROM speakers
            WHERE company_id IS NOT NULL AND (id = ANY({speakers}) OR company_id = ANY({companies}))"
     )
+}
+
+/// The scripts of scripts/profile-writes.sh: the service's own create and relation-add statements (from
+/// `store::catalogue::create_sql` and `store::relations::add_sql`) with their parameters written as SQL, so each
+/// variant of the schema runs exactly what the service sends. Ids are UUIDv7 like the service's
+/// (`profile_uuid7()`, made by the profile script); a relation add pairs client `:client_id`'s own fresh speaker
+/// with the client's next event (`:i` counts the client's transactions), so no pair repeats and clients do not
+/// queue on one event's row.
+fn write_profile_scripts() -> Vec<(&'static str, String)> {
+    let row = "(SELECT jsonb_build_array(jsonb_build_object('id', u, 'name', 'Profile event ' || u, \
+               'slug', 'profile-' || replace(u::text, '-', ''), 'description', 'Created by the write profile.', \
+               'status', 'draft', 'city', 'Berlin', 'country', 'DE', 'metadata', '{}'::jsonb)) \
+               FROM (SELECT profile_uuid7() AS u) g)";
+    let create = |claim: bool| {
+        let (request_id, method, hash, ids) = if claim {
+            (
+                "gen_random_uuid()",
+                "'eventdata.v1.EventService/CreateEvent'",
+                "sha256('profile'::bytea)",
+                "ARRAY[]::uuid[]",
+            )
+        } else {
+            ("NULL::uuid", "NULL::text", "NULL::bytea", "NULL::uuid[]")
+        };
+        let sql = eventdata::store::catalogue::create_sql(Kind::Event)
+            .replace("$6", "'{}'::jsonb")
+            .replace("$5", ids)
+            .replace("$4", hash)
+            .replace("$3", method)
+            .replace("$2", request_id)
+            .replace("$1", row);
+        format!("{sql};\n")
+    };
+    let add = eventdata::store::relations::add_sql(RelationKind::Speaker, &["role"])
+        .replace("$4", "'{}'::jsonb")
+        .replace("$3", "'{\"role\": \"speaker\"}'::jsonb")
+        .replace("$2", "(SELECT id FROM profile_speakers WHERE n = :speaker)")
+        .replace("$1", "(SELECT id FROM profile_events WHERE n = :event)");
+    vec![
+        ("profile_create", create(false)),
+        ("profile_create_claim", create(true)),
+        (
+            "profile_create_lean_payload",
+            // The same row, returning only its id, with an outbox payload of the id alone: what the projection
+            // (the resource rendered into RETURNING and the payload) costs.
+            "WITH created AS (
+  INSERT INTO events (id, org_id, name, slug, description, status, city, country)
+  SELECT u, current_org_id(), 'Profile event ' || u, 'profile-' || replace(u::text, '-', ''),
+         'Created by the write profile.', 'draft', 'Berlin', 'DE'
+  FROM (SELECT profile_uuid7() AS u) g
+  RETURNING id
+)
+INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
+SELECT current_org_id(), 'event', id, 'event.created', jsonb_build_object('id', id) FROM created;
+"
+            .to_string(),
+        ),
+        (
+            "profile_add_speaker",
+            format!(
+                "\\set speaker :client_id + 1
+\\set i :i + 1
+\\set event (:client_id * 997 + :i) % :nevents + 1
+{add};
+"
+            ),
+        ),
+    ]
+}
+
+/// CreateEvent (`size` 1) or BatchCreateEvents of `size` events: the service's own statement
+/// (`store::catalogue::create_sql`) with `size` new rows, as one prepared statement. Ids are UUIDv7 like the
+/// service's (`bench_uuid7()`, made by bench.sh), so both insert into the same places of the btrees.
+fn batch_create_sql(size: usize) -> String {
+    let rows = format!(
+        "(SELECT jsonb_agg(jsonb_build_object('id', u, 'name', 'Raw Event ' || u, 'slug', 'raw-' || replace(u::text, '-', ''), \
+         'description', 'Created by pgbench.', 'status', 'draft', 'city', 'Berlin', 'country', 'DE', 'metadata', '{{}}'::jsonb)) \
+         FROM (SELECT bench_uuid7() AS u FROM generate_series(1, {size})) g)"
+    );
+    let sql = eventdata::store::catalogue::create_sql(Kind::Event)
+        .replace("$6", "'{}'::jsonb")
+        .replace("$5", "NULL::uuid[]")
+        .replace("$4", "NULL::bytea")
+        .replace("$3", "NULL::text")
+        .replace("$2", "NULL::uuid")
+        .replace("$1", &rows);
+    format!("{sql};\n")
 }

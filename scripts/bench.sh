@@ -8,7 +8,7 @@
 #
 # Settings (environment): BENCH_EVENTS (100000), BENCH_EMBEDDINGS (20000), BENCH_CONCURRENCY (16),
 # BENCH_DURATION seconds per run (15), BENCH_RELAY_EVENTS (10000, about ten changes each), BENCH_RATE (1000),
-# BENCH_WORKLOADS (all), BENCH_RELAY (1; 0 skips the relay and latency parts), BENCH_SEED (1; 0 reuses the seeded
+# BENCH_BATCH_CONCURRENCY (4, for batch-create: BatchCreateEvents of 100 events), BENCH_WORKLOADS (all), BENCH_RELAY (1; 0 skips the relay and latency parts), BENCH_SEED (1; 0 reuses the seeded
 # database as it is). Needs scripts/setup.sh to have run. Leaves the database eventdata_bench for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,8 @@ CONCURRENCY="${BENCH_CONCURRENCY:-16}"
 DURATION="${BENCH_DURATION:-15}"
 RELAY_EVENTS="${BENCH_RELAY_EVENTS:-10000}"
 RATE="${BENCH_RATE:-1000}"
-WORKLOADS="${BENCH_WORKLOADS:-create get list similar text hybrid lookup neighborhood path mixed}"
+BATCH_CONCURRENCY="${BENCH_BATCH_CONCURRENCY:-4}"
+WORKLOADS="${BENCH_WORKLOADS:-create batch-create get list similar text hybrid lookup neighborhood path mixed}"
 DB=eventdata_bench
 PG_SUPER="postgres://postgres@127.0.0.1:5432"
 export DATABASE_ADMIN_URL="postgres://eventdata_owner@127.0.0.1:5432/${DB}"
@@ -71,6 +72,13 @@ INSERT INTO bench_countries VALUES (1,'DE'),(2,'FR'),(3,'GB'),(4,'US'),(5,'NL'),
 CREATE UNIQUE INDEX ON bench_events (n); CREATE UNIQUE INDEX ON bench_embedded (n); CREATE UNIQUE INDEX ON bench_speakers (n);
 CREATE UNIQUE INDEX ON bench_names (n);
 GRANT SELECT ON bench_events, bench_embedded, bench_speakers, bench_names, bench_countries TO eventdata_runtime;
+-- UUIDv7 as the service makes them (time-ordered), for the raw create scripts.
+CREATE OR REPLACE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS \$\$
+  SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+    PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+    52, 1), 53, 1), 'hex')::uuid
+\$\$;
+GRANT EXECUTE ON FUNCTION bench_uuid7() TO eventdata_runtime;
 COMMIT;
 SQL
 count() { psql "$DATABASE_ADMIN_URL" -qAtc "SELECT count(*) FROM $1"; }
@@ -88,21 +96,39 @@ export PGOPTIONS="-c app.org_id=${ORG} -c hnsw.ef_search=100 -c hnsw.iterative_s
 # The search scripts are the true ceiling: run as a superuser (no policy) with the organization as an explicit
 # condition, so their indexes are usable (examples/bench_sql.rs); the others run as the runtime role.
 raw_url() { case "$1" in text|hybrid|lookup) echo "$PG_SUPER/$DB" ;; *) echo "$DATABASE_URL" ;; esac; }
+clients() { if [ "$1" = batch-create ]; then echo "$BATCH_CONCURRENCY"; else echo "$CONCURRENCY"; fi; }
 raw() { # workload -> "tps avg_ms"
   # The lookup's lean statement is its first step (names at similarity 0.6 or more), which answers most calls.
   local options="$PGOPTIONS"
   [ "$1" = lookup ] && options="$options -c pg_trgm.similarity_threshold=0.6"
-  PGOPTIONS="$options" pgbench -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" -D nevents="$NEVENTS" -D nembedded="$NEMBEDDED" \
+  PGOPTIONS="$options" pgbench -n -M prepared -c "$(clients "$1")" -j 2 -T "$DURATION" -D nevents="$NEVENTS" -D nembedded="$NEMBEDDED" \
     -D nspeakers="$NSPEAKERS" -D nnames="$NNAMES" -D org="$ORG" -f "$OUT/sql/$1.sql" "$(raw_url "$1")" 2>&1 \
     | awk '/^latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.1f %.2f", tps, lat}'
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
+# The write path's true ceiling (issue 16): an event row with the columns the API sets, only its primary key and
+# one GIN index, no trigger, and its outbox row, in one statement (examples/bench_sql.rs, lean_insert).
+psql "$PG_SUPER/$DB" -q -v ON_ERROR_STOP=1 <<'SQL'
+DROP TABLE IF EXISTS bench_lean_events;
+CREATE TABLE bench_lean_events (
+  id uuid PRIMARY KEY, org_id uuid NOT NULL, name text NOT NULL, slug text NOT NULL, description text,
+  status text NOT NULL, city text, country text, metadata jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+  search tsvector GENERATED ALWAYS AS (to_tsvector('english', name || ' ' || coalesce(description, ''))) STORED);
+CREATE INDEX ON bench_lean_events USING gin (search);
+SQL
+lean() { # -> tps
+  pgbench -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" -D org="$ORG" -f "$OUT/sql/lean_insert.sql" "$PG_SUPER/$DB" 2>&1 \
+    | awk '/^tps/ {printf "%.1f", $3}'
+}
+
 results="$OUT/results.tsv"
-printf "workload\tservice_rps\traw_tps\tratio\tp50_ms\tp95_ms\tp99_ms\tmax_ms\traw_avg_ms\terrors\n" >"$results"
+printf "workload\tclients\tservice_rps\traw_tps\tratio\tp50_ms\tp95_ms\tp99_ms\tmax_ms\traw_avg_ms\titems_s\terrors\n" >"$results"
+write_report=""
 for w in $WORKLOADS; do
   say "workload ${w}: service"
-  svc=$("$BIN" loadgen --workload "$w" --concurrency "$CONCURRENCY" --duration "$DURATION" | grep '^RESULT')
+  svc=$("$BIN" loadgen --workload "$w" --concurrency "$(clients "$w")" --duration "$DURATION" | grep '^RESULT')
   rps=$(echo "$svc" | field rps)
   if [ -f "$OUT/sql/$w.sql" ]; then
     say "workload ${w}: raw pgbench"
@@ -111,9 +137,14 @@ for w in $WORKLOADS; do
   else
     tps="-"; avg="-"; ratio="-"
   fi
-  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$w" "$rps" "$tps" "$ratio" "$(echo "$svc" | field p50_ms)" \
-    "$(echo "$svc" | field p95_ms)" "$(echo "$svc" | field p99_ms)" "$(echo "$svc" | field max_ms)" "$avg" \
-    "$(echo "$svc" | field errors)" >>"$results"
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$w" "$(clients "$w")" "$rps" "$tps" "$ratio" \
+    "$(echo "$svc" | field p50_ms)" "$(echo "$svc" | field p95_ms)" "$(echo "$svc" | field p99_ms)" \
+    "$(echo "$svc" | field max_ms)" "$avg" "$(echo "$svc" | field items_per_s)" "$(echo "$svc" | field errors)" >>"$results"
+  if [ "$w" = create ]; then
+    say "workload create: the lean insert (true ceiling)"
+    lean_tps=$(lean)
+    write_report="create: service ${rps} calls/s; the service's statement raw ${tps} tps; lean insert ${lean_tps} tps; service / lean $(echo "scale=2; $rps / $lean_tps" | bc), schema-raw / lean $(echo "scale=2; $tps / $lean_tps" | bc)"
+  fi
 done
 
 relay_report="relay: skipped (BENCH_RELAY=0)"; latency_report=""; wakeup_report=""
@@ -150,17 +181,6 @@ relay_report="relay drain: ${backlog} changes at ${relay_rate}/s; raw confirmed 
 # outbox row) with nothing else, with the per-commit NOTIFY trigger the outbox had before migration 0007, with the
 # polling that replaced it, and with the relay running (polling and publishing those rows).
 say "wake-up cost to writers: lean insert alone, with a NOTIFY trigger, with the relay running"
-psql "$PG_SUPER/$DB" -q -v ON_ERROR_STOP=1 <<'SQL'
-DROP TABLE IF EXISTS bench_lean_events;
-CREATE TABLE bench_lean_events (
-  id uuid PRIMARY KEY, org_id uuid NOT NULL, name text NOT NULL, description text,
-  search tsvector GENERATED ALWAYS AS (to_tsvector('english', name || ' ' || coalesce(description, ''))) STORED);
-CREATE INDEX ON bench_lean_events USING gin (search);
-SQL
-lean() { # -> tps
-  pgbench -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" -D org="$ORG" -f "$OUT/sql/lean_insert.sql" "$PG_SUPER/$DB" 2>&1 \
-    | awk '/^tps/ {printf "%.1f", $3}'
-}
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
 lean_alone=$(lean)
 psql "$PG_SUPER/$DB" -qc "CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_notify('eventdata_outbox', ''); RETURN NULL; END \$\$;
@@ -197,6 +217,7 @@ fi
   column -t -s $'\t' "$results"
   echo
   echo "$relay_report"
+  [ -z "$write_report" ] || echo "$write_report"
   [ -z "$latency_report" ] || echo "$latency_report"
   [ -z "$wakeup_report" ] || echo "$wakeup_report"
 } | tee "$OUT/report.txt"

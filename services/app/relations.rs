@@ -8,7 +8,7 @@ use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::fields::Columns;
-use crate::store::relations::{self as store, From};
+use crate::store::relations::{self as store, From, NewRelation};
 use crate::store::{lists, locks};
 
 impl App {
@@ -37,6 +37,75 @@ impl App {
             Ok(added)
         })
         .await
+    }
+
+    /// Adds several relations, all or none, in one transaction. Errors as [`App::add_relation`]'s, the field of
+    /// an ALREADY_EXISTS or FAILED_PRECONDITION naming the item at fault: `{items}[i].{field_prefix}...`.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "add_relations", db.system = "postgresql"))]
+    pub async fn add_relations(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        relations: &[NewRelation],
+        items: &str,
+        field_prefix: &str,
+    ) -> Result<Vec<Value>, AppError> {
+        let added = retrying(|| async move {
+            let mut tx = self.begin(caller).await?;
+            let mut events: Vec<Uuid> = relations.iter().map(|r| r.event_id).collect();
+            events.sort();
+            events.dedup();
+            locks::lock_aggregates(&mut tx, &events).await?;
+            let found = lists::existing_ids(&mut tx, Kind::Event, &events).await?;
+            if let Some(missing) = relations.iter().find(|r| !found.contains(&r.event_id)) {
+                return Err(AppError::NotFound { kind: "event", id: missing.event_id.to_string() });
+            }
+            let added = store::add_many(&mut tx, kind, relations, &caller.change_context())
+                .await
+                .map_err(|e| AppError::from_db(e, field_prefix))?;
+            tx.commit().await?;
+            Ok(added)
+        })
+        .await;
+        match added {
+            Err(err @ (AppError::AlreadyExists { .. } | AppError::FailedPrecondition { .. })) => {
+                match self.locate_relation_fault(caller, kind, relations, items, field_prefix).await {
+                    Ok(Some(located)) => Err(located),
+                    Ok(None) => Err(err),
+                    Err(lookup) => Err(lookup),
+                }
+            }
+            added => added,
+        }
+    }
+
+    /// After a batch of relation adds failed: the first item whose pair exists already, or whose other side does
+    /// not exist.
+    async fn locate_relation_fault(
+        &self,
+        caller: &Caller,
+        kind: RelationKind,
+        relations: &[NewRelation],
+        items: &str,
+        field_prefix: &str,
+    ) -> Result<Option<AppError>, AppError> {
+        let field = |i: usize| format!("{items}[{i}].{field_prefix}{}_id", kind.target().name());
+        let mut tx = self.begin(caller).await?;
+        let events: Vec<Uuid> = relations.iter().map(|r| r.event_id).collect();
+        let others: Vec<Uuid> = relations.iter().map(|r| r.other_id).collect();
+        let existing = store::existing_pairs(&mut tx, kind, &events, &others).await?;
+        if let Some(i) = relations.iter().position(|r| existing.contains(&(r.event_id, r.other_id))) {
+            let field = field(i);
+            let message = format!("{field} is already related to {items}[{i}].{field_prefix}event_id");
+            return Ok(Some(AppError::AlreadyExists { field, reason: "RELATION_EXISTS", message }));
+        }
+        let found = lists::existing_ids(&mut tx, kind.target(), &others).await?;
+        if let Some(i) = relations.iter().position(|r| !found.contains(&r.other_id)) {
+            let field = field(i);
+            let message = format!("{field} refers to nothing in this organization");
+            return Ok(Some(AppError::FailedPrecondition { field, reason: "REFERENCED_RESOURCE_NOT_FOUND", message }));
+        }
+        Ok(None)
     }
 
     /// Changes a relation's attributes; NOT_FOUND when it does not exist.

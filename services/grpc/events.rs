@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
+use super::convert::{Checks, known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
 use super::handlers::{Api, mask_paths};
 use super::resources::{event, event_company, event_context, event_inputs, event_speaker, event_topic};
 use crate::app::AppError;
@@ -12,7 +12,7 @@ use crate::domain::fields::{Input, validate_create, validate_update};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_service_server::EventService;
 use crate::store::lists::EventFilter;
-use crate::store::relations::From;
+use crate::store::relations::{From, NewRelation};
 
 /// Most events one BatchCreateEvents takes.
 pub const MAX_BATCH_CREATE: usize = 500;
@@ -169,6 +169,22 @@ impl EventService for Api {
         Ok(Response::new(event_speaker(&added)))
     }
 
+    async fn batch_add_event_speakers(
+        &self,
+        request: Request<pb::BatchAddEventSpeakersRequest>,
+    ) -> Result<Response<pb::BatchAddEventSpeakersResponse>, Status> {
+        let caller = self.caller(&request, Scope::Write).await?;
+        let items = request.into_inner().requests.into_iter().map(|r| {
+            let r = r.event_speaker.unwrap_or_default();
+            let attributes = speaker_attributes(&r);
+            (r.event_id, r.speaker_id, attributes)
+        });
+        let added = self.add_relations(&caller, RelationKind::Speaker, items.collect(), "event_speaker.").await?;
+        Ok(Response::new(pb::BatchAddEventSpeakersResponse {
+            event_speakers: added.iter().map(event_speaker).collect(),
+        }))
+    }
+
     async fn update_event_speaker(
         &self,
         request: Request<pb::UpdateEventSpeakerRequest>,
@@ -229,12 +245,27 @@ impl EventService for Api {
     ) -> Result<Response<pb::EventCompany>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
         let r = request.into_inner().event_company.unwrap_or_default();
-        let attributes =
-            vec![("relation", super::convert::enum_input(r.relation, crate::domain::catalogue::COMPANY_RELATIONS))];
+        let attributes = company_attributes(&r);
         let added = self
             .add_relation(&caller, RelationKind::Company, &r.event_id, &r.company_id, attributes, "event_company.")
             .await?;
         Ok(Response::new(event_company(&added)))
+    }
+
+    async fn batch_add_event_companies(
+        &self,
+        request: Request<pb::BatchAddEventCompaniesRequest>,
+    ) -> Result<Response<pb::BatchAddEventCompaniesResponse>, Status> {
+        let caller = self.caller(&request, Scope::Write).await?;
+        let items = request.into_inner().requests.into_iter().map(|r| {
+            let r = r.event_company.unwrap_or_default();
+            let attributes = company_attributes(&r);
+            (r.event_id, r.company_id, attributes)
+        });
+        let added = self.add_relations(&caller, RelationKind::Company, items.collect(), "event_company.").await?;
+        Ok(Response::new(pb::BatchAddEventCompaniesResponse {
+            event_companies: added.iter().map(event_company).collect(),
+        }))
     }
 
     async fn update_event_company(
@@ -298,11 +329,25 @@ impl EventService for Api {
     ) -> Result<Response<pb::EventTopic>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
         let r = request.into_inner().event_topic.unwrap_or_default();
-        let attributes = vec![("relevance", Input::Float(r.relevance))];
+        let attributes = topic_attributes(&r);
         let added = self
             .add_relation(&caller, RelationKind::Topic, &r.event_id, &r.topic_id, attributes, "event_topic.")
             .await?;
         Ok(Response::new(event_topic(&added)))
+    }
+
+    async fn batch_add_event_topics(
+        &self,
+        request: Request<pb::BatchAddEventTopicsRequest>,
+    ) -> Result<Response<pb::BatchAddEventTopicsResponse>, Status> {
+        let caller = self.caller(&request, Scope::Write).await?;
+        let items = request.into_inner().requests.into_iter().map(|r| {
+            let r = r.event_topic.unwrap_or_default();
+            let attributes = topic_attributes(&r);
+            (r.event_id, r.topic_id, attributes)
+        });
+        let added = self.add_relations(&caller, RelationKind::Topic, items.collect(), "event_topic.").await?;
+        Ok(Response::new(pb::BatchAddEventTopicsResponse { event_topics: added.iter().map(event_topic).collect() }))
     }
 
     async fn update_event_topic(
@@ -364,8 +409,50 @@ fn speaker_attributes(r: &pb::EventSpeaker) -> Vec<(&'static str, Input)> {
     ]
 }
 
+fn company_attributes(r: &pb::EventCompany) -> Vec<(&'static str, Input)> {
+    vec![("relation", super::convert::enum_input(r.relation, crate::domain::catalogue::COMPANY_RELATIONS))]
+}
+
+fn topic_attributes(r: &pb::EventTopic) -> Vec<(&'static str, Input)> {
+    vec![("relevance", Input::Float(r.relevance))]
+}
+
+/// One item of a batch of relation adds: event id, other id, attributes, as the request holds them.
+type RelationItem = (String, String, Vec<(&'static str, Input)>);
+
 /// Relation handlers shared by the three relation kinds.
 impl Api {
+    /// Adds the relations of a batch (`requests`), all or none: every item checked first, violations named by
+    /// item (`requests[2].event_topic.topic_id`), a pair named twice refused.
+    async fn add_relations(
+        &self,
+        caller: &crate::app::Caller,
+        kind: RelationKind,
+        items: Vec<RelationItem>,
+        prefix: &'static str,
+    ) -> Result<Vec<serde_json::Value>, Status> {
+        if items.is_empty() || items.len() > MAX_BATCH_CREATE {
+            return Err(AppError::invalid("requests", format!("must hold 1 to {MAX_BATCH_CREATE} relations")).into());
+        }
+        let mut checks = Checks::default();
+        let mut relations = Vec::with_capacity(items.len());
+        let mut seen = std::collections::HashMap::new();
+        for (i, (event_id, other_id, attributes)) in items.iter().enumerate() {
+            let item = format!("requests[{i}].{prefix}");
+            let ids = checks.take(relation_ids(kind, event_id, other_id, &item));
+            let columns = checks.take_violations(validate_create(kind.fields(), attributes, &item));
+            let (Some((event_id, other_id)), Some(columns)) = (ids, columns) else { continue };
+            if let Some(first) = seen.insert((event_id, other_id), i) {
+                let mut repeated = crate::domain::fields::Violations::default();
+                repeated.add(format!("{item}{}_id", kind.target().name()), format!("repeats requests[{first}]"));
+                checks.add(repeated);
+            }
+            relations.push(NewRelation { event_id, other_id, columns });
+        }
+        checks.finish()?;
+        Ok(self.app.add_relations(caller, kind, &relations, "requests", prefix).await?)
+    }
+
     async fn add_relation(
         &self,
         caller: &crate::app::Caller,
@@ -418,7 +505,7 @@ fn relation_ids(
     event_id: &str,
     other_id: &str,
     prefix: &str,
-) -> Result<(uuid::Uuid, uuid::Uuid), Status> {
+) -> Result<(uuid::Uuid, uuid::Uuid), AppError> {
     let other_field = format!("{prefix}{}_id", kind.target().name());
     Ok((parse_id(&format!("{prefix}event_id"), event_id)?, parse_id(&other_field, other_id)?))
 }

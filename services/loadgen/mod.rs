@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use tonic::transport::{Channel, Endpoint};
 
-pub use workload::Workload;
+pub use workload::{BATCH_CREATE_SIZE, Workload};
 use workload::{Clients, Sample};
 
 /// What to run.
@@ -62,12 +62,13 @@ impl LoadReport {
             (self.workload.name(), self.concurrency, self.latencies.len(), self.throughput());
         let (p50, p95, p99) = (self.millis(0.50), self.millis(0.95), self.millis(0.99));
         let max = self.latencies.max() as f64 / 1000.0;
+        let items = rps * self.workload.items_per_call() as f64;
         format!(
-            "workload {name} with {clients} clients for {:.1} s: {calls} ok calls, {rps:.1}/s\n\
+            "workload {name} with {clients} clients for {:.1} s: {calls} ok calls, {rps:.1}/s ({items:.1} items/s)\n\
              latency ms: p50 {p50:.2}  p95 {p95:.2}  p99 {p99:.2}  max {max:.2}\n\
              errors: {errors}\n\
              RESULT workload={name} concurrency={clients} calls={calls} rps={rps:.1} p50_ms={p50:.2} p95_ms={p95:.2} \
-             p99_ms={p99:.2} max_ms={max:.2} errors={errors}",
+             p99_ms={p99:.2} max_ms={max:.2} items_per_s={items:.1} errors={errors}",
             self.elapsed.as_secs_f64(),
         )
     }

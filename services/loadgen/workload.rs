@@ -17,6 +17,8 @@ use pb::speaker_service_client::SpeakerServiceClient;
 pub enum Workload {
     /// CreateEvent with a new event each call.
     Create,
+    /// BatchCreateEvents with [`BATCH_CREATE_SIZE`] new events each call.
+    BatchCreate,
     /// GetEvent of a sampled event.
     Get,
     /// ListEvents, 50 a page, filtered by a country.
@@ -55,12 +57,37 @@ const WORDS: &[&str] = &[
     "frontend",
     "testing",
 ];
+/// Events per BatchCreateEvents call of the `batch-create` workload.
+pub const BATCH_CREATE_SIZE: usize = 100;
+
+/// A new event as an API client would create it.
+fn new_event() -> pb::Event {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    pb::Event {
+        name: format!("Loadgen Event {id}"),
+        slug: format!("loadgen-{id}"),
+        description: Some("Created by eventdata loadgen.".into()),
+        city: Some("Berlin".into()),
+        country: Some("DE".into()),
+        ..Default::default()
+    }
+}
+
 const COUNTRIES: &[&str] = &["DE", "FR", "GB", "US", "NL", "ES", "JP", "IN", "BR", "CA"];
 
 impl Workload {
+    /// Resources one successful call writes or reads as its unit of work (events per batch create; 1 otherwise).
+    pub fn items_per_call(self) -> usize {
+        match self {
+            Workload::BatchCreate => BATCH_CREATE_SIZE,
+            _ => 1,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::Create => "create",
+            Workload::BatchCreate => "batch-create",
             Workload::Get => "get",
             Workload::List => "list",
             Workload::Similar => "similar",
@@ -93,17 +120,15 @@ impl Workload {
         let pick = (pick / 20) as usize;
         match workload {
             Workload::Create => {
-                let id = uuid::Uuid::now_v7().simple().to_string();
-                let event = pb::Event {
-                    name: format!("Loadgen Event {id}"),
-                    slug: format!("loadgen-{id}"),
-                    description: Some("Created by eventdata loadgen.".into()),
-                    city: Some("Berlin".into()),
-                    country: Some("DE".into()),
-                    ..Default::default()
-                };
-                let request = pb::CreateEventRequest { event: Some(event), request_id: String::new() };
+                let request = pb::CreateEventRequest { event: Some(new_event()), request_id: String::new() };
                 clients.events.clone().create_event(request).await.map(drop)
+            }
+            Workload::BatchCreate => {
+                let requests = (0..BATCH_CREATE_SIZE)
+                    .map(|_| pb::CreateEventRequest { event: Some(new_event()), request_id: String::new() })
+                    .collect();
+                let request = pb::BatchCreateEventsRequest { requests, request_id: String::new() };
+                clients.events.clone().batch_create_events(request).await.map(drop)
             }
             // Mixed has resolved to one of the others above.
             Workload::Get | Workload::Mixed => {

@@ -11,13 +11,16 @@
 //! - One connection loads while the next batch is generated on another thread. A second loader does not help:
 //!   both would update the same popular speakers' counts and hold those row locks until commit, so they run one
 //!   after the other (measured: 20,000 events took 69 s with two loaders, 18 s with one).
-//! - A vector index that holds no vectors at all is dropped before the load and rebuilt after it: one bulk HNSW
-//!   build is several times faster than inserting vectors into the graph one by one. An index that holds vectors
-//!   (someone else's) is left alone, so no other organization's similarity queries lose their index.
+//! - Indexes nobody can be using are built after the load instead of row by row (`indexes`): every index that
+//!   backs no constraint, of each table the load only inserts into that holds no rows at all, and a vector
+//!   index that holds no vectors. One
+//!   bulk build is many times faster (the full-text RUM index most of all). An index that serves someone else's
+//!   rows is left alone, so no other organization's queries lose their index during a load.
 //! - Changes go to the outbox only with `emit_changes` (one `*.created` / `event.*_added` per row, exactly as the
 //!   API writes them); by default a bulk load is silent, and the report says so.
 
 pub mod generate;
+mod indexes;
 mod progress;
 mod vocabulary;
 
@@ -72,6 +75,8 @@ struct Target {
     columns: &'static str,
     /// Expressions over the staging alias `s`, in column order (defaults to the columns).
     select: Option<&'static str>,
+    /// Columns the loader computes from the other staging tables: (column list, expressions, joins after `s`).
+    computed: Option<(&'static str, &'static str, &'static str)>,
     /// The change each inserted row emits with `emit_changes`.
     change: Option<ChangeType>,
 }
@@ -80,12 +85,14 @@ const TOPICS: Target = Target {
     table: "topics",
     columns: generate::TOPIC_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::Created(Kind::Topic)),
 };
 const COMPANIES: Target = Target {
     table: "companies",
     columns: generate::COMPANY_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::Created(Kind::Company)),
 };
 const SPEAKERS: Target = Target {
@@ -97,55 +104,53 @@ const SPEAKERS: Target = Target {
          (SELECT c.id FROM companies c WHERE c.id = s.company_id), s.linkedin_url, s.twitter_url, \
          s.website_url, s.avatar_url, s.confidence_score, s.embedding, s.embedding_model",
     ),
+    computed: None,
     change: Some(ChangeType::Created(Kind::Speaker)),
 };
 const EVENTS: Target = Target {
     table: "events",
     columns: generate::EVENT_COLUMNS,
     select: None,
+    // The relation counts of each event, from the relation rows of the same batch: the triggers are told to
+    // leave events alone (`eventdata.event_counts_preset`, migration 0008), so no event row is rewritten.
+    computed: Some((
+        "speaker_count, topic_count, company_count, media_count",
+        "coalesce(sp.n, 0), coalesce(tp.n, 0), coalesce(co.n, 0), coalesce(me.n, 0)",
+        "LEFT JOIN (SELECT event_id, count(DISTINCT speaker_id) AS n FROM seed_event_speakers GROUP BY 1) sp ON sp.event_id = s.id \
+         LEFT JOIN (SELECT event_id, count(DISTINCT topic_id) AS n FROM seed_event_topics GROUP BY 1) tp ON tp.event_id = s.id \
+         LEFT JOIN (SELECT event_id, count(DISTINCT company_id) AS n FROM seed_event_companies GROUP BY 1) co ON co.event_id = s.id \
+         LEFT JOIN (SELECT event_id, count(*) AS n FROM seed_media GROUP BY 1) me ON me.event_id = s.id",
+    )),
     change: Some(ChangeType::Created(Kind::Event)),
 };
 const EVENT_SPEAKERS: Target = Target {
     table: "event_speakers",
     columns: generate::EVENT_SPEAKER_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::RelationAdded(RelationKind::Speaker)),
 };
 const EVENT_TOPICS: Target = Target {
     table: "event_topics",
     columns: generate::EVENT_TOPIC_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::RelationAdded(RelationKind::Topic)),
 };
 const EVENT_COMPANIES: Target = Target {
     table: "event_companies",
     columns: generate::EVENT_COMPANY_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::RelationAdded(RelationKind::Company)),
 };
 const MEDIA: Target = Target {
     table: "media",
     columns: generate::MEDIA_COLUMNS,
     select: None,
+    computed: None,
     change: Some(ChangeType::Created(Kind::Media)),
 };
-
-/// The vector indexes the load may rebuild, as migrations/0001 defines them. Every run ends by creating any
-/// that is missing, so a run interrupted between drop and rebuild is healed by the next one.
-const VECTOR_INDEXES: [(&str, &str); 3] = [
-    (
-        "events_embedding_idx",
-        "CREATE INDEX IF NOT EXISTS events_embedding_idx ON events USING hnsw (embedding vector_cosine_ops)",
-    ),
-    (
-        "speakers_embedding_idx",
-        "CREATE INDEX IF NOT EXISTS speakers_embedding_idx ON speakers USING hnsw (embedding vector_cosine_ops)",
-    ),
-    (
-        "topics_embedding_idx",
-        "CREATE INDEX IF NOT EXISTS topics_embedding_idx ON topics USING hnsw (embedding vector_cosine_ops)",
-    ),
-];
 
 /// Seeds organization `org_id` (the pool must be the owner's: it may rebuild indexes).
 pub async fn run(pool: &PgPool, org_id: Uuid, options: &SeedOptions) -> anyhow::Result<SeedReport> {
@@ -154,7 +159,7 @@ pub async fn run(pool: &PgPool, org_id: Uuid, options: &SeedOptions) -> anyhow::
     let mut report = SeedReport::default();
     let started = Instant::now();
     let mut conn = pool.acquire().await?.detach();
-    drop_empty_vector_indexes(&mut conn).await?;
+    indexes::set_aside(&mut conn).await?;
     let mut inserted = std::collections::BTreeMap::<&'static str, u64>::new();
 
     progress.phase("topics");
@@ -210,17 +215,15 @@ pub async fn run(pool: &PgPool, org_id: Uuid, options: &SeedOptions) -> anyhow::
 
     progress.phase("indexes");
     let indexing = Instant::now();
-    for (name, definition) in VECTOR_INDEXES {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(&mut conn).await?;
-        if !exists {
-            sqlx::raw_sql(definition).execute(&mut conn).await?;
-            report.rebuilt_indexes.push(name.to_string());
-        }
-    }
-    sqlx::raw_sql("ANALYZE events, speakers, companies, topics, media, event_speakers, event_topics, event_companies")
-        .execute(&mut conn)
-        .await?;
+    report.rebuilt_indexes = indexes::build(&mut conn).await?;
+    // As autovacuum would, at once: the old row versions the load's count updates left removed (index builds
+    // keep versions some snapshot may still see, and the planner prices index scans by the index's size), GIN
+    // pending lists merged, the visibility map set for index-only scans, statistics taken.
+    sqlx::raw_sql(
+        "VACUUM (ANALYZE) events, speakers, companies, topics, media, event_speakers, event_topics, event_companies",
+    )
+    .execute(&mut conn)
+    .await?;
     report.index_time = indexing.elapsed();
     progress.finish();
     report.inserted =
@@ -255,14 +258,15 @@ async fn batch_loaded(
     end: u64,
 ) -> anyhow::Result<bool> {
     let ids = [plan.id(generate::Entity::Event, start), plan.id(generate::Entity::Event, end - 1)];
-    let mut tx = begin(conn, org_id).await?;
+    let mut tx = begin(conn, org_id, false).await?;
     let found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE id = ANY($1)").bind(&ids[..]).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(found == 2)
 }
 
-/// Loads one batch (several tables) in one transaction.
+/// Loads one batch (several tables) in one transaction: every part COPYed into its staging table first (the
+/// events' counts are computed from their relations' staging rows), then moved in the order given.
 async fn load_batch(
     conn: &mut PgConnection,
     org_id: Uuid,
@@ -271,11 +275,8 @@ async fn load_batch(
     changes: &mut u64,
     parts: &[(&Target, String)],
 ) -> anyhow::Result<()> {
-    let mut tx = begin(conn, org_id).await?;
+    let mut tx = begin(conn, org_id, !options.emit_changes).await?;
     for (target, rows) in parts {
-        if rows.is_empty() {
-            continue;
-        }
         let stage = format!("seed_{}", target.table);
         let columns = target.columns;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -285,9 +286,17 @@ async fn load_batch(
         )))
         .execute(&mut *tx)
         .await?;
+        if rows.is_empty() {
+            continue;
+        }
         let mut copy = tx.copy_in_raw(&format!("COPY {stage} ({columns}) FROM STDIN")).await?;
         copy.send(rows.as_bytes()).await?;
         copy.finish().await?;
+    }
+    for (target, rows) in parts {
+        if rows.is_empty() {
+            continue;
+        }
         let (count, emitted): (i64, i64) =
             sqlx::query_as(sqlx::AssertSqlSafe(insert_sql(target, options.emit_changes)))
                 .bind(ChangeContext::default().to_param())
@@ -304,9 +313,15 @@ async fn load_batch(
 /// `INSERT ... SELECT` from the staging table, skipping rows that exist, optionally with their changes.
 /// Returns (rows inserted, changes written); `$1` is the change context.
 fn insert_sql(target: &Target, emit_changes: bool) -> String {
-    let Target { table, columns, select, change } = target;
+    let Target { table, columns, select, computed, change } = target;
     let select = select.unwrap_or_else(|| columns);
     let select = if select.contains("s.") { select.to_string() } else { prefixed(select) };
+    // With changes emitted, events load with zero counts and the triggers count, so each `event.created` shows
+    // the event as the API would have created it: before its relations.
+    let (columns, select, joins) = match computed.filter(|_| !emit_changes) {
+        Some((extra, expressions, joins)) => (format!("{columns}, {extra}"), format!("{select}, {expressions}"), joins),
+        None => (columns.to_string(), select, ""),
+    };
     let changes = match change.filter(|_| emit_changes) {
         Some(change @ ChangeType::RelationAdded(kind)) => {
             let projection = relation_table(kind).projection;
@@ -339,7 +354,7 @@ fn insert_sql(target: &Target, emit_changes: bool) -> String {
     };
     format!(
         "WITH ins AS (
-           INSERT INTO {table} ({columns}) SELECT {select} FROM seed_{table} s {filter}
+           INSERT INTO {table} ({columns}) SELECT {select} FROM seed_{table} s {joins} {filter}
            ON CONFLICT DO NOTHING RETURNING *
          ), changes AS ({changes}){prune}
          SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM changes)"
@@ -348,36 +363,25 @@ fn insert_sql(target: &Target, emit_changes: bool) -> String {
 
 /// A transaction on `conn` in which row-level security admits `org_id`'s rows only. Commits do not wait for
 /// the WAL flush: a crash can lose the last batches, which a rerun loads again (batches are checked, not assumed).
-async fn begin(conn: &mut PgConnection, org_id: Uuid) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+/// With `preset_counts`, events load with their relation counts already set (relations load only with the
+/// events they belong to), so the count triggers are told to leave events alone (`eventdata.event_counts_preset`,
+/// heeded for the owner's role only).
+async fn begin(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    preset_counts: bool,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
     sqlx::Connection::begin_with(
         conn,
-        sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL app.org_id = '{org_id}'; SET LOCAL synchronous_commit = off")),
+        sqlx::AssertSqlSafe(format!(
+            "BEGIN; SET LOCAL app.org_id = '{org_id}'; SET LOCAL synchronous_commit = off; \
+             SET LOCAL eventdata.event_counts_preset = {}",
+            if preset_counts { "on" } else { "off" }
+        )),
     )
     .await
 }
 
 fn prefixed(columns: &str) -> String {
     columns.split(',').map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ")
-}
-
-/// Drops each vector index that holds no vectors (one or two pages: the metapage and an empty element page).
-async fn drop_empty_vector_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let names = VECTOR_INDEXES.map(|(name, _)| name);
-    let empty: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c
-         WHERE c.relname = ANY($1) AND c.relkind = 'i' AND pg_relation_size(c.oid) <= 2 * current_setting('block_size')::int",
-    )
-    .bind(&names[..])
-    .fetch_all(&mut *conn)
-    .await?;
-    for name in &empty {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *conn).await?;
-    }
-    if !empty.is_empty() {
-        // A bulk HNSW build is memory-bound; give it room for this session only.
-        sqlx::raw_sql("SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 2")
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }

@@ -30,10 +30,31 @@ pub async fn create(
     claim: Option<&IdempotencyClaim<'_>>,
     context: &ChangeContext,
 ) -> Result<Option<Vec<Value>>, sqlx::Error> {
+    let sql = create_sql(kind);
+    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
+    let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(rows.to_vec()))
+        .bind(claim.map(|c| c.request_id))
+        .bind(claim.map(|c| c.method))
+        .bind(claim.map(|c| c.request_hash.to_vec()))
+        .bind(&ids)
+        .bind(context.to_param())
+        .fetch_all(&mut *conn)
+        .await?;
+    if created.is_empty() && !rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(in_order(created, &ids)))
+}
+
+/// The statement of [`create`]: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim (request id, method,
+/// request hash, resource ids; all NULL without one), `$6` the change context. Public so the benchmarks run the
+/// service's own statement.
+pub fn create_sql(kind: Kind) -> String {
     let table = resource_table(kind);
     let columns = kind.fields().iter().map(|f| f.column).collect::<Vec<_>>().join(", ");
     let change = ChangeType::Created(kind);
-    let sql = format!(
+    format!(
         "WITH claim AS (
            INSERT INTO idempotency_records (org_id, request_id, method, request_hash, resource_ids)
            SELECT current_org_id(), $2, $3, $4, $5 WHERE $2::uuid IS NOT NULL
@@ -58,21 +79,7 @@ pub async fn create(
             &change.name(),
             6
         ),
-    );
-    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(Value::Array(rows.to_vec()))
-        .bind(claim.map(|c| c.request_id))
-        .bind(claim.map(|c| c.method))
-        .bind(claim.map(|c| c.request_hash.to_vec()))
-        .bind(&ids)
-        .bind(context.to_param())
-        .fetch_all(&mut *conn)
-        .await?;
-    if created.is_empty() && !rows.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(in_order(created, &ids)))
+    )
 }
 
 /// The resources with these ids that exist (in the caller's organization), in the order of `ids`.

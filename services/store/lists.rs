@@ -254,6 +254,12 @@ pub async fn exists(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<boo
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await
 }
 
+/// Which of `ids` exist (in the caller's organization).
+pub async fn existing_ids(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let sql = format!("SELECT id FROM {} WHERE id = ANY($1)", resource_table(kind).table);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await
+}
+
 /// Which of `values` the unique text column `column` of `kind` already holds (to name a batch's conflicting
 /// item). `column` comes from the resource's field specs, never from a request.
 pub async fn taken(

@@ -24,11 +24,24 @@ pub async fn add(
     columns: &Map<String, Value>,
     context: &ChangeContext,
 ) -> Result<Value, sqlx::Error> {
-    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
+    let sql = add_sql(kind, &names);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(event_id)
+        .bind(other_id)
+        .bind(Value::Object(columns.clone()))
+        .bind(context.to_param())
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The statement of [`add`] setting attribute columns `names`: `$1` the event, `$2` the other side, `$3` the
+/// attributes (a JSON object), `$4` the change context. Public so the benchmarks run the service's own statement.
+pub fn add_sql(kind: RelationKind, names: &[&str]) -> String {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let cols = names.join(", ");
     let picked = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
+    format!(
         "WITH added AS (
            INSERT INTO {table} (org_id, event_id, {other_column}, {cols})
            SELECT current_org_id(), $1, $2, {picked} FROM jsonb_populate_record(NULL::{table}, $3) p
@@ -40,14 +53,86 @@ pub async fn add(
          ), changes AS ({changes})
          SELECT resource FROM src",
         changes = changes(ChangeType::RelationAdded(kind), "src", 4),
+    )
+}
+
+/// A relation to add: the event, the other side, and its validated attribute columns.
+pub struct NewRelation {
+    pub event_id: Uuid,
+    pub other_id: Uuid,
+    pub columns: Map<String, Value>,
+}
+
+/// Adds every relation of `relations` and emits one `event.<relation>_added` each: one statement per set of
+/// attribute columns (a single one when every item sets the same attributes), so the count triggers run once
+/// per statement, not once per relation. Returns the relations in the order given.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
+pub async fn add_many(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    relations: &[NewRelation],
+    context: &ChangeContext,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let RelationTable { other_column, .. } = relation_table(kind);
+    let mut groups = std::collections::BTreeMap::<Vec<&str>, Vec<Value>>::new();
+    for relation in relations {
+        let mut row = relation.columns.clone();
+        let names = relation.columns.keys().map(String::as_str).collect::<Vec<_>>();
+        row.insert("event_id".into(), Value::from(relation.event_id.to_string()));
+        row.insert((*other_column).into(), Value::from(relation.other_id.to_string()));
+        groups.entry(names).or_default().push(Value::Object(row));
+    }
+    let mut added = std::collections::HashMap::<(String, String), Value>::new();
+    for (names, rows) in groups {
+        let resources: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(add_many_sql(kind, &names)))
+            .bind(Value::Array(rows))
+            .bind(context.to_param())
+            .fetch_all(&mut *conn)
+            .await?;
+        for resource in resources {
+            let key = |column: &str| resource[column].as_str().unwrap_or_default().to_owned();
+            added.insert((key("event_id"), key(other_column)), resource);
+        }
+    }
+    Ok(relations.iter().filter_map(|r| added.remove(&(r.event_id.to_string(), r.other_id.to_string()))).collect())
+}
+
+/// The statement of [`add_many`] for items setting attribute columns `names`: `$1` the rows (a JSON array of
+/// objects with `event_id`, the other side's id and the attributes), `$2` the change context.
+fn add_many_sql(kind: RelationKind, names: &[&str]) -> String {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    let columns = names.iter().map(|c| format!(", {c}")).collect::<String>();
+    let picked = names.iter().map(|c| format!(", p.{c}")).collect::<String>();
+    format!(
+        "WITH added AS (
+           INSERT INTO {table} (org_id, event_id, {other_column}{columns})
+           SELECT current_org_id(), p.event_id, p.{other_column}{picked}
+           FROM jsonb_populate_recordset(NULL::{table}, $1) p
+           RETURNING *
+         ), src AS (
+           SELECT r.event_id AS aggregate_id, {projection} AS resource,
+                  jsonb_build_object('relation', {projection}) AS body
+           FROM added r
+         ), changes AS ({changes})
+         SELECT resource FROM src",
+        changes = changes(ChangeType::RelationAdded(kind), "src", 2),
+    )
+}
+
+/// Which of the pairs (`event_ids[i]`, `other_ids[i]`) are related already (to name a batch's conflicting item).
+pub async fn existing_pairs(
+    conn: &mut PgConnection,
+    kind: RelationKind,
+    event_ids: &[Uuid],
+    other_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    let RelationTable { table, other_column, .. } = relation_table(kind);
+    let sql = format!(
+        "SELECT r.event_id, r.{other_column} FROM {table} r
+         JOIN unnest($1::uuid[], $2::uuid[]) AS p (event_id, other_id)
+           ON r.event_id = p.event_id AND r.{other_column} = p.other_id"
     );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(event_id)
-        .bind(other_id)
-        .bind(Value::Object(columns.clone()))
-        .bind(context.to_param())
-        .fetch_one(&mut *conn)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(event_ids).bind(other_ids).fetch_all(&mut *conn).await
 }
 
 /// Sets attribute `columns` of an existing relation; emits `event.<relation>_updated` when something changed.

@@ -356,3 +356,29 @@ impl TcpProxy {
         let _ = self.up.send(up);
     }
 }
+
+/// Rows of `org` whose stored relation counts differ from a recount of the relation tables: events (speakers,
+/// companies, topics, media), speakers (events) and companies (events, employees). Zero when the count triggers
+/// and the bulk loader kept them right.
+pub async fn count_mismatches(db: &TestDb, org: Uuid) -> Vec<String> {
+    let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
+    sqlx::query_scalar(
+        "SELECT 'event ' || e.id FROM events e
+           WHERE (e.speaker_count, e.company_count, e.topic_count, e.media_count) IS DISTINCT FROM (
+             (SELECT count(*) FROM event_speakers x WHERE x.event_id = e.id)::int,
+             (SELECT count(*) FROM event_companies x WHERE x.event_id = e.id)::int,
+             (SELECT count(*) FROM event_topics x WHERE x.event_id = e.id)::int,
+             (SELECT count(*) FROM media x WHERE x.event_id = e.id)::int)
+         UNION ALL
+         SELECT 'speaker ' || s.id FROM speakers s
+           WHERE s.event_count <> (SELECT count(*) FROM event_speakers x WHERE x.speaker_id = s.id)
+         UNION ALL
+         SELECT 'company ' || c.id FROM companies c
+           WHERE (c.event_count, c.employee_count) IS DISTINCT FROM (
+             (SELECT count(*) FROM event_companies x WHERE x.company_id = c.id)::int,
+             (SELECT count(*) FROM speakers x WHERE x.company_id = c.id)::int)",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("recount")
+}

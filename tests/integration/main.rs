@@ -19,6 +19,8 @@ mod malformed;
 mod migrations;
 mod properties;
 mod read_models;
+mod relation_batches;
+mod relation_counts;
 mod relay;
 mod relay_operations;
 mod row_level_security;

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::common::{TestDb, assert_outbox_matches_data};
+use crate::common::{TestDb, assert_outbox_matches_data, count_mismatches};
 
 fn eventdata(db: &TestDb, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eventdata"));
@@ -66,6 +66,8 @@ async fn seed_is_deterministic_idempotent_and_resumable() {
             "every seeded {table} id is a UUIDv7, as docs/api.md says"
         );
     }
+    let wrong = count_mismatches(&db, alpha).await;
+    assert!(wrong.is_empty(), "the loader's preset counts equal a recount: {wrong:?}");
     let employed = scalar(&db.admin, alpha, "SELECT count(*) FROM speakers WHERE company_id IS NOT NULL").await;
     assert!(employed > speakers / 2, "companies have employees: {employed} of {speakers}");
     // Popularity is skewed: the busiest speaker is on far more events than the average one.
@@ -89,6 +91,8 @@ async fn seed_is_deterministic_idempotent_and_resumable() {
     let grown = succeeded(eventdata(&db, &["seed", "--org", "alpha", "--events", "450", "--embeddings", "40"], &[]));
     assert_eq!(inserted(&grown, "events"), 150, "a larger run adds only the missing events: {grown}");
     assert_eq!(scalar(&db.admin, alpha, "SELECT count(*) FROM events").await, 450);
+    let wrong = count_mismatches(&db, alpha).await;
+    assert!(wrong.is_empty(), "counts stay right when a run adds to a loaded organization: {wrong:?}");
 
     // The same seed gives the same catalogue in another organization (other ids, same content).
     succeeded(eventdata(&db, &["seed", "--org", "beta", "--events", "300", "--embeddings", "40"], &[]));
@@ -127,6 +131,17 @@ async fn seed_with_emit_changes_writes_the_changes_the_api_would() {
     assert_eq!(mismatched, 0, "payloads carry the resource as the API renders it");
     let added = scalar(&db.admin, org, "SELECT count(*) FROM outbox WHERE change_type = 'event.speaker_added'").await;
     assert_eq!(added, inserted(&report, "event_speakers"));
+    let wrong = count_mismatches(&db, org).await;
+    assert!(wrong.is_empty(), "counts kept by the triggers equal a recount: {wrong:?}");
+    // Each event.created shows the event as the API creates it: before its speakers and topics.
+    let counted_early = scalar(
+        &db.admin,
+        org,
+        "SELECT count(*) FROM outbox WHERE change_type = 'event.created'
+         AND NOT (payload->'resource'->'quality'->'reasons') ? 'no_speakers'",
+    )
+    .await;
+    assert_eq!(counted_early, 0, "event.created payloads are written before the relations count");
 }
 
 #[tokio::test]
