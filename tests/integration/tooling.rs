@@ -104,6 +104,49 @@ async fn seed_is_deterministic_idempotent_and_resumable() {
     assert_eq!(scalar(&db.admin, alpha, fingerprint).await, scalar(&db.admin, beta, fingerprint).await);
 }
 
+/// Every index of the schema, with whether it is valid.
+async fn index_list(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1",
+    )
+    .fetch_all(&db.admin)
+    .await
+    .expect("indexes")
+}
+
+#[tokio::test]
+async fn seed_builds_the_indexes_it_set_aside_and_heals_an_interrupted_run() {
+    let db = TestDb::migrated().await;
+    let schema = index_list(&db).await;
+    let seed = |org: &'static str| ["seed", "--org", org, "--events", "150", "--embeddings", "10"];
+
+    let first = succeeded(eventdata(&db, &seed("alpha"), &[]));
+    assert!(first.contains("events_search_rum_idx"), "an empty table's indexes are built after the load: {first}");
+    assert_eq!(index_list(&db).await, schema, "every index of the schema is back, valid");
+
+    // A run interrupted between setting an index aside and building it: the next run builds it.
+    sqlx::raw_sql(
+        "INSERT INTO seed_deferred_indexes (name, definition)
+           VALUES ('events_search_rum_idx', pg_get_indexdef('events_search_rum_idx'::regclass));
+         DROP INDEX events_search_rum_idx",
+    )
+    .execute(&db.admin)
+    .await
+    .expect("interrupt");
+    let again = succeeded(eventdata(&db, &seed("alpha"), &[]));
+    assert!(again.contains("events_search_rum_idx"), "{again}");
+    assert_eq!(index_list(&db).await, schema);
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM seed_deferred_indexes").fetch_one(&db.admin).await.expect("deferred");
+    assert_eq!(left, 0, "nothing stays set aside");
+
+    // Tables that hold rows (another organization's) keep their indexes through a load.
+    let other = succeeded(eventdata(&db, &seed("beta"), &[]));
+    assert!(!other.contains("events_search_rum_idx"), "{other}");
+    assert_eq!(index_list(&db).await, schema);
+}
+
 #[tokio::test]
 async fn seed_with_emit_changes_writes_the_changes_the_api_would() {
     let db = TestDb::migrated().await;
