@@ -1,7 +1,6 @@
 //! Which indexes a bulk load builds afterwards instead of row by row, and building them again.
 //!
-//! An index that backs no constraint, of a table that holds no rows at all (and that the load only inserts
-//! into), serves nobody yet: it is dropped
+//! An index that backs no constraint, of a table that holds no rows at all, serves nobody yet: it is dropped
 //! before the load, its definition kept in `seed_deferred_indexes` (migration 0009) in the same transaction, and
 //! built in bulk when the load is done. A vector index that holds no vectors is dropped too even when its table
 //! has rows (nobody's similarity query can use an empty graph). A run that is interrupted leaves the definitions
@@ -9,11 +8,13 @@
 
 use sqlx::{Connection, PgConnection};
 
-/// The tables whose indexes a load into them sets aside: those it only inserts into. Speakers and companies are
-/// also updated during a load (their relation counts, batch by batch), and an index built over a table full of
-/// fresh old row versions indexes every version some snapshot may still see: under concurrent work it came out
-/// twice the size, and the planner then priced it out of the name lookup.
-const DEFERRABLE_TABLES: [&str; 6] = ["topics", "events", "event_speakers", "event_topics", "event_companies", "media"];
+/// The tables a seed loads.
+const LOADED_TABLES: [&str; 8] =
+    ["topics", "companies", "speakers", "events", "event_speakers", "event_topics", "event_companies", "media"];
+/// Those of them the load also updates (their relation counts, batch by batch): vacuumed before their indexes
+/// are built, or the build indexes every old row version some snapshot may still see (under concurrent work the
+/// speakers' name index came out twice its size, and the planner priced it out of the name lookup).
+const UPDATED_TABLES: &str = "speakers, companies";
 
 /// The vector indexes, as migrations/0001 defines them. Every run ends by creating any that is missing: runs
 /// before migration 0009 dropped them without a record.
@@ -45,7 +46,7 @@ pub async fn set_aside(conn: &mut PgConnection) -> anyhow::Result<()> {
          ON CONFLICT (name) DO NOTHING
          RETURNING name",
     )
-    .bind(&DEFERRABLE_TABLES[..])
+    .bind(&LOADED_TABLES[..])
     .fetch_all(&mut *tx)
     .await?;
     for name in &deferred {
@@ -66,6 +67,7 @@ pub async fn set_aside(conn: &mut PgConnection) -> anyhow::Result<()> {
 /// returns their names.
 pub async fn build(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     let mut built = Vec::new();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {UPDATED_TABLES}"))).execute(&mut *conn).await?;
     let deferred: Vec<(String, String)> =
         sqlx::query_as("SELECT name, definition FROM seed_deferred_indexes ORDER BY dropped_at, name")
             .fetch_all(&mut *conn)

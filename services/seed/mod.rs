@@ -12,8 +12,7 @@
 //!   both would update the same popular speakers' counts and hold those row locks until commit, so they run one
 //!   after the other (measured: 20,000 events took 69 s with two loaders, 18 s with one).
 //! - Indexes nobody can be using are built after the load instead of row by row (`indexes`): every index that
-//!   backs no constraint, of each table the load only inserts into that holds no rows at all, and a vector
-//!   index that holds no vectors. One
+//!   backs no constraint, of each table that holds no rows at all, and a vector index that holds no vectors. One
 //!   bulk build is many times faster (the full-text RUM index most of all). An index that serves someone else's
 //!   rows is left alone, so no other organization's queries lose their index during a load.
 //! - Changes go to the outbox only with `emit_changes` (one `*.created` / `event.*_added` per row, exactly as the
