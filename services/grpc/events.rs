@@ -442,7 +442,8 @@ impl Api {
             let ids = checks.take(relation_ids(kind, event_id, other_id, &item));
             let columns = checks.take_violations(validate_create(kind.fields(), attributes, &item));
             let (Some((event_id, other_id)), Some(columns)) = (ids, columns) else { continue };
-            if let Some(first) = seen.insert((event_id, other_id), i) {
+            let first = *seen.entry((event_id, other_id)).or_insert(i);
+            if first != i {
                 let mut repeated = crate::domain::fields::Violations::default();
                 repeated.add(format!("{item}{}_id", kind.target().name()), format!("repeats requests[{first}]"));
                 checks.add(repeated);

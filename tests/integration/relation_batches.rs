@@ -125,13 +125,26 @@ async fn a_bad_item_is_named_and_nothing_of_its_batch_is_written() {
     let ok = |speaker: &str| speaker_add(&event.id, speaker, pb::SpeakerRole::Speaker);
 
     // Checked before anything is written: every malformed item, and a pair named twice.
-    let status = events
-        .batch_add_event_speakers(batch(vec![ok(&speakers[0].id), ok("not-a-uuid"), ok(&speakers[0].id)]))
-        .await
-        .expect_err("invalid");
+    let items = vec![ok(&speakers[0].id), ok("not-a-uuid"), ok(&speakers[0].id), ok(&speakers[0].id)];
+    let status = events.batch_add_event_speakers(batch(items)).await.expect_err("invalid");
     assert_eq!(status.code(), Code::InvalidArgument);
     let (_, fields) = error_details(&status);
-    assert_eq!(fields, ["requests[1].event_speaker.speaker_id", "requests[2].event_speaker.speaker_id"]);
+    assert_eq!(
+        fields,
+        [
+            "requests[1].event_speaker.speaker_id",
+            "requests[2].event_speaker.speaker_id",
+            "requests[3].event_speaker.speaker_id"
+        ]
+    );
+    let repeats: Vec<String> = status
+        .get_details_bad_request()
+        .expect("bad request")
+        .field_violations
+        .into_iter()
+        .map(|v| v.description)
+        .collect();
+    assert_eq!(repeats[1..], ["repeats requests[0]", "repeats requests[0]"], "each repeat names the first item");
     let status = events.batch_add_event_speakers(batch(vec![])).await.expect_err("empty");
     assert_eq!((status.code(), error_details(&status).1), (Code::InvalidArgument, vec!["requests".to_string()]));
     let too_many = (0..501).map(|_| ok(&speakers[0].id)).collect();
