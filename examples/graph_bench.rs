@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .max_connections(4)
         .connect(&format!("postgres://eventdata_app@127.0.0.1:5432/{DB}"))
         .await?;
-    let app = App::new(app_pool.clone(), PageTokens::random());
+    let app = App::new(app_pool.clone(), PageTokens::random(), std::time::Duration::from_secs(30));
     let caller = Caller {
         org_id: org,
         key_id: Uuid::nil(),

@@ -54,8 +54,6 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// PostgreSQL settings.
     pub database: DatabaseSettings,
-    /// RabbitMQ (`AMQP_URL`, default amqp://guest:guest@127.0.0.1:5672/%2f).
-    pub amqp_url: String,
     /// How often the database health probe runs (`EVENTDATA_HEALTH_INTERVAL_MS`, default 1000).
     pub health_interval: Duration,
     /// Telemetry settings.
@@ -184,6 +182,32 @@ impl RelaySettings {
     }
 }
 
+/// Settings of `eventdata backup` and `eventdata restore` (docs/operations.md).
+#[derive(Clone, Debug)]
+pub struct BackupSettings {
+    /// The role `backup` reads with (`EVENTDATA_BACKUP_URL`): it bypasses row-level security, read-only.
+    pub backup_url: String,
+    /// A superuser connection `restore` creates the target database with (`EVENTDATA_RESTORE_URL`).
+    pub restore_url: String,
+}
+
+/// Default backup-role URL for a local setup made by scripts/setup.sh.
+pub const DEFAULT_BACKUP_URL: &str = "postgres://eventdata_backup@127.0.0.1:5432/eventdata";
+/// Default restore URL: the local superuser's maintenance database.
+pub const DEFAULT_RESTORE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl BackupSettings {
+    /// Reads the backup and restore settings.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let postgres = &["postgres", "postgresql"];
+        Ok(Self {
+            backup_url: env.url("EVENTDATA_BACKUP_URL", DEFAULT_BACKUP_URL, postgres)?,
+            restore_url: env.url("EVENTDATA_RESTORE_URL", DEFAULT_RESTORE_URL, postgres)?,
+        })
+    }
+}
+
 /// Default runtime-role URL for a local setup made by scripts/setup.sh.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://eventdata_app@127.0.0.1:5432/eventdata";
 /// Default owner-role URL for a local setup made by scripts/setup.sh.
@@ -212,7 +236,6 @@ impl Config {
             grpc_addr: env.parsed("EVENTDATA_GRPC_ADDR", "127.0.0.1:50051")?,
             http_addr: env.parsed("EVENTDATA_HTTP_ADDR", "127.0.0.1:8080")?,
             database: DatabaseSettings::from_lookup(&lookup)?,
-            amqp_url: env.url("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
             health_interval: env.millis("EVENTDATA_HEALTH_INTERVAL_MS", 1000)?,
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
             page_token_secret: env.get("EVENTDATA_PAGE_TOKEN_SECRET"),
@@ -354,7 +377,6 @@ mod tests {
             ("EVENTDATA_HTTP_ADDR", "8080"),
             ("DATABASE_URL", "mysql://x@y/z"),
             ("DATABASE_ADMIN_URL", "not a url"),
-            ("AMQP_URL", "http://broker"),
             ("EVENTDATA_DB_POOL_MAX", "0"),
             ("EVENTDATA_DB_POOL_MAX", "many"),
             ("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", "-5"),
@@ -386,8 +408,22 @@ mod tests {
             ("EVENTDATA_RELAY_BATCH_SIZE", "x"),
             ("EVENTDATA_IDEMPOTENCY_RETENTION_HOURS", "1"),
             ("EVENTDATA_RELAY_DATABASE_URL", "nope"),
+            ("AMQP_URL", "http://broker"),
         ] {
             let err = RelaySettings::from_lookup(|k| (k == var).then(|| value.to_string())).expect_err(var);
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[test]
+    fn backup_settings_default_to_the_local_roles_and_reject_other_schemes() {
+        let defaults = BackupSettings::from_lookup(|_| None).expect("defaults");
+        assert_eq!(
+            (defaults.backup_url.as_str(), defaults.restore_url.as_str()),
+            (DEFAULT_BACKUP_URL, DEFAULT_RESTORE_URL)
+        );
+        for var in ["EVENTDATA_BACKUP_URL", "EVENTDATA_RESTORE_URL"] {
+            let err = BackupSettings::from_lookup(|k| (k == var).then(|| "mysql://x@y/z".to_string())).expect_err(var);
             assert_eq!(err.var, var);
         }
     }

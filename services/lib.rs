@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod backup;
+pub mod call;
 pub mod config;
 pub mod db;
 pub mod domain;

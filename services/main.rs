@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use eventdata::config::{Config, DatabaseSettings, RelaySettings, TelemetrySettings};
+use eventdata::config::{BackupSettings, Config, DatabaseSettings, RelaySettings, TelemetrySettings};
 use eventdata::domain::api_key::{NewApiKey, Scopes};
 use eventdata::domain::org_slug::OrgSlug;
 use eventdata::loadgen::{LoadOptions, Workload};
@@ -91,6 +91,21 @@ enum Command {
         /// API key (scopes read, and write for create and mixed).
         #[arg(long, env = "EVENTDATA_API_KEY", hide_env_values = true)]
         key: String,
+    },
+    /// Make one gRPC call with a JSON request and print the answers as JSON (no grpcurl needed). Without a
+    /// method, list every method.
+    Call {
+        /// `Service/Method`, e.g. `EventService/GetEvent` (package optional).
+        method: Option<String>,
+        /// The request in protobuf's JSON mapping; `-` reads it from standard input.
+        #[arg(default_value = "{}")]
+        request: String,
+        /// The service's gRPC URL.
+        #[arg(long, env = "EVENTDATA_GRPC_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        /// API key, sent as `authorization: Bearer <key>`.
+        #[arg(long, env = "EVENTDATA_API_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
     /// Publish the outbox to RabbitMQ (default), or inspect and replay it.
     Relay {
@@ -194,12 +209,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", eventdata::loadgen::run(&options).await?.render());
             Ok(())
         }
+        Command::Call { method, request, url, key } => call(method.as_deref(), &request, &url, key.as_deref()).await,
         Command::Backup { out } => backup(&out).await,
         Command::Restore { file, database, jobs } => restore(&file, &database, jobs).await,
         Command::Seed { org, events, seed, embeddings, emit_changes } => {
             seed_org(&org, SeedOptions { events, seed, embeddings, emit_changes }).await
         }
     }
+}
+
+async fn call(method: Option<&str>, request: &str, url: &str, key: Option<&str>) -> anyhow::Result<()> {
+    use eventdata::call;
+    let Some(method) = method else {
+        println!("{}", call::methods()?.join("\n"));
+        return Ok(());
+    };
+    let method = call::find_method(method)?;
+    let json = if request == "-" { std::io::read_to_string(std::io::stdin())? } else { request.to_owned() };
+    let message = call::request(&method, &json)?;
+    call::call(url, key, &method, message, &mut std::io::stdout().lock()).await
 }
 
 async fn serve() -> anyhow::Result<()> {
@@ -346,11 +374,8 @@ async fn relay_status(settings: &RelaySettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-const DEFAULT_BACKUP_URL: &str = "postgres://eventdata_backup@127.0.0.1:5432/eventdata";
-const DEFAULT_RESTORE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 async fn backup(out: &std::path::Path) -> anyhow::Result<()> {
-    let url = std::env::var("EVENTDATA_BACKUP_URL").unwrap_or_else(|_| DEFAULT_BACKUP_URL.into());
+    let url = BackupSettings::from_lookup(|name| std::env::var(name).ok())?.backup_url;
     let started = std::time::Instant::now();
     let manifest = eventdata::backup::backup(&url, out).await?;
     let rows: i64 = manifest.tables.iter().map(|t| t.rows).sum();
@@ -366,7 +391,7 @@ async fn backup(out: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn restore(file: &std::path::Path, database: &str, jobs: usize) -> anyhow::Result<()> {
-    let url = std::env::var("EVENTDATA_RESTORE_URL").unwrap_or_else(|_| DEFAULT_RESTORE_URL.into());
+    let url = BackupSettings::from_lookup(|name| std::env::var(name).ok())?.restore_url;
     let started = std::time::Instant::now();
     let checks = eventdata::backup::restore(&url, file, database, jobs).await?;
     println!("table\texpected_rows\trestored_rows\tchecksum");

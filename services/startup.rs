@@ -83,7 +83,12 @@ impl Application {
         let metrics = crate::metrics::ApiMetrics::default();
         let notifier = crate::outbox::feed::CommitNotifier::spawn(self.pool.clone());
         let api = crate::grpc::Api {
-            app: crate::app::App::new(self.pool.clone(), self.config.page_tokens()).with_metrics(metrics.clone()),
+            app: crate::app::App::new(
+                self.pool.clone(),
+                self.config.page_tokens(),
+                self.config.database.statement_timeout,
+            )
+            .with_metrics(metrics.clone()),
             auth: std::sync::Arc::new(crate::grpc::auth::Authenticator::new(
                 self.pool.clone(),
                 self.config.auth_cache_ttl,

@@ -55,6 +55,9 @@ pub struct App {
     pool: PgPool,
     tokens: PageTokens,
     metrics: crate::metrics::ApiMetrics,
+    /// The server's statement limit (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`): a caller's deadline may shorten it,
+    /// never lengthen it.
+    statement_limit: std::time::Duration,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -64,9 +67,10 @@ const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50
 const ATTEMPTS: usize = 4;
 
 impl App {
-    /// Use cases on `pool`, signing page tokens with `tokens`.
-    pub fn new(pool: PgPool, tokens: PageTokens) -> Self {
-        Self { pool, tokens, metrics: Default::default() }
+    /// Use cases on `pool`, signing page tokens with `tokens`, with statements limited to `statement_limit` (the
+    /// limit the pool's connections carry; a caller's deadline only shortens it).
+    pub fn new(pool: PgPool, tokens: PageTokens, statement_limit: std::time::Duration) -> Self {
+        Self { pool, tokens, metrics: Default::default(), statement_limit }
     }
 
     /// The same use cases, reporting pool waits to `metrics`.
@@ -101,12 +105,21 @@ impl App {
             self.metrics.pool_waiting.dec();
             return Err(AppError::DeadlineExceeded);
         }
-        let limit = remaining.map(|r| r - DEADLINE_MARGIN);
+        let limit = remaining.and_then(|r| statement_limit_for(r - DEADLINE_MARGIN, self.statement_limit));
         let tx = crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings).await;
         self.metrics.pool_waiting.dec();
         self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
         Ok(tx?)
     }
+}
+
+/// The statement limit a transaction needs for a caller with `time_left`: none when the server's own limit
+/// (which every connection already carries) is the shorter, since a deadline must never raise it.
+fn statement_limit_for(
+    time_left: std::time::Duration,
+    server_limit: std::time::Duration,
+) -> Option<std::time::Duration> {
+    (time_left < server_limit).then_some(time_left)
 }
 
 /// Runs `attempt` again while it fails with a retryable conflict, at most [`ATTEMPTS`] times.
@@ -124,5 +137,20 @@ where
             }
             result => return result,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::statement_limit_for;
+
+    #[test]
+    fn a_deadline_shortens_the_statement_limit_and_never_raises_it() {
+        let server = Duration::from_secs(30);
+        assert_eq!(statement_limit_for(Duration::from_secs(2), server), Some(Duration::from_secs(2)));
+        assert_eq!(statement_limit_for(Duration::from_secs(600), server), None);
+        assert_eq!(statement_limit_for(server, server), None);
     }
 }

@@ -7,14 +7,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-/// What a key may do. `read` gates Get/List/Search, `write` mutations, `admin` operator-only methods.
+/// What a key may do. `read` gates Get/List/Search/Watch, `write` mutations; `admin` grants both (a key for an
+/// organization's operators and tools; no method needs more than `write`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     /// Read the catalogue.
     Read,
     /// Change the catalogue.
     Write,
-    /// Operator methods.
+    /// Everything `read` and `write` grant.
     Admin,
 }
 
@@ -70,6 +71,11 @@ impl Scopes {
         self.0.contains(&scope)
     }
 
+    /// Whether a key with these scopes may call a method that needs `scope`: `admin` grants every scope.
+    pub fn grants(&self, scope: Scope) -> bool {
+        self.contains(scope) || self.contains(Scope::Admin)
+    }
+
     /// The scope names, sorted, for storage.
     pub fn names(&self) -> Vec<String> {
         self.0.iter().map(|s| s.as_str().to_owned()).collect()
@@ -119,6 +125,16 @@ mod tests {
         assert_eq!(scopes.names(), vec!["read", "write"]);
         assert!(Scopes::parse_list("read,root").is_err());
         assert!(Scopes::parse_list("").is_err());
+    }
+
+    #[test]
+    fn admin_grants_every_scope_and_the_others_only_themselves() {
+        let admin = Scopes::parse_list("admin").expect("valid");
+        assert!(admin.grants(Scope::Read) && admin.grants(Scope::Write) && admin.grants(Scope::Admin));
+        let read = Scopes::parse_list("read").expect("valid");
+        assert!(read.grants(Scope::Read) && !read.grants(Scope::Write) && !read.grants(Scope::Admin));
+        let write = Scopes::parse_list("write").expect("valid");
+        assert!(!write.grants(Scope::Read) && write.grants(Scope::Write));
     }
 
     #[test]

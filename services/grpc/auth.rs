@@ -49,7 +49,7 @@ impl Authenticator {
         let grant =
             self.lookup(hash_secret(secret)).await?.ok_or(AppError::Unauthenticated("unknown or revoked API key"))?;
         let scopes = Scopes::from_names(&grant.scopes).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
-        if !scopes.contains(scope) {
+        if !scopes.grants(scope) {
             return Err(AppError::PermissionDenied(format!("this API key lacks the `{scope}` scope")));
         }
         let span = tracing::Span::current();

@@ -34,6 +34,16 @@ async fn keys_and_scopes() {
         .expect_err("a read key cannot write");
     assert_eq!(denied.code(), Code::PermissionDenied);
 
+    let admin = app.db.create_key(app.org, &["admin"]).await;
+    get(app.as_key(Some(&admin))).await.expect("an admin key reads");
+    EventServiceClient::new(app.as_key(Some(&admin)))
+        .create_event(pb::CreateEventRequest {
+            event: Some(crate::catalogue_crud::new_event("Admin", "admin")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("an admin key writes");
+
     let doomed = app.db.create_key(app.org, &["read", "write"]).await;
     get(app.as_key(Some(&doomed))).await.expect("valid before revocation");
     sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE secret_hash = $1")

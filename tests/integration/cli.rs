@@ -73,3 +73,54 @@ fn configuration_errors_name_the_variable() {
     let output = eventdata(None, &["migrate", "status"], &[("DATABASE_ADMIN_URL", "redis://x")]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_ADMIN_URL"));
 }
+
+/// Runs `eventdata call` against `app` with its key, feeding `stdin`; the server keeps running meanwhile.
+async fn call(app: &crate::common::TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventdata"));
+    command
+        .arg("call")
+        .args(args)
+        .env("EVENTDATA_GRPC_URL", &app.server.grpc_url)
+        .env("EVENTDATA_API_KEY", &app.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn eventdata call");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.unwrap_or("").as_bytes()).await.expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("eventdata call")
+}
+
+#[tokio::test]
+async fn call_sends_json_requests_and_prints_answers_and_errors() {
+    let app = crate::common::TestApp::start().await;
+    let listed = stdout(&call(&app, &[], None).await);
+    assert!(listed.lines().any(|l| l.starts_with("eventdata.v1.EventService/CreateEvent\t")), "{listed}");
+
+    let created = stdout(
+        &call(
+            &app,
+            &["EventService/CreateEvent", r#"{"event": {"name": "RustConf", "slug": "rustconf", "country": "US"}}"#],
+            None,
+        )
+        .await,
+    );
+    let event: serde_json::Value = serde_json::from_str(&created).expect("JSON answer");
+    assert_eq!(event["name"], "RustConf");
+    let id = event["id"].as_str().expect("an id").to_owned();
+
+    let body = format!(r#"{{"id": "{id}"}}"#);
+    let fetched = stdout(&call(&app, &["eventdata.v1.EventService/GetEvent", "-"], Some(&body)).await);
+    let fetched: serde_json::Value = serde_json::from_str(&fetched).expect("JSON answer");
+    assert_eq!((fetched["id"].as_str(), fetched["country"].as_str()), (Some(id.as_str()), Some("US")));
+
+    let invalid = call(&app, &["EventService/CreateEvent", r#"{"event": {"name": ""}}"#], None).await;
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(!invalid.status.success());
+    assert!(stderr.contains("InvalidArgument") && stderr.contains("event.name"), "{stderr}");
+
+    let typo = call(&app, &["EventService/CreateEvent", r#"{"event": {"nmae": "x"}}"#], None).await;
+    assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("CreateEventRequest"));
+}

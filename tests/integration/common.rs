@@ -130,7 +130,6 @@ pub fn test_config(database: DatabaseSettings) -> Config {
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         database,
-        amqp_url: eventdata::config::DEFAULT_AMQP_URL.into(),
         health_interval: Duration::from_millis(100),
         telemetry: TelemetrySettings { otlp_endpoint: None, service_name: "eventdata-test".into(), json_logs: false },
         page_token_secret: Some("test-secret".into()),

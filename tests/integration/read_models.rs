@@ -280,7 +280,11 @@ async fn a_context_costs_the_same_few_statements_however_much_it_holds() {
     // One connection, warmed below: every measured call runs on it, so nothing a fresh connection does on first
     // use (connecting, type lookups) can land in a measurement.
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db.app_url).await.expect("pool");
-    let service = eventdata::app::App::new(pool, eventdata::domain::page_token::PageTokens::random());
+    let service = eventdata::app::App::new(
+        pool,
+        eventdata::domain::page_token::PageTokens::random(),
+        std::time::Duration::from_secs(30),
+    );
     let caller = eventdata::app::Caller {
         org_id: app.org,
         key_id: Uuid::now_v7(),

@@ -166,6 +166,34 @@ async fn a_deadline_cancels_the_database_work() {
 }
 
 #[tokio::test]
+async fn a_long_deadline_never_raises_the_servers_statement_limit() {
+    let db = TestDb::migrated().await;
+    let mut config = test_config(db.settings());
+    config.database.statement_timeout = Duration::from_millis(300);
+    let server = TestServer::start(config).await;
+    let org = db.create_org("patient").await;
+    let key = db.create_key(org, &["read", "write"]).await;
+    let auth = crate::common::BearerAuth(Some(format!("Bearer {key}").parse().expect("ascii")));
+    let channel = tonic::service::interceptor::InterceptedService::new(server.channel().await, auth);
+    let event = create_event(channel.clone(), "Patient", "patient").await;
+
+    let mut lock = db.admin.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(eventdata::store::locks::lock_key(event.id.parse().expect("uuid")))
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let mut request = tonic::Request::new(rename(&event.id, "Never"));
+    request.set_timeout(Duration::from_secs(600));
+    // Guard only: with the limit raised to the deadline, the call would wait for the lock for ten minutes.
+    let answer = tokio::time::timeout(Duration::from_secs(30), EventServiceClient::new(channel).update_event(request))
+        .await
+        .expect("the server's 300 ms limit ends the call, not the caller's ten minutes");
+    assert_eq!(answer.expect_err("the lock is held").code(), Code::DeadlineExceeded);
+    drop(lock);
+}
+
+#[tokio::test]
 async fn calls_beyond_the_concurrency_limit_are_shed_and_large_requests_refused() {
     let db = TestDb::migrated().await;
     let mut config = test_config(db.settings());
