@@ -13,8 +13,13 @@ use crate::config::DatabaseSettings;
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle for longer than this is pinged before use; one back sooner is used as it is.
+pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The runtime role's pool. It connects lazily, so the service starts (and reports itself unready) while
-/// PostgreSQL is still down; idle connections are checked before use.
+/// PostgreSQL is still down. A connection that sat idle for [`PING_AFTER_IDLE`] is checked before use (one that
+/// fails is replaced); a busy one is not, since a ping is a round trip as dear as the read it would precede (a
+/// connection broken in the last second fails its call with UNAVAILABLE, like any call during an outage).
 pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
     let options = PgConnectOptions::from_str(&settings.url)?
@@ -25,7 +30,15 @@ pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
         .max_connections(settings.pool_max)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(300))
-        .test_before_acquire(true)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 

@@ -96,20 +96,29 @@ impl App {
         caller: &Caller,
         settings: &[(&str, String)],
     ) -> Result<Transaction<'static, Postgres>, AppError> {
-        let started = std::time::Instant::now();
-        self.metrics.pool_waiting.inc();
-        // The statement limit ends a little before the caller's deadline, so the database cancels the work and the
-        // caller hears DEADLINE_EXCEEDED rather than a dropped call.
+        let limit = self.statement_limit_of(caller)?;
+        self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings)).await
+    }
+
+    /// The statement limit the caller's deadline calls for: none when the server's own is shorter. The limit ends
+    /// a little before the deadline, so the database cancels the work and the caller hears DEADLINE_EXCEEDED
+    /// rather than a dropped call; with too little time left, DEADLINE_EXCEEDED at once.
+    fn statement_limit_of(&self, caller: &Caller) -> Result<Option<std::time::Duration>, AppError> {
         let remaining = caller.deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         if remaining.is_some_and(|r| r <= DEADLINE_MARGIN) {
-            self.metrics.pool_waiting.dec();
             return Err(AppError::DeadlineExceeded);
         }
-        let limit = remaining.and_then(|r| statement_limit_for(r - DEADLINE_MARGIN, self.statement_limit));
-        let tx = crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings).await;
+        Ok(remaining.and_then(|r| statement_limit_for(r - DEADLINE_MARGIN, self.statement_limit)))
+    }
+
+    /// Awaits a pooled connection (and its first round trip), counting the waiters and the time waited.
+    async fn measured<T>(&self, acquire: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, AppError> {
+        let started = std::time::Instant::now();
+        self.metrics.pool_waiting.inc();
+        let acquired = acquire.await;
         self.metrics.pool_waiting.dec();
         self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
-        Ok(tx?)
+        Ok(acquired?)
     }
 }
 

@@ -12,8 +12,8 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::catalogue_crud::{create_event, create_speaker};
 use crate::common::{TestApp, eventually};
+use crate::fixtures::{create_company, create_event, create_media, create_speaker, create_topic};
 
 #[tokio::test]
 async fn keys_and_scopes() {
@@ -27,7 +27,7 @@ async fn keys_and_scopes() {
     get(app.as_key(Some(&reader))).await.expect("a read key reads");
     let denied = EventServiceClient::new(app.as_key(Some(&reader)))
         .create_event(pb::CreateEventRequest {
-            event: Some(crate::catalogue_crud::new_event("X", "x")),
+            event: Some(crate::fixtures::new_event("X", "x")),
             request_id: String::new(),
         })
         .await
@@ -38,7 +38,7 @@ async fn keys_and_scopes() {
     get(app.as_key(Some(&admin))).await.expect("an admin key reads");
     EventServiceClient::new(app.as_key(Some(&admin)))
         .create_event(pb::CreateEventRequest {
-            event: Some(crate::catalogue_crud::new_event("Admin", "admin")),
+            event: Some(crate::fixtures::new_event("Admin", "admin")),
             request_id: String::new(),
         })
         .await
@@ -64,35 +64,9 @@ async fn another_organization_finds_nothing_of_ours() {
     let app = TestApp::start().await;
     let event = create_event(app.rw(), "Ours", "ours").await;
     let speaker = create_speaker(app.rw(), "Ada").await;
-    let company = CompanyServiceClient::new(app.rw())
-        .create_company(pb::CreateCompanyRequest {
-            company: Some(pb::Company { name: "Acme".into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("company")
-        .into_inner();
-    let topic = TopicServiceClient::new(app.rw())
-        .create_topic(pb::CreateTopicRequest {
-            topic: Some(pb::Topic { name: "Rust".into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("topic")
-        .into_inner();
-    let media = MediaServiceClient::new(app.rw())
-        .create_media(pb::CreateMediaRequest {
-            media: Some(pb::Media {
-                event_id: event.id.clone(),
-                kind: pb::MediaKind::Image as i32,
-                url: "https://x.test/a".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("media")
-        .into_inner();
+    let company = create_company(app.rw(), "Acme").await;
+    let topic = create_topic(app.rw(), "Rust").await;
+    let media = create_media(app.rw(), &event.id, "https://x.test/a").await;
     let page_token = {
         create_event(app.rw(), "Ours too", "ours-too").await;
         EventServiceClient::new(app.rw())

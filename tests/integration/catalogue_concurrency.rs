@@ -8,8 +8,8 @@ use pb::event_service_client::EventServiceClient;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::catalogue_crud::{create_event, new_event, ts};
 use crate::common::{TestApp, error_details};
+use crate::fixtures::{create_event, new_event, ts};
 
 fn event_at(i: usize, start: i64) -> pb::CreateEventRequest {
     let mut event = new_event(&format!("Event {i}"), &format!("event-{i}"));

@@ -10,8 +10,8 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::catalogue_crud::{create_event, create_speaker, new_event};
 use crate::common::{TestApp, error_details};
+use crate::fixtures::{create_event, create_speaker, new_event};
 
 const MISSING: &str = "01900000-0000-7000-8000-000000000000";
 
@@ -53,7 +53,7 @@ async fn invalid_arguments_report_every_violation() {
     assert_eq!(fields, vec!["event.name", "event.slug", "event.status", "event.country", "event.website_url"]);
 
     let mut reversed = new_event("X", "x");
-    reversed.end_time = crate::catalogue_crud::ts(1);
+    reversed.end_time = crate::fixtures::ts(1);
     let fields = assert_status(
         events.create_event(pb::CreateEventRequest { event: Some(reversed), request_id: String::new() }).await,
         Code::InvalidArgument,

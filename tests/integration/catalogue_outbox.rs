@@ -3,13 +3,11 @@
 
 use eventdata::proto::v1 as pb;
 use pb::event_service_client::EventServiceClient;
-use pb::media_service_client::MediaServiceClient;
-use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use uuid::Uuid;
 
-use crate::catalogue_crud::{create_event, create_speaker, new_event};
 use crate::common::TestApp;
+use crate::fixtures::{create_event, create_media, create_speaker, create_topic, new_event};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -73,27 +71,8 @@ async fn deleting_an_event_cascades_and_reports_what_went() {
     let app = TestApp::start().await;
     let event = create_event(app.rw(), "Conf", "conf").await;
     let speaker = create_speaker(app.rw(), "Ada").await;
-    let topic = TopicServiceClient::new(app.rw())
-        .create_topic(pb::CreateTopicRequest {
-            topic: Some(pb::Topic { name: "Rust".into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("topic")
-        .into_inner();
-    let media = MediaServiceClient::new(app.rw())
-        .create_media(pb::CreateMediaRequest {
-            media: Some(pb::Media {
-                event_id: event.id.clone(),
-                kind: pb::MediaKind::Image as i32,
-                url: "https://x.test/a.png".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("media")
-        .into_inner();
+    let topic = create_topic(app.rw(), "Rust").await;
+    let media = create_media(app.rw(), &event.id, "https://x.test/a.png").await;
     let mut events = EventServiceClient::new(app.rw());
     events
         .add_event_speaker(pb::AddEventSpeakerRequest {

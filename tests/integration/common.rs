@@ -27,6 +27,68 @@ fn app_server_url() -> String {
     std::env::var("EVENTDATA_TEST_APP_URL").unwrap_or_else(|_| "postgres://eventdata_app@127.0.0.1:5432".into())
 }
 
+/// A connection to the `postgres` database as the owner role, which may create databases.
+async fn owner_server_pool() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{}/postgres", owner_server_url()))
+        .await
+        .expect("connect as eventdata_owner (run scripts/setup.sh, or set EVENTDATA_TEST_OWNER_URL)")
+}
+
+/// The name of a database with every embedded migration applied, created on first use and then only copied
+/// (copying is much cheaper than migrating: the HNSW, RUM and trigram indexes, the functions and policies). The
+/// name carries a digest of the migrations, so a changed migration gets a new template; test binaries and threads
+/// that start together agree on one creator through an advisory lock.
+async fn migrated_template() -> String {
+    use sha2::Digest;
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut digest = sha2::Sha256::new();
+            for migration in eventdata::db::MIGRATOR.iter() {
+                digest.update(migration.version.to_le_bytes());
+                digest.update(&*migration.checksum);
+            }
+            let name = format!("edtest_template_{}", &hex::encode(digest.finalize())[..16]);
+            let server = owner_server_pool().await;
+            let mut lock = server.acquire().await.expect("connection");
+            sqlx::query("SELECT pg_advisory_lock(hashtext('eventdata test template'))")
+                .execute(&mut *lock)
+                .await
+                .expect("template lock");
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut *lock)
+                .await
+                .expect("look for the template");
+            if !exists {
+                // Built under another name and renamed when complete, so an interrupted run leaves no half-made
+                // template behind under the real name.
+                let building = format!("{name}_building");
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {building}"),
+                    format!("CREATE DATABASE {building} TEMPLATE template1"),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *lock).await.expect("create the template");
+                }
+                let url = format!("{}/{building}", owner_server_url());
+                let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.expect("connect to template");
+                eventdata::db::migrate_up(&pool).await.expect("migrate the template");
+                pool.close().await;
+                let rename = format!("ALTER DATABASE {building} RENAME TO {name}");
+                sqlx::query(sqlx::AssertSqlSafe(rename)).execute(&mut *lock).await.expect("name the template");
+            }
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('eventdata test template'))")
+                .execute(&mut *lock)
+                .await
+                .expect("template unlock");
+            name
+        })
+        .await
+        .clone()
+}
+
 /// A database of this test's own, dropped when the value is dropped.
 pub struct TestDb {
     /// The database name.
@@ -42,13 +104,14 @@ pub struct TestDb {
 impl TestDb {
     /// A new database with nothing of ours in it.
     pub async fn empty() -> Self {
+        Self::copy_of("template1").await
+    }
+
+    /// A new database copied from `template`.
+    async fn copy_of(template: &str) -> Self {
         let name = format!("edtest_{}", Uuid::new_v4().simple());
-        let server = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{}/postgres", owner_server_url()))
-            .await
-            .expect("connect as eventdata_owner (run scripts/setup.sh, or set EVENTDATA_TEST_OWNER_URL)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE template1")))
+        let server = owner_server_pool().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
             .execute(&server)
             .await
             .expect("create test database");
@@ -59,11 +122,9 @@ impl TestDb {
         Self { name, admin_url, app_url, admin }
     }
 
-    /// A new database with every migration applied.
+    /// A new database with every migration applied: a copy of a template migrated once per set of migrations.
     pub async fn migrated() -> Self {
-        let db = Self::empty().await;
-        eventdata::db::migrate_up(&db.admin).await.expect("migrate up");
-        db
+        Self::copy_of(&migrated_template().await).await
     }
 
     /// Database settings pointing the service at this database.

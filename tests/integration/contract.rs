@@ -13,8 +13,8 @@ use prost_types::FieldMask;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::catalogue_crud::{create_event, create_speaker, create_topic, new_event, ts};
 use crate::common::{TestApp, error_details};
+use crate::fixtures::{create_event, create_speaker, create_topic, new_event, ts};
 
 const DIMENSION: usize = eventdata::domain::embedding::DIMENSION;
 

@@ -9,8 +9,8 @@ use pb::graph_service_client::GraphServiceClient;
 use pb::speaker_service_client::SpeakerServiceClient;
 use tonic::Code;
 
-use crate::catalogue_crud::{create_event, create_speaker};
 use crate::common::{AuthChannel, TestApp};
+use crate::fixtures::{create_event, create_speaker};
 
 type Key = (i32, String);
 
@@ -133,11 +133,11 @@ async fn build(app: &TestApp) -> (Graph, Vec<String>, Vec<String>, Vec<String>, 
 }
 
 async fn company(channel: AuthChannel, name: &str) -> String {
-    crate::catalogue_crud::create_company(channel, name).await.id
+    crate::fixtures::create_company(channel, name).await.id
 }
 
 async fn topic(channel: AuthChannel, name: &str) -> String {
-    crate::catalogue_crud::create_topic(channel, name).await.id
+    crate::fixtures::create_topic(channel, name).await.id
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod change_feed;
 mod cli;
 mod contract;
 mod docs;
+mod fixtures;
 mod graph;
 mod list_indexes;
 mod malformed;

@@ -97,7 +97,7 @@ fn nested_struct(depth: usize) -> prost_types::Struct {
 }
 
 fn create_event_with_metadata(depth: usize, slug: &str) -> Vec<u8> {
-    let mut event = crate::catalogue_crud::new_event("Nested", slug);
+    let mut event = crate::fixtures::new_event("Nested", slug);
     event.metadata = Some(nested_struct(depth));
     pb::CreateEventRequest { event: Some(event), request_id: String::new() }.encode_to_vec()
 }

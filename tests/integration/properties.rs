@@ -104,7 +104,7 @@ async fn arbitrary_requests_get_ok_or_invalid_argument_and_invariants_hold() {
     let block = |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send>>| {
         tokio::task::block_in_place(|| handle.block_on(f))
     };
-    let target = crate::catalogue_crud::create_event(app.rw(), "Target", "target").await;
+    let target = crate::fixtures::create_event(app.rw(), "Target", "target").await;
 
     let channel = app.rw();
     run(150, event(), |e| {

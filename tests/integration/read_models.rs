@@ -15,8 +15,8 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use uuid::Uuid;
 
-use crate::catalogue_crud::{create_company, create_event, create_speaker, create_topic};
 use crate::common::{AuthChannel, TestApp, TestDb};
+use crate::fixtures::{create_company, create_event, create_speaker, create_topic};
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })

@@ -6,8 +6,8 @@ use pb::event_service_client::EventServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::catalogue_crud::{create_company, create_event, create_speaker, create_topic};
 use crate::common::{TestApp, count_mismatches, error_details};
+use crate::fixtures::{create_company, create_event, create_speaker, create_topic};
 
 fn speaker_add(event: &str, speaker: &str, role: pb::SpeakerRole) -> pb::AddEventSpeakerRequest {
     let relation = pb::EventSpeaker {

@@ -14,8 +14,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tonic::Code;
 
-use crate::catalogue_crud::{create_company, create_event, create_speaker, create_topic};
 use crate::common::{AuthChannel, TestApp, count_mismatches};
+use crate::fixtures::{create_company, create_event, create_speaker, create_topic};
 
 /// The resources a walk moves between; a deleted one is replaced by a new one in its slot.
 struct Pool {

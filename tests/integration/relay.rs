@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::broker::{BROKER, BoundQueue, Received, relay_settings, spawn_relay, test_exchange};
-use crate::catalogue_crud::create_event;
 use crate::common::{AuthChannel, TestApp, eventually};
+use crate::fixtures::create_event;
 
 /// Runs a relay in-process until the returned sender is dropped or set.
 fn start_relay(

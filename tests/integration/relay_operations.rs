@@ -9,8 +9,8 @@ use sqlx::Connection;
 use tokio::io::AsyncReadExt;
 
 use crate::broker::{BROKER, relay_env, relay_settings, test_exchange};
-use crate::catalogue_crud::create_event;
 use crate::common::{TestApp, TestDb, eventually};
+use crate::fixtures::create_event;
 
 #[tokio::test]
 async fn unroutable_changes_are_logged_rarely_and_never_with_their_body() {

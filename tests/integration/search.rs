@@ -7,8 +7,8 @@ use pb::event_service_client::EventServiceClient;
 use pb::search_service_client::SearchServiceClient;
 use tonic::Code;
 
-use crate::catalogue_crud::{create_event, create_speaker, new_event};
 use crate::common::{AuthChannel, TestApp, error_details};
+use crate::fixtures::{create_event, create_speaker, new_event};
 
 /// A unit vector pointing mostly along axis `axis`, tilted by `tilt` towards axis `axis + 1`.
 fn axis_vector(axis: usize, tilt: f32) -> Vec<f32> {

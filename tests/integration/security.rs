@@ -11,8 +11,8 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::catalogue_crud::{create_event, new_event};
 use crate::common::{TestApp, TestDb, TestServer, error_details, test_config};
+use crate::fixtures::{create_event, new_event};
 
 struct Pki {
     ca_pem: String,
@@ -100,9 +100,9 @@ async fn tls_and_mutual_tls() {
 }
 
 /// Holds the advisory lock of an event from another connection, so writes to it wait.
-async fn hold_event_lock(app: &TestApp, event_id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+async fn hold_event_lock(db: &TestDb, event_id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let id: uuid::Uuid = event_id.parse().expect("uuid");
-    let mut tx = app.db.admin.begin().await.expect("begin");
+    let mut tx = db.admin.begin().await.expect("begin");
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(eventdata::store::locks::lock_key(id))
         .execute(&mut *tx)
@@ -122,7 +122,7 @@ fn rename(id: &str, name: &str) -> pb::UpdateEventRequest {
 async fn a_deadline_cancels_the_database_work() {
     let app = TestApp::start().await;
     let event = create_event(app.rw(), "Slow", "slow").await;
-    let lock = hold_event_lock(&app, &event.id).await;
+    let lock = hold_event_lock(&app.db, &event.id).await;
     // The observation below must be able to see a waiting query: check it does while one waits.
     let observer = app.db.observer().await;
     let waiter = {
@@ -177,12 +177,7 @@ async fn a_long_deadline_never_raises_the_servers_statement_limit() {
     let channel = tonic::service::interceptor::InterceptedService::new(server.channel().await, auth);
     let event = create_event(channel.clone(), "Patient", "patient").await;
 
-    let mut lock = db.admin.begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(eventdata::store::locks::lock_key(event.id.parse().expect("uuid")))
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
+    let lock = hold_event_lock(&db, &event.id).await;
     let mut request = tonic::Request::new(rename(&event.id, "Never"));
     request.set_timeout(Duration::from_secs(600));
     // Guard only: with the limit raised to the deadline, the call would wait for the lock for ten minutes.
@@ -205,12 +200,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed_and_large_requests_refused(
     let channel = tonic::service::interceptor::InterceptedService::new(server.channel().await, auth);
     let event = create_event(channel.clone(), "Busy", "busy").await;
 
-    let mut lock = db.admin.begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(eventdata::store::locks::lock_key(event.id.parse().expect("uuid")))
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
+    let lock = hold_event_lock(&db, &event.id).await;
     let busy: Vec<_> = (0..2)
         .map(|i| {
             let (channel, id) = (channel.clone(), event.id.clone());

@@ -131,7 +131,7 @@ async fn metrics_parse_and_count_calls() {
             .await
             .expect_err("missing");
     }
-    crate::catalogue_crud::create_event(app.rw(), "Counted", "counted").await;
+    crate::fixtures::create_event(app.rw(), "Counted", "counted").await;
     let (status, body) = http_get(app.server.http_addr, "/metrics").await;
     assert_eq!(status, 200);
     let samples = parse_prometheus(&body);
