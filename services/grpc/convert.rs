@@ -172,8 +172,8 @@ pub(crate) fn enum_input(value: i32, names: &'static [&'static str]) -> Input {
 }
 
 /// The proto enum number of a stored name (`names[n-1]` is value n).
-pub(crate) fn enum_number(name: &str, names: &[&str]) -> i32 {
-    names.iter().position(|n| *n == name).map(|i| i as i32 + 1).unwrap_or(0)
+pub(crate) fn enum_number(name: &str, names: &[&str]) -> Option<i32> {
+    names.iter().position(|n| *n == name).map(|i| i as i32 + 1)
 }
 
 pub(crate) fn object_input(value: Option<Struct>) -> Input {
@@ -230,38 +230,104 @@ fn json_to_value(v: &Value) -> prost_types::Value {
 
 // ---- resource JSON -> proto ---------------------------------------------------------------------------------
 
-/// Typed reads of a resource rendered by the store's projections.
+/// Strict reads of a resource rendered by the store's projections. The projection promises every key (a NULL
+/// column is a JSON null); a key that is missing or of another type is a defect of ours, answered INTERNAL, never
+/// read as an empty default.
 pub struct Json<'a>(pub &'a Value);
 
+/// What a rendered resource lacked.
+fn malformed(key: &str, expected: &str) -> AppError {
+    AppError::Internal(anyhow::anyhow!("a stored resource's `{key}` is missing or not {expected}"))
+}
+
 impl Json<'_> {
-    /// A text field ("" when null).
-    pub fn s(&self, key: &str) -> String {
-        self.0[key].as_str().unwrap_or_default().to_owned()
+    fn field(&self, key: &str) -> Result<&Value, AppError> {
+        self.0.get(key).ok_or_else(|| malformed(key, "present"))
     }
-    /// An optional text field.
-    pub fn opt_s(&self, key: &str) -> Option<String> {
-        self.0[key].as_str().map(str::to_owned)
+
+    /// A text field that is never NULL.
+    pub fn s(&self, key: &str) -> Result<String, AppError> {
+        self.field(key)?.as_str().map(str::to_owned).ok_or_else(|| malformed(key, "a string"))
     }
-    /// An optional number.
-    pub fn opt_f64(&self, key: &str) -> Option<f64> {
-        self.0[key].as_f64()
+
+    /// A text field that may be NULL.
+    pub fn opt_s(&self, key: &str) -> Result<Option<String>, AppError> {
+        match self.field(key)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            _ => Err(malformed(key, "a string or null")),
+        }
     }
-    /// An optional integer.
-    pub fn opt_i64(&self, key: &str) -> Option<i64> {
-        self.0[key].as_i64()
+
+    /// A number that may be NULL.
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, AppError> {
+        match self.field(key)? {
+            Value::Null => Ok(None),
+            v => v.as_f64().map(Some).ok_or_else(|| malformed(key, "a number or null")),
+        }
     }
-    /// A timestamp.
-    pub fn time(&self, key: &str) -> Option<Timestamp> {
-        let t = DateTime::parse_from_rfc3339(self.0[key].as_str()?).ok()?;
-        Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+
+    /// An integer that may be NULL.
+    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, AppError> {
+        match self.field(key)? {
+            Value::Null => Ok(None),
+            v => v.as_i64().map(Some).ok_or_else(|| malformed(key, "an integer or null")),
+        }
     }
-    /// A JSON object as a Struct.
-    pub fn object(&self, key: &str) -> Option<Struct> {
-        self.0[key].as_object().map(json_to_struct)
+
+    /// A number that is never NULL.
+    pub fn f64(&self, key: &str) -> Result<f64, AppError> {
+        self.field(key)?.as_f64().ok_or_else(|| malformed(key, "a number"))
     }
-    /// An embedded resource, if present.
+
+    /// A time that may be NULL (RFC 3339, as PostgreSQL renders `timestamptz` in JSON).
+    pub fn time(&self, key: &str) -> Result<Option<Timestamp>, AppError> {
+        let raw = match self.field(key)? {
+            Value::Null => return Ok(None),
+            Value::String(raw) => raw,
+            _ => return Err(malformed(key, "a time or null")),
+        };
+        let t = DateTime::parse_from_rfc3339(raw).map_err(|_| malformed(key, "an RFC 3339 time"))?;
+        Ok(Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }))
+    }
+
+    /// A JSON object (as a Struct) that may be NULL.
+    pub fn object(&self, key: &str) -> Result<Option<Struct>, AppError> {
+        match self.field(key)? {
+            Value::Null => Ok(None),
+            Value::Object(map) => Ok(Some(json_to_struct(map))),
+            _ => Err(malformed(key, "an object or null")),
+        }
+    }
+
+    /// A stored enum name as its proto number (`names` in proto order, from 1).
+    pub fn enumerated(&self, key: &str, names: &[&str]) -> Result<i32, AppError> {
+        let name = self.s(key)?;
+        enum_number(&name, names).ok_or_else(|| malformed(key, &format!("one of {names:?}")))
+    }
+
+    /// The items of an array that is never NULL.
+    pub fn items(&self, key: &str) -> Result<&[Value], AppError> {
+        self.field(key)?.as_array().map(Vec::as_slice).ok_or_else(|| malformed(key, "an array"))
+    }
+
+    /// An object that is never NULL.
+    pub fn nested_required(&self, key: &str) -> Result<&Value, AppError> {
+        Some(self.field(key)?).filter(|v| v.is_object()).ok_or_else(|| malformed(key, "an object"))
+    }
+
+    /// An object that may be NULL.
+    pub fn opt_nested(&self, key: &str) -> Result<Option<&Value>, AppError> {
+        match self.field(key)? {
+            Value::Null => Ok(None),
+            v if v.is_object() => Ok(Some(v)),
+            _ => Err(malformed(key, "an object or null")),
+        }
+    }
+
+    /// An embedded resource, where a listing embeds one (absent or NULL otherwise).
     pub fn nested(&self, key: &str) -> Option<&Value> {
-        Some(&self.0[key]).filter(|v| v.is_object())
+        self.0.get(key).filter(|v| v.is_object())
     }
 }
 

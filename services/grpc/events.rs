@@ -21,7 +21,7 @@ pub const MAX_BATCH_CREATE: usize = 500;
 impl EventService for Api {
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::Event>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
-        Ok(Response::new(event(&self.get(&caller, Kind::Event, &request.get_ref().id).await?)))
+        Ok(Response::new(event(&self.get(&caller, Kind::Event, &request.get_ref().id).await?)?))
     }
 
     async fn list_events(
@@ -79,7 +79,7 @@ impl EventService for Api {
             self.app.list_events(&caller, &filter, &page).await?
         };
         Ok(Response::new(pb::ListEventsResponse {
-            events: page.items.iter().map(event).collect(),
+            events: page.items.iter().map(event).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -90,7 +90,7 @@ impl EventService for Api {
     ) -> Result<Response<pb::BatchGetEventsResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let events = self.batch_get(&caller, Kind::Event, &request.get_ref().ids).await?;
-        Ok(Response::new(pb::BatchGetEventsResponse { events: events.iter().map(event).collect() }))
+        Ok(Response::new(pb::BatchGetEventsResponse { events: events.iter().map(event).collect::<Result<_, _>>()? }))
     }
 
     async fn get_event_context(
@@ -102,7 +102,7 @@ impl EventService for Api {
         let id = parse_id("id", &id)?;
         let with_text = context_text(format)?;
         let found = self.app.event_contexts(&caller, &[id]).await?;
-        Ok(Response::new(event_context(&found[0], with_text)))
+        Ok(Response::new(event_context(&found[0], with_text)?))
     }
 
     async fn batch_get_event_contexts(
@@ -115,7 +115,7 @@ impl EventService for Api {
         let with_text = context_text(format)?;
         let found = self.app.event_contexts(&caller, &ids).await?;
         Ok(Response::new(pb::BatchGetEventContextsResponse {
-            contexts: found.iter().map(|c| event_context(c, with_text)).collect(),
+            contexts: found.iter().map(|c| event_context(c, with_text)).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -124,7 +124,7 @@ impl EventService for Api {
         let pb::CreateEventRequest { event: input, request_id } = request.into_inner();
         let created =
             self.create(&caller, Kind::Event, input.map(event_inputs), &request_id, "CreateEvent", "event.").await?;
-        Ok(Response::new(event(&created)))
+        Ok(Response::new(event(&created)?))
     }
 
     async fn batch_create_events(
@@ -138,7 +138,9 @@ impl EventService for Api {
         }
         let items = requests.into_iter().map(|r| r.event.map(event_inputs)).collect();
         let created = self.create_many(&caller, Kind::Event, items, &request_id, "BatchCreateEvents", "event.").await?;
-        Ok(Response::new(pb::BatchCreateEventsResponse { events: created.iter().map(event).collect() }))
+        Ok(Response::new(pb::BatchCreateEventsResponse {
+            events: created.iter().map(event).collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn update_event(&self, request: Request<pb::UpdateEventRequest>) -> Result<Response<pb::Event>, Status> {
@@ -147,7 +149,7 @@ impl EventService for Api {
         let input = input.ok_or_else(|| AppError::invalid("event", "is required"))?;
         let (id, etag) = (input.id.clone(), input.etag.clone());
         let updated = self.update(&caller, Kind::Event, &id, &etag, event_inputs(input), update_mask, "event.").await?;
-        Ok(Response::new(event(&updated)))
+        Ok(Response::new(event(&updated)?))
     }
 
     async fn delete_event(&self, request: Request<pb::DeleteEventRequest>) -> Result<Response<()>, Status> {
@@ -166,7 +168,7 @@ impl EventService for Api {
         let added = self
             .add_relation(&caller, RelationKind::Speaker, &r.event_id, &r.speaker_id, attributes, "event_speaker.")
             .await?;
-        Ok(Response::new(event_speaker(&added)))
+        Ok(Response::new(event_speaker(&added)?))
     }
 
     async fn batch_add_event_speakers(
@@ -181,7 +183,7 @@ impl EventService for Api {
         });
         let added = self.add_relations(&caller, RelationKind::Speaker, items.collect(), "event_speaker.").await?;
         Ok(Response::new(pb::BatchAddEventSpeakersResponse {
-            event_speakers: added.iter().map(event_speaker).collect(),
+            event_speakers: added.iter().map(event_speaker).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -204,7 +206,7 @@ impl EventService for Api {
                 "event_speaker.",
             )
             .await?;
-        Ok(Response::new(event_speaker(&updated)))
+        Ok(Response::new(event_speaker(&updated)?))
     }
 
     async fn remove_event_speaker(
@@ -234,7 +236,7 @@ impl EventService for Api {
             )
             .await?;
         Ok(Response::new(pb::ListEventSpeakersResponse {
-            event_speakers: page.items.iter().map(event_speaker).collect(),
+            event_speakers: page.items.iter().map(event_speaker).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -249,7 +251,7 @@ impl EventService for Api {
         let added = self
             .add_relation(&caller, RelationKind::Company, &r.event_id, &r.company_id, attributes, "event_company.")
             .await?;
-        Ok(Response::new(event_company(&added)))
+        Ok(Response::new(event_company(&added)?))
     }
 
     async fn batch_add_event_companies(
@@ -264,7 +266,7 @@ impl EventService for Api {
         });
         let added = self.add_relations(&caller, RelationKind::Company, items.collect(), "event_company.").await?;
         Ok(Response::new(pb::BatchAddEventCompaniesResponse {
-            event_companies: added.iter().map(event_company).collect(),
+            event_companies: added.iter().map(event_company).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -288,7 +290,7 @@ impl EventService for Api {
                 "event_company.",
             )
             .await?;
-        Ok(Response::new(event_company(&updated)))
+        Ok(Response::new(event_company(&updated)?))
     }
 
     async fn remove_event_company(
@@ -318,7 +320,7 @@ impl EventService for Api {
             )
             .await?;
         Ok(Response::new(pb::ListEventCompaniesResponse {
-            event_companies: page.items.iter().map(event_company).collect(),
+            event_companies: page.items.iter().map(event_company).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -333,7 +335,7 @@ impl EventService for Api {
         let added = self
             .add_relation(&caller, RelationKind::Topic, &r.event_id, &r.topic_id, attributes, "event_topic.")
             .await?;
-        Ok(Response::new(event_topic(&added)))
+        Ok(Response::new(event_topic(&added)?))
     }
 
     async fn batch_add_event_topics(
@@ -347,7 +349,9 @@ impl EventService for Api {
             (r.event_id, r.topic_id, attributes)
         });
         let added = self.add_relations(&caller, RelationKind::Topic, items.collect(), "event_topic.").await?;
-        Ok(Response::new(pb::BatchAddEventTopicsResponse { event_topics: added.iter().map(event_topic).collect() }))
+        Ok(Response::new(pb::BatchAddEventTopicsResponse {
+            event_topics: added.iter().map(event_topic).collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn update_event_topic(
@@ -369,7 +373,7 @@ impl EventService for Api {
                 "event_topic.",
             )
             .await?;
-        Ok(Response::new(event_topic(&updated)))
+        Ok(Response::new(event_topic(&updated)?))
     }
 
     async fn remove_event_topic(&self, request: Request<pb::RemoveEventTopicRequest>) -> Result<Response<()>, Status> {
@@ -396,7 +400,7 @@ impl EventService for Api {
             )
             .await?;
         Ok(Response::new(pb::ListEventTopicsResponse {
-            event_topics: page.items.iter().map(event_topic).collect(),
+            event_topics: page.items.iter().map(event_topic).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }

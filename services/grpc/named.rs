@@ -33,7 +33,7 @@ macro_rules! named_service {
         impl pb::$service_mod::$service for Api {
             async fn $get(&self, request: Request<pb::$get_req>) -> Result<Response<pb::$msg>, Status> {
                 let caller = self.caller(&request, Scope::Read).await?;
-                Ok(Response::new($render(&self.get(&caller, $kind, &request.get_ref().id).await?)))
+                Ok(Response::new($render(&self.get(&caller, $kind, &request.get_ref().id).await?)?))
             }
 
             async fn $list(&self, request: Request<pb::$list_req>) -> Result<Response<pb::$list_resp>, Status> {
@@ -47,7 +47,7 @@ macro_rules! named_service {
                     self.list_by_id(&caller, $kind, &filter, None, &query, r.page_size, &r.page_token).await?
                 };
                 Ok(Response::new(pb::$list_resp {
-                    $items: page.items.iter().map($render).collect(),
+                    $items: page.items.iter().map($render).collect::<Result<_, _>>()?,
                     next_page_token: page.next_page_token,
                 }))
             }
@@ -55,7 +55,7 @@ macro_rules! named_service {
             async fn $batch(&self, request: Request<pb::$batch_req>) -> Result<Response<pb::$batch_resp>, Status> {
                 let caller = self.caller(&request, Scope::Read).await?;
                 let found = self.batch_get(&caller, $kind, &request.get_ref().ids).await?;
-                Ok(Response::new(pb::$batch_resp { $items: found.iter().map($render).collect() }))
+                Ok(Response::new(pb::$batch_resp { $items: found.iter().map($render).collect::<Result<_, _>>()? }))
             }
 
             async fn $create(&self, request: Request<pb::$create_req>) -> Result<Response<pb::$msg>, Status> {
@@ -63,7 +63,7 @@ macro_rules! named_service {
                 let pb::$create_req { $field: input, request_id } = request.into_inner();
                 let created =
                     self.create(&caller, $kind, input.map($inputs), &request_id, $create_method, $prefix).await?;
-                Ok(Response::new($render(&created)))
+                Ok(Response::new($render(&created)?))
             }
 
             async fn $update(&self, request: Request<pb::$update_req>) -> Result<Response<pb::$msg>, Status> {
@@ -72,7 +72,7 @@ macro_rules! named_service {
                 let input = input.ok_or_else(|| crate::app::AppError::invalid(stringify!($field), "is required"))?;
                 let (id, etag) = (input.id.clone(), input.etag.clone());
                 let updated = self.update(&caller, $kind, &id, &etag, $inputs(input), update_mask, $prefix).await?;
-                Ok(Response::new($render(&updated)))
+                Ok(Response::new($render(&updated)?))
             }
 
             async fn $delete(&self, request: Request<pb::$delete_req>) -> Result<Response<()>, Status> {
@@ -85,7 +85,7 @@ macro_rules! named_service {
                 let caller = self.caller(&request, Scope::Write).await?;
                 let input = request.into_inner().$field.map($inputs);
                 let (resource, created) = self.upsert(&caller, $kind, input, $prefix).await?;
-                Ok(Response::new(pb::$upsert_resp { $field: Some($render(&resource)), created }))
+                Ok(Response::new(pb::$upsert_resp { $field: Some($render(&resource)?), created }))
             }
 
             async fn $events(&self, request: Request<pb::$events_req>) -> Result<Response<pb::$events_resp>, Status> {
@@ -96,7 +96,7 @@ macro_rules! named_service {
                     .list_relations(&caller, $relation, From::Other, &r.$anchor, field, r.page_size, &r.page_token)
                     .await?;
                 Ok(Response::new(pb::$events_resp {
-                    $relations: page.items.iter().map($render_relation).collect(),
+                    $relations: page.items.iter().map($render_relation).collect::<Result<_, _>>()?,
                     next_page_token: page.next_page_token,
                 }))
             }

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::convert::{Json, enum_input, enum_number, object_input, opt_text, text, time_input};
+use super::convert::{Json, enum_input, object_input, opt_text, text, time_input};
+use crate::app::AppError;
 use crate::domain::catalogue::{COMPANY_RELATIONS, EVENT_STATUSES, MEDIA_KINDS, SPEAKER_ROLES};
 use crate::domain::fields::Input;
 use crate::proto::v1 as pb;
@@ -47,28 +48,28 @@ pub fn event_inputs(event: pb::Event) -> Vec<(&'static str, Input)> {
 }
 
 /// An Event from its JSON.
-pub fn event(v: &Value) -> pb::Event {
+pub fn event(v: &Value) -> Result<pb::Event, AppError> {
     let j = Json(v);
-    pb::Event {
-        id: j.s("id"),
-        name: j.s("name"),
-        slug: j.s("slug"),
-        description: j.opt_s("description"),
-        status: enum_number(&j.s("status"), EVENT_STATUSES),
-        start_time: j.time("start_time"),
-        end_time: j.time("end_time"),
-        timezone: j.opt_s("timezone"),
-        venue: j.opt_s("venue"),
-        city: j.opt_s("city"),
-        country: j.opt_s("country"),
-        online_url: j.opt_s("online_url"),
-        website_url: j.opt_s("website_url"),
-        metadata: j.object("metadata"),
-        etag: j.s("etag"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        quality: quality(&v["quality"]),
-    }
+    Ok(pb::Event {
+        id: j.s("id")?,
+        name: j.s("name")?,
+        slug: j.s("slug")?,
+        description: j.opt_s("description")?,
+        status: j.enumerated("status", EVENT_STATUSES)?,
+        start_time: j.time("start_time")?,
+        end_time: j.time("end_time")?,
+        timezone: j.opt_s("timezone")?,
+        venue: j.opt_s("venue")?,
+        city: j.opt_s("city")?,
+        country: j.opt_s("country")?,
+        online_url: j.opt_s("online_url")?,
+        website_url: j.opt_s("website_url")?,
+        metadata: j.object("metadata")?,
+        etag: j.s("etag")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        quality: quality(&j)?,
+    })
 }
 
 /// Inputs of a Speaker.
@@ -104,25 +105,25 @@ pub fn speaker_inputs(speaker: pb::Speaker) -> Vec<(&'static str, Input)> {
 }
 
 /// A Speaker from its JSON.
-pub fn speaker(v: &Value) -> pb::Speaker {
+pub fn speaker(v: &Value) -> Result<pb::Speaker, AppError> {
     let j = Json(v);
-    pb::Speaker {
-        id: j.s("id"),
-        name: j.s("name"),
-        normalized_name: j.s("normalized_name"),
-        title: j.opt_s("title"),
-        bio: j.opt_s("bio"),
-        company_id: j.opt_s("company_id"),
-        linkedin_url: j.opt_s("linkedin_url"),
-        twitter_url: j.opt_s("twitter_url"),
-        website_url: j.opt_s("website_url"),
-        avatar_url: j.opt_s("avatar_url"),
-        confidence_score: j.opt_f64("confidence_score"),
-        etag: j.s("etag"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        quality: quality(&v["quality"]),
-    }
+    Ok(pb::Speaker {
+        id: j.s("id")?,
+        name: j.s("name")?,
+        normalized_name: j.s("normalized_name")?,
+        title: j.opt_s("title")?,
+        bio: j.opt_s("bio")?,
+        company_id: j.opt_s("company_id")?,
+        linkedin_url: j.opt_s("linkedin_url")?,
+        twitter_url: j.opt_s("twitter_url")?,
+        website_url: j.opt_s("website_url")?,
+        avatar_url: j.opt_s("avatar_url")?,
+        confidence_score: j.opt_f64("confidence_score")?,
+        etag: j.s("etag")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        quality: quality(&j)?,
+    })
 }
 
 /// Inputs of a Company.
@@ -154,23 +155,23 @@ pub fn company_inputs(company: pb::Company) -> Vec<(&'static str, Input)> {
 }
 
 /// A Company from its JSON.
-pub fn company(v: &Value) -> pb::Company {
+pub fn company(v: &Value) -> Result<pb::Company, AppError> {
     let j = Json(v);
-    pb::Company {
-        id: j.s("id"),
-        name: j.s("name"),
-        normalized_name: j.s("normalized_name"),
-        domain: j.opt_s("domain"),
-        description: j.opt_s("description"),
-        website_url: j.opt_s("website_url"),
-        logo_url: j.opt_s("logo_url"),
-        size: j.opt_s("size"),
-        location: j.opt_s("location"),
-        etag: j.s("etag"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        quality: quality(&v["quality"]),
-    }
+    Ok(pb::Company {
+        id: j.s("id")?,
+        name: j.s("name")?,
+        normalized_name: j.s("normalized_name")?,
+        domain: j.opt_s("domain")?,
+        description: j.opt_s("description")?,
+        website_url: j.opt_s("website_url")?,
+        logo_url: j.opt_s("logo_url")?,
+        size: j.opt_s("size")?,
+        location: j.opt_s("location")?,
+        etag: j.s("etag")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        quality: quality(&j)?,
+    })
 }
 
 /// Inputs of a Topic.
@@ -181,18 +182,18 @@ pub fn topic_inputs(topic: pb::Topic) -> Vec<(&'static str, Input)> {
 }
 
 /// A Topic from its JSON.
-pub fn topic(v: &Value) -> pb::Topic {
+pub fn topic(v: &Value) -> Result<pb::Topic, AppError> {
     let j = Json(v);
-    pb::Topic {
-        id: j.s("id"),
-        name: j.s("name"),
-        normalized_name: j.s("normalized_name"),
-        description: j.opt_s("description"),
-        parent_id: j.opt_s("parent_id"),
-        etag: j.s("etag"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-    }
+    Ok(pb::Topic {
+        id: j.s("id")?,
+        name: j.s("name")?,
+        normalized_name: j.s("normalized_name")?,
+        description: j.opt_s("description")?,
+        parent_id: j.opt_s("parent_id")?,
+        etag: j.s("etag")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+    })
 }
 
 /// Inputs of a Media item.
@@ -224,112 +225,198 @@ pub fn media_inputs(media: pb::Media) -> Vec<(&'static str, Input)> {
 }
 
 /// A Media item from its JSON.
-pub fn media(v: &Value) -> pb::Media {
+pub fn media(v: &Value) -> Result<pb::Media, AppError> {
     let j = Json(v);
-    pb::Media {
-        id: j.s("id"),
-        event_id: j.s("event_id"),
-        kind: enum_number(&j.s("kind"), MEDIA_KINDS),
-        url: j.s("url"),
-        title: j.opt_s("title"),
-        mime_type: j.opt_s("mime_type"),
-        bytes: j.opt_i64("bytes"),
-        capture_time: j.time("capture_time"),
-        metadata: j.object("metadata"),
-        etag: j.s("etag"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-    }
+    Ok(pb::Media {
+        id: j.s("id")?,
+        event_id: j.s("event_id")?,
+        kind: j.enumerated("kind", MEDIA_KINDS)?,
+        url: j.s("url")?,
+        title: j.opt_s("title")?,
+        mime_type: j.opt_s("mime_type")?,
+        bytes: j.opt_i64("bytes")?,
+        capture_time: j.time("capture_time")?,
+        metadata: j.object("metadata")?,
+        etag: j.s("etag")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+    })
 }
 
 /// An EventSpeaker from its JSON (with `speaker` or `event` embedded when listed).
-pub fn event_speaker(v: &Value) -> pb::EventSpeaker {
+pub fn event_speaker(v: &Value) -> Result<pb::EventSpeaker, AppError> {
     let j = Json(v);
-    pb::EventSpeaker {
-        event_id: j.s("event_id"),
-        speaker_id: j.s("speaker_id"),
-        role: enum_number(&j.s("role"), SPEAKER_ROLES),
-        talk_title: j.opt_s("talk_title"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        speaker: j.nested("speaker").map(speaker),
-        event: j.nested("event").map(event),
-    }
+    Ok(pb::EventSpeaker {
+        event_id: j.s("event_id")?,
+        speaker_id: j.s("speaker_id")?,
+        role: j.enumerated("role", SPEAKER_ROLES)?,
+        talk_title: j.opt_s("talk_title")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        speaker: j.nested("speaker").map(speaker).transpose()?,
+        event: j.nested("event").map(event).transpose()?,
+    })
 }
 
 /// An EventCompany from its JSON.
-pub fn event_company(v: &Value) -> pb::EventCompany {
+pub fn event_company(v: &Value) -> Result<pb::EventCompany, AppError> {
     let j = Json(v);
-    pb::EventCompany {
-        event_id: j.s("event_id"),
-        company_id: j.s("company_id"),
-        relation: enum_number(&j.s("relation"), COMPANY_RELATIONS),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        company: j.nested("company").map(company),
-        event: j.nested("event").map(event),
-    }
+    Ok(pb::EventCompany {
+        event_id: j.s("event_id")?,
+        company_id: j.s("company_id")?,
+        relation: j.enumerated("relation", COMPANY_RELATIONS)?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        company: j.nested("company").map(company).transpose()?,
+        event: j.nested("event").map(event).transpose()?,
+    })
 }
 
 /// An EventTopic from its JSON.
-pub fn event_topic(v: &Value) -> pb::EventTopic {
+pub fn event_topic(v: &Value) -> Result<pb::EventTopic, AppError> {
     let j = Json(v);
-    pb::EventTopic {
-        event_id: j.s("event_id"),
-        topic_id: j.s("topic_id"),
-        relevance: j.opt_f64("relevance"),
-        create_time: j.time("create_time"),
-        update_time: j.time("update_time"),
-        topic: j.nested("topic").map(topic),
-        event: j.nested("event").map(event),
-    }
+    Ok(pb::EventTopic {
+        event_id: j.s("event_id")?,
+        topic_id: j.s("topic_id")?,
+        relevance: j.opt_f64("relevance")?,
+        create_time: j.time("create_time")?,
+        update_time: j.time("update_time")?,
+        topic: j.nested("topic").map(topic).transpose()?,
+        event: j.nested("event").map(event).transpose()?,
+    })
 }
 
 /// The quality of an event, speaker or company from its JSON.
-fn quality(v: &Value) -> Option<pb::Quality> {
-    let score = v.get("score")?.as_f64()?;
-    let reasons = v["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
-    Some(pb::Quality { score, reasons: reasons.unwrap_or_default() })
+fn quality(j: &Json<'_>) -> Result<Option<pb::Quality>, AppError> {
+    let q = Json(j.nested_required("quality")?);
+    let reasons = q
+        .items("reasons")?
+        .iter()
+        .map(|r| {
+            r.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a quality reason is not text")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(pb::Quality { score: q.f64("score")?, reasons }))
 }
 
 /// An EventContext from its JSON (`store::contexts`), with the text rendering when asked.
-pub fn event_context(v: &Value, with_text: bool) -> pb::EventContext {
-    let items = |key: &str| v[key].as_array().map(Vec::as_slice).unwrap_or_default();
-    let present = |x: &Value| (!x.is_null()).then_some(());
-    let count = |key: &str| v["counts"][key].as_i64().unwrap_or_default() as i32;
-    pb::EventContext {
-        event: Some(event(&v["event"])),
-        speakers: items("speakers")
+pub fn event_context(v: &Value, with_text: bool) -> Result<pb::EventContext, AppError> {
+    let j = Json(v);
+    let counts = Json(j.nested_required("counts")?);
+    let count = |key: &str| -> Result<i32, AppError> {
+        counts
+            .opt_i64(key)?
+            .map(|n| n as i32)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("context count {key} is null")))
+    };
+    Ok(pb::EventContext {
+        event: Some(event(j.nested_required("event")?)?),
+        speakers: j
+            .items("speakers")?
             .iter()
-            .map(|s| pb::ContextSpeaker {
-                speaker: Some(speaker(&s["speaker"])),
-                role: enum_number(s["role"].as_str().unwrap_or_default(), SPEAKER_ROLES),
-                talk_title: s["talk_title"].as_str().map(str::to_owned),
-                company: present(&s["company"]).map(|()| company(&s["company"])),
+            .map(|s| {
+                let s = Json(s);
+                Ok(pb::ContextSpeaker {
+                    speaker: Some(speaker(s.nested_required("speaker")?)?),
+                    role: s.enumerated("role", SPEAKER_ROLES)?,
+                    talk_title: s.opt_s("talk_title")?,
+                    company: s.opt_nested("company")?.map(company).transpose()?,
+                })
             })
-            .collect(),
-        companies: items("companies")
+            .collect::<Result<_, AppError>>()?,
+        companies: j
+            .items("companies")?
             .iter()
-            .map(|c| pb::ContextCompany {
-                company: Some(company(&c["company"])),
-                relation: enum_number(c["relation"].as_str().unwrap_or_default(), COMPANY_RELATIONS),
+            .map(|c| {
+                let c = Json(c);
+                Ok(pb::ContextCompany {
+                    company: Some(company(c.nested_required("company")?)?),
+                    relation: c.enumerated("relation", COMPANY_RELATIONS)?,
+                })
             })
-            .collect(),
-        topics: items("topics")
+            .collect::<Result<_, AppError>>()?,
+        topics: j
+            .items("topics")?
             .iter()
-            .map(|t| pb::ContextTopic {
-                topic: Some(topic(&t["topic"])),
-                relevance: t["relevance"].as_f64().unwrap_or_default(),
-                parent: present(&t["parent"]).map(|()| topic(&t["parent"])),
+            .map(|t| {
+                let t = Json(t);
+                Ok(pb::ContextTopic {
+                    topic: Some(topic(t.nested_required("topic")?)?),
+                    relevance: t.f64("relevance")?,
+                    parent: t.opt_nested("parent")?.map(topic).transpose()?,
+                })
             })
-            .collect(),
-        media: items("media").iter().map(media).collect(),
+            .collect::<Result<_, AppError>>()?,
+        media: j.items("media")?.iter().map(media).collect::<Result<_, _>>()?,
         counts: Some(pb::ContextCounts {
-            speakers: count("speakers"),
-            companies: count("companies"),
-            topics: count("topics"),
-            media: count("media"),
+            speakers: count("speakers")?,
+            companies: count("companies")?,
+            topics: count("topics")?,
+            media: count("media")?,
         }),
         text: if with_text { crate::domain::context_text::render(v) } else { String::new() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored_topic() -> Value {
+        json!({
+            "id": "018cc251-f400-712a-b277-27f5fdd2d347", "name": "Rust", "normalized_name": "rust",
+            "description": null, "parent_id": null, "etag": "3",
+            "create_time": "2026-11-30T10:00:00.5+00:00", "update_time": "2026-11-30T11:00:00+00:00"
+        })
+    }
+
+    fn stored_media() -> Value {
+        json!({
+            "id": "018cc251-f400-712a-b277-27f5fdd2d348", "event_id": "018cc251-f400-712a-b277-27f5fdd2d347",
+            "kind": "video", "url": "https://x.test/v", "title": null, "mime_type": null, "bytes": 42,
+            "capture_time": null, "metadata": {"a": 1}, "etag": "1",
+            "create_time": "2026-11-30T10:00:00+00:00", "update_time": "2026-11-30T10:00:00+00:00"
+        })
+    }
+
+    fn is_internal<T: std::fmt::Debug>(rendered: Result<T, AppError>) -> bool {
+        matches!(rendered, Err(AppError::Internal(_)))
+    }
+
+    #[test]
+    fn a_stored_resource_renders_with_nulls_as_unset() {
+        let topic = topic(&stored_topic()).expect("renders");
+        assert_eq!((topic.name.as_str(), topic.etag.as_str(), topic.description), ("Rust", "3", None));
+        assert_eq!(topic.create_time.map(|t| (t.seconds, t.nanos)), Some((1_796_032_800, 500_000_000)));
+        let media = media(&stored_media()).expect("renders");
+        assert_eq!((media.kind, media.bytes, media.capture_time), (pb::MediaKind::Video as i32, Some(42), None));
+    }
+
+    #[test]
+    fn a_missing_key_is_an_internal_error_not_an_empty_string() {
+        let mut v = stored_topic();
+        v.as_object_mut().expect("object").remove("name");
+        assert!(is_internal(topic(&v)));
+        let mut v = stored_topic();
+        v["etag"] = json!(3);
+        assert!(is_internal(topic(&v)), "a number where text is promised");
+    }
+
+    #[test]
+    fn an_unknown_enum_name_is_an_internal_error_not_unspecified() {
+        let mut v = stored_media();
+        v["kind"] = json!("hologram");
+        assert!(is_internal(media(&v)));
+    }
+
+    #[test]
+    fn an_unparsable_time_is_an_internal_error_not_unset() {
+        let mut v = stored_topic();
+        v["update_time"] = json!("yesterday");
+        assert!(is_internal(topic(&v)));
     }
 }

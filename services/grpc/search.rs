@@ -165,8 +165,8 @@ impl SearchService for Api {
         let found = self.app.similar(&caller, Kind::Event, near, Some(&filter), k, ef).await?;
         let results = found
             .iter()
-            .map(|(e, d)| pb::SimilarEvent { event: Some(event(e)), distance: *d, score: score(*d) })
-            .collect();
+            .map(|(e, d)| Ok(pb::SimilarEvent { event: Some(event(e)?), distance: *d, score: score(*d) }))
+            .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarEventsResponse { results }))
     }
 
@@ -179,8 +179,8 @@ impl SearchService for Api {
         let found = self.app.similar(&caller, Kind::Speaker, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
         let results = found
             .iter()
-            .map(|(s, d)| pb::SimilarSpeaker { speaker: Some(speaker(s)), distance: *d, score: score(*d) })
-            .collect();
+            .map(|(s, d)| Ok(pb::SimilarSpeaker { speaker: Some(speaker(s)?), distance: *d, score: score(*d) }))
+            .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarSpeakersResponse { results }))
     }
 
@@ -193,8 +193,8 @@ impl SearchService for Api {
         let found = self.app.similar(&caller, Kind::Topic, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
         let results = found
             .iter()
-            .map(|(t, d)| pb::SimilarTopic { topic: Some(topic(t)), distance: *d, score: score(*d) })
-            .collect();
+            .map(|(t, d)| Ok(pb::SimilarTopic { topic: Some(topic(t)?), distance: *d, score: score(*d) }))
+            .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarTopicsResponse { results }))
     }
 
@@ -213,7 +213,8 @@ impl SearchService for Api {
         };
         let (hits, next_page_token) = self.app.search_text(&caller, &query, &filter, size, &page_token, true).await?;
         let hits =
-            hits.into_iter().map(|(e, rank, snippet)| pb::TextHit { event: Some(event(&e)), rank, snippet }).collect();
+            hits.into_iter().map(|(e, rank, snippet)| Ok(pb::TextHit { event: Some(event(&e)?), rank, snippet }));
+        let hits = hits.collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SearchEventsResponse { hits, next_page_token }))
     }
 
@@ -284,13 +285,15 @@ impl SearchService for Api {
             self.app.hybrid_search(&caller, text.as_deref(), vector, &filter, top_k(k)?, rrf_k, weights).await?;
         let hits = found
             .into_iter()
-            .map(|h| pb::HybridHit {
-                event: Some(event(&h.event)),
-                score: h.score,
-                text_rank: h.text_rank as i32,
-                vector_rank: h.vector_rank as i32,
+            .map(|h| {
+                Ok(pb::HybridHit {
+                    event: Some(event(&h.event)?),
+                    score: h.score,
+                    text_rank: h.text_rank as i32,
+                    vector_rank: h.vector_rank as i32,
+                })
             })
-            .collect();
+            .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::HybridSearchEventsResponse { hits }))
     }
 }
