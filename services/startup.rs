@@ -88,12 +88,12 @@ impl Application {
                 self.config.page_tokens(),
                 self.config.database.statement_timeout,
             )
-            .with_metrics(metrics.clone()),
-            auth: std::sync::Arc::new(crate::grpc::auth::Authenticator::new(
+            .with_metrics(metrics.clone())
+            .with_commit_notifier(notifier.clone()),
+            auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
                 self.pool.clone(),
                 self.config.auth_cache_ttl,
             )),
-            notifier: notifier.clone(),
         };
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &self.config.tls {

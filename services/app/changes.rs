@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::paging::page_size;
 use super::{App, AppError, Caller};
-use crate::outbox::feed::{self, CommitNotifier, FeedFilter};
+use crate::outbox::feed::{self, FeedFilter};
 use crate::outbox::log::{self, Checkpoint, LoggedChange};
 
 /// How long a watcher waits without a tick of the commit notifier before reading anyway.
@@ -98,7 +98,6 @@ impl App {
         after: Option<Checkpoint>,
         start: Start,
         filter: FeedFilter,
-        notifier: &CommitNotifier,
     ) -> Result<mpsc::Receiver<Result<(LoggedChange, String), AppError>>, AppError> {
         let mut at = match (after, start) {
             (Some(at), _) => at,
@@ -111,6 +110,8 @@ impl App {
             }
         };
         let (sender, receiver) = mpsc::channel(WATCH_BATCH as usize);
+        let notifier =
+            self.notifier.as_ref().ok_or_else(|| AppError::Internal(anyhow::anyhow!("no commit notifier")))?;
         let mut ticks = notifier.subscribe();
         let app = self.clone();
         tokio::spawn(async move {

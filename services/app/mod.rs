@@ -1,6 +1,7 @@
 //! Use cases: each opens the caller's transaction, calls the store (which writes data and outbox together),
 //! and commits. Handlers in `grpc` call these; they never see SQL.
 
+pub mod auth;
 pub mod catalogue;
 pub mod changes;
 pub mod context;
@@ -58,6 +59,8 @@ pub struct App {
     /// The server's statement limit (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`): a caller's deadline may shorten it,
     /// never lengthen it.
     statement_limit: std::time::Duration,
+    /// Wakes change-feed watchers on commit (`serve` wires it; without it WatchChanges is unavailable).
+    notifier: Option<crate::outbox::feed::CommitNotifier>,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -70,12 +73,17 @@ impl App {
     /// Use cases on `pool`, signing page tokens with `tokens`, with statements limited to `statement_limit` (the
     /// limit the pool's connections carry; a caller's deadline only shortens it).
     pub fn new(pool: PgPool, tokens: PageTokens, statement_limit: std::time::Duration) -> Self {
-        Self { pool, tokens, metrics: Default::default(), statement_limit }
+        Self { pool, tokens, metrics: Default::default(), statement_limit, notifier: None }
     }
 
     /// The same use cases, reporting pool waits to `metrics`.
     pub fn with_metrics(self, metrics: crate::metrics::ApiMetrics) -> Self {
         Self { metrics, ..self }
+    }
+
+    /// The same use cases, waking change-feed watchers with `notifier`.
+    pub fn with_commit_notifier(self, notifier: crate::outbox::feed::CommitNotifier) -> Self {
+        Self { notifier: Some(notifier), ..self }
     }
 
     /// The runtime pool.

@@ -1,5 +1,8 @@
 //! The closed list of change types (`<resource>.<change>`), documented with example payloads in docs/events.md.
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use super::catalogue::{Kind, RelationKind};
 
 /// What happened to a resource.
@@ -52,4 +55,33 @@ impl ChangeType {
             ChangeType::RelationRemoved(r) => format!("event.{}_removed", relation(r)),
         }
     }
+}
+
+/// One change as the relay publishes it.
+#[derive(Debug, Clone)]
+pub struct LoggedChange {
+    /// Log position.
+    pub position: i64,
+    /// Writing transaction.
+    pub txid: i64,
+    /// The change's UUID (the AMQP message id).
+    pub change_id: Uuid,
+    /// Organization.
+    pub org_id: Uuid,
+    /// `event`, `speaker`, ...
+    pub aggregate_type: String,
+    /// The resource's id.
+    pub aggregate_id: Uuid,
+    /// `<resource>.<change>`.
+    pub change_type: String,
+    /// JSON payload, as text.
+    pub payload: String,
+    /// The API key that made it.
+    pub actor_key_id: Option<Uuid>,
+    /// W3C trace context of the request.
+    pub traceparent: Option<String>,
+    /// W3C trace state of the request.
+    pub tracestate: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
 }

@@ -10,3 +10,4 @@ pub mod fusion;
 pub mod iana;
 pub mod org_slug;
 pub mod page_token;
+pub mod queries;

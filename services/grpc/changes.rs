@@ -12,8 +12,8 @@ use crate::app::AppError;
 use crate::app::changes::Start;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::Kind;
-use crate::outbox::feed::FeedFilter;
-use crate::outbox::log::LoggedChange;
+use crate::domain::change::LoggedChange;
+use crate::domain::queries::FeedFilter;
 use crate::proto::v1 as pb;
 use crate::proto::v1::change_feed_service_server::ChangeFeedService;
 
@@ -40,7 +40,7 @@ impl ChangeFeedService for Api {
             Ok(_) => Start::Now,
             Err(_) => return Err(AppError::invalid("start", "unknown start").into()),
         };
-        let receiver = self.app.watch_changes(caller, after, start, filter, &self.notifier).await?;
+        let receiver = self.app.watch_changes(caller, after, start, filter).await?;
         let stream = tokio_stream::StreamExt::map(ReceiverStream::new(receiver), |item| match item {
             Ok((change, cursor)) => Ok(to_proto(change, cursor)),
             Err(err) => Err(Status::from(err)),

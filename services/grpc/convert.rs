@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::app::AppError;
 use crate::domain::fields::Input;
-use crate::store::lists::QualityRange;
+use crate::domain::queries::QualityRange;
 
 // ---- scalar helpers ----------------------------------------------------------------------------------------
 

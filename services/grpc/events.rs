@@ -9,10 +9,10 @@ use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{EVENT_STATUSES, Kind, RelationKind};
 use crate::domain::fields::{Input, validate_create, validate_update};
+use crate::domain::queries::EventFilter;
+use crate::domain::queries::{From, NewRelation};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_service_server::EventService;
-use crate::store::lists::EventFilter;
-use crate::store::relations::{From, NewRelation};
 
 /// Most events one BatchCreateEvents takes.
 pub const MAX_BATCH_CREATE: usize = 500;

@@ -11,9 +11,9 @@ use crate::app::AppError;
 use crate::app::graph::{GraphNode, NodeKey};
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::Kind;
+use crate::domain::queries::EdgeKind;
 use crate::proto::v1 as pb;
 use crate::proto::v1::graph_service_server::GraphService;
-use crate::store::graph::EdgeKind;
 
 /// Deepest neighbourhood.
 pub const MAX_NEIGHBORHOOD_DEPTH: i32 = 3;

@@ -8,14 +8,14 @@ use serde_json::Value;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-use super::auth::Authenticator;
 use super::convert::{Checks, parse_etag, parse_id, parse_ids, parse_request_id};
+use crate::app::auth::Authenticator;
 use crate::app::catalogue::{CreateRequest, Page};
 use crate::app::{App, AppError, Caller};
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::fields::{Input, Violations, validate_create, validate_update};
-use crate::store::relations::From;
+use crate::domain::queries::From;
 
 /// Validated inputs of one resource, keyed by API path.
 pub type Inputs = Vec<(&'static str, Input)>;
@@ -27,8 +27,6 @@ pub struct Api {
     pub app: App,
     /// Credentials → caller.
     pub auth: Arc<Authenticator>,
-    /// Wakes change-feed watchers on commit.
-    pub notifier: crate::outbox::feed::CommitNotifier,
 }
 
 /// The update mask's paths (empty when absent: "every field the request sets", AIP-134).
@@ -39,7 +37,7 @@ pub fn mask_paths(mask: Option<FieldMask>) -> Vec<String> {
 impl Api {
     /// The caller, if allowed `scope`.
     pub async fn caller<T>(&self, request: &Request<T>, scope: Scope) -> Result<Caller, Status> {
-        Ok(self.auth.caller(request, scope).await?)
+        Ok(super::auth::caller(&self.auth, request, scope).await?)
     }
 
     /// Get by id.
@@ -172,7 +170,7 @@ impl Api {
         &self,
         caller: &Caller,
         kind: Kind,
-        filter: &crate::store::lists::SimpleFilter,
+        filter: &crate::domain::queries::SimpleFilter,
         parent: Option<(Kind, Uuid)>,
         query: &str,
         page_size: i32,
@@ -187,7 +185,7 @@ impl Api {
         &self,
         caller: &Caller,
         kind: Kind,
-        filter: &crate::store::lists::SimpleFilter,
+        filter: &crate::domain::queries::SimpleFilter,
         query: &str,
         page_size: i32,
         page_token: &str,

@@ -8,9 +8,9 @@ use super::resources::{media, media_inputs};
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::Kind;
+use crate::domain::queries::SimpleFilter;
 use crate::proto::v1 as pb;
 use crate::proto::v1::media_service_server::MediaService;
-use crate::store::lists::SimpleFilter;
 
 #[tonic::async_trait]
 impl MediaService for Api {

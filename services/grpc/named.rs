@@ -11,9 +11,9 @@ use super::resources::{
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::queries::From;
+use crate::domain::queries::SimpleFilter;
 use crate::proto::v1 as pb;
-use crate::store::lists::SimpleFilter;
-use crate::store::relations::From;
 
 macro_rules! named_service {
     (

@@ -12,10 +12,10 @@ use crate::domain::catalogue::{EVENT_STATUSES, Kind};
 use crate::domain::embedding::Embedding;
 use crate::domain::fields::Input;
 use crate::domain::fusion::DEFAULT_K;
+use crate::domain::queries::EventFilter;
 use crate::proto::v1 as pb;
 use crate::proto::v1::embedding_service_server::EmbeddingService;
 use crate::proto::v1::search_service_server::SearchService;
-use crate::store::lists::EventFilter;
 
 /// Longest text query.
 pub const MAX_QUERY_CHARS: usize = 1000;

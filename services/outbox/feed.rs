@@ -7,21 +7,11 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::log::{COLUMNS, Checkpoint, LoggedChange, below_watermark};
 use super::wakeup::{AdaptivePoll, SHORTEST_POLL};
 
-/// Which changes a feed reader wants.
-#[derive(Debug, Clone, Default)]
-pub struct FeedFilter {
-    /// Resource types (`event`, ...); empty means all.
-    pub resource_types: Vec<String>,
-    /// One resource only.
-    pub resource_id: Option<Uuid>,
-    /// One actor (API key) only.
-    pub actor_key_id: Option<Uuid>,
-}
+pub use crate::domain::queries::FeedFilter;
 
 /// Up to `limit` finished changes of the transaction's organization after `after`, in log order.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT outbox feed", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]

@@ -2,9 +2,7 @@
 //! watermark `pg_snapshot_xmin(pg_current_snapshot())`: every transaction with a smaller id has finished, so no
 //! row can later appear behind a checkpoint (docs/relay.md).
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 /// Namespace of the relay's partition locks (two-key advisory locks `(RELAY_LOCK_SPACE, partition)`).
 pub const RELAY_LOCK_SPACE: i32 = 0x6564_7231; // "edr1"
@@ -18,33 +16,27 @@ pub struct Checkpoint {
     pub position: i64,
 }
 
-/// One change as the relay publishes it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LoggedChange {
-    /// Log position.
-    pub position: i64,
-    /// Writing transaction.
-    pub txid: i64,
-    /// The change's UUID (the AMQP message id).
-    pub change_id: Uuid,
-    /// Organization.
-    pub org_id: Uuid,
-    /// `event`, `speaker`, ...
-    pub aggregate_type: String,
-    /// The resource's id.
-    pub aggregate_id: Uuid,
-    /// `<resource>.<change>`.
-    pub change_type: String,
-    /// JSON payload, as text.
-    pub payload: String,
-    /// The API key that made it.
-    pub actor_key_id: Option<Uuid>,
-    /// W3C trace context of the request.
-    pub traceparent: Option<String>,
-    /// W3C trace state of the request.
-    pub tracestate: Option<String>,
-    /// When it was written.
-    pub created_at: DateTime<Utc>,
+pub use crate::domain::change::LoggedChange;
+
+/// Decoded by column name, as [`COLUMNS`] selects them (by hand: the type lives in `domain`, which knows no SQL).
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LoggedChange {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            position: row.try_get("position")?,
+            txid: row.try_get("txid")?,
+            change_id: row.try_get("change_id")?,
+            org_id: row.try_get("org_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            change_type: row.try_get("change_type")?,
+            payload: row.try_get("payload")?,
+            actor_key_id: row.try_get("actor_key_id")?,
+            traceparent: row.try_get("traceparent")?,
+            tracestate: row.try_get("tracestate")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 impl LoggedChange {

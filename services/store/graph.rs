@@ -9,18 +9,7 @@ use uuid::Uuid;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
-/// Edge kinds of the event network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EdgeKind {
-    /// speaker — event.
-    SpeaksAt,
-    /// company — event.
-    TakesPartIn,
-    /// event — topic.
-    About,
-    /// speaker — company (current employer).
-    WorksAt,
-}
+pub use crate::domain::queries::EdgeKind;
 
 /// The frontier of a traversal, by node kind.
 #[derive(Debug, Clone, Default)]

@@ -2,6 +2,8 @@
 //! more than the page size to know whether another page follows.
 
 use chrono::{DateTime, Utc};
+
+pub use crate::domain::queries::{EventFilter, QualityRange, SimpleFilter};
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -9,51 +11,13 @@ use uuid::Uuid;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
-/// Filters of ListEvents; every one is served by an index (docs/schema.md).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventFilter {
-    /// Events starting at or after.
-    pub start_from: Option<DateTime<Utc>>,
-    /// Events starting before.
-    pub start_before: Option<DateTime<Utc>>,
-    /// Stored status name.
-    pub status: Option<&'static str>,
-    /// Exact city.
-    pub city: Option<String>,
-    /// Country code.
-    pub country: Option<String>,
-    /// Tagged with this topic.
-    pub topic_id: Option<Uuid>,
-    /// With this speaker.
-    pub speaker_id: Option<Uuid>,
-    /// With this company.
-    pub company_id: Option<Uuid>,
-    /// Name prefix, case-insensitive.
-    pub name_prefix: Option<String>,
-    /// Order by update time instead of start time.
-    pub by_update_time: bool,
-    /// Bounds on the quality score.
-    pub quality: QualityRange,
-}
-
-/// Bounds on `quality_score` (inclusive); served by the `(org_id, quality_score, id)` indexes when the listing is
-/// ordered by quality.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct QualityRange {
-    /// Lowest score.
-    pub min: Option<f64>,
-    /// Highest score.
-    pub max: Option<f64>,
-}
-
-impl QualityRange {
-    fn push(&self, q: &mut QueryBuilder<Postgres>) {
-        if let Some(min) = self.min {
-            q.push(" AND t.quality_score >= ").push_bind(min);
-        }
-        if let Some(max) = self.max {
-            q.push(" AND t.quality_score <= ").push_bind(max);
-        }
+/// Appends the bounds of `range` on `t.quality_score`.
+fn push_quality(range: &QualityRange, q: &mut QueryBuilder<Postgres>) {
+    if let Some(min) = range.min {
+        q.push(" AND t.quality_score >= ").push_bind(min);
+    }
+    if let Some(max) = range.max {
+        q.push(" AND t.quality_score <= ").push_bind(max);
     }
 }
 
@@ -110,7 +74,7 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
     if let Some(status) = filter.status {
         q.push(" AND t.status = ").push_bind(status);
     }
-    filter.quality.push(q);
+    push_quality(&filter.quality, q);
     if let Some(city) = &filter.city {
         q.push(" AND t.city = ").push_bind(city.clone());
     }
@@ -140,17 +104,6 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
 fn push_prefix_range(q: &mut QueryBuilder<Postgres>, column: &str, prefix: String) {
     let upper = format!("{prefix}\u{10FFFF}");
     q.push(format!(" AND {column} ~>=~ ")).push_bind(prefix).push(format!(" AND {column} ~<~ ")).push_bind(upper);
-}
-
-/// Filters of the id-ordered listings.
-#[derive(Debug, Clone, Default)]
-pub struct SimpleFilter {
-    /// `column = id` conditions (e.g. speakers by `company_id`, media by `event_id`).
-    pub equals: Vec<(&'static str, Uuid)>,
-    /// Prefix of `normalized_name` (speakers, companies, topics).
-    pub name_prefix: Option<String>,
-    /// Bounds on the quality score (events, speakers, companies).
-    pub quality: QualityRange,
 }
 
 /// A page of `kind` ordered by id (UUIDv7: creation order) after `after`.
@@ -192,7 +145,7 @@ fn by_id_query(
         q.push(" AND t.normalized_name ~>=~ normalize_name(").push_bind(prefix.clone()).push(")");
         q.push(" AND t.normalized_name ~<~ (normalize_name(").push_bind(prefix.clone()).push(") || chr(1114111))");
     }
-    filter.quality.push(&mut q);
+    push_quality(&filter.quality, &mut q);
     if let Some(id) = after {
         q.push(" AND t.id > ").push_bind(id);
     }
@@ -239,7 +192,7 @@ fn quality_query(
         "{prefix}SELECT {}, t.quality_score, t.id FROM {} t WHERE t.org_id = current_org_id()",
         table.projection, table.table
     ));
-    range.push(&mut q);
+    push_quality(&range, &mut q);
     if let Some((score, id)) = after {
         q.push(" AND (t.quality_score, t.id) > (").push_bind(score).push(", ").push_bind(id).push(")");
     }

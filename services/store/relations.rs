@@ -10,6 +10,8 @@ use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
+pub use crate::domain::queries::{From, NewRelation};
+
 fn changes(kind: ChangeType, source: &str, param: usize) -> String {
     insert_changes_sql(source, kind.aggregate().name(), &kind.name(), param)
 }
@@ -54,13 +56,6 @@ pub fn add_sql(kind: RelationKind, names: &[&str]) -> String {
          SELECT resource FROM src",
         changes = changes(ChangeType::RelationAdded(kind), "src", 4),
     )
-}
-
-/// A relation to add: the event, the other side, and its validated attribute columns.
-pub struct NewRelation {
-    pub event_id: Uuid,
-    pub other_id: Uuid,
-    pub columns: Map<String, Value>,
 }
 
 /// Adds every relation of `relations` and emits one `event.<relation>_added` each: one statement per set of
@@ -222,15 +217,6 @@ pub async fn get(
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let sql = format!("SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2");
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(event_id).bind(other_id).fetch_optional(&mut *conn).await
-}
-
-/// Which end of a relation a listing starts from.
-#[derive(Debug, Clone, Copy)]
-pub enum From {
-    /// An event's speakers/companies/topics, each with the related resource embedded.
-    Event,
-    /// A speaker's/company's/topic's events, each with the event embedded.
-    Other,
 }
 
 /// One page of relations from `from`'s side with id `id`, after `after` (the id at the other end), `limit` rows.
