@@ -2,15 +2,14 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{Checks, known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
-use super::handlers::{Api, mask_paths};
-use super::resources::{event, event_company, event_context, event_inputs, event_speaker, event_topic};
+use super::convert::{known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
+use super::handlers::Api;
+use super::resources::{event, event_context, event_inputs};
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
-use crate::domain::catalogue::{EVENT_STATUSES, Kind, RelationKind};
-use crate::domain::fields::{Input, validate_create, validate_update};
+use crate::domain::catalogue::{EVENT_STATUSES, Kind};
+use crate::domain::fields::Input;
 use crate::domain::queries::EventFilter;
-use crate::domain::queries::{From, NewRelation};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_service_server::EventService;
 
@@ -163,12 +162,7 @@ impl EventService for Api {
         request: Request<pb::AddEventSpeakerRequest>,
     ) -> Result<Response<pb::EventSpeaker>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let r = request.into_inner().event_speaker.unwrap_or_default();
-        let attributes = speaker_attributes(&r);
-        let added = self
-            .add_relation(&caller, RelationKind::Speaker, &r.event_id, &r.speaker_id, attributes, "event_speaker.")
-            .await?;
-        Ok(Response::new(event_speaker(&added)?))
+        self.add_one(&caller, request.into_inner().event_speaker).await
     }
 
     async fn batch_add_event_speakers(
@@ -176,14 +170,9 @@ impl EventService for Api {
         request: Request<pb::BatchAddEventSpeakersRequest>,
     ) -> Result<Response<pb::BatchAddEventSpeakersResponse>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let items = request.into_inner().requests.into_iter().map(|r| {
-            let r = r.event_speaker.unwrap_or_default();
-            let attributes = speaker_attributes(&r);
-            (r.event_id, r.speaker_id, attributes)
-        });
-        let added = self.add_relations(&caller, RelationKind::Speaker, items.collect(), "event_speaker.").await?;
+        let requests = request.into_inner().requests.into_iter().map(|r| r.event_speaker);
         Ok(Response::new(pb::BatchAddEventSpeakersResponse {
-            event_speakers: added.iter().map(event_speaker).collect::<Result<_, _>>()?,
+            event_speakers: self.add_batch(&caller, requests).await?,
         }))
     }
 
@@ -192,21 +181,8 @@ impl EventService for Api {
         request: Request<pb::UpdateEventSpeakerRequest>,
     ) -> Result<Response<pb::EventSpeaker>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let pb::UpdateEventSpeakerRequest { event_speaker: r, update_mask } = request.into_inner();
-        let r = r.unwrap_or_default();
-        let attributes = speaker_attributes(&r);
-        let updated = self
-            .update_relation(
-                &caller,
-                RelationKind::Speaker,
-                &r.event_id,
-                &r.speaker_id,
-                attributes,
-                update_mask,
-                "event_speaker.",
-            )
-            .await?;
-        Ok(Response::new(event_speaker(&updated)?))
+        let pb::UpdateEventSpeakerRequest { event_speaker, update_mask } = request.into_inner();
+        self.update_one(&caller, event_speaker, update_mask).await
     }
 
     async fn remove_event_speaker(
@@ -215,7 +191,7 @@ impl EventService for Api {
     ) -> Result<Response<()>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
         let r = request.get_ref();
-        self.remove_relation(&caller, RelationKind::Speaker, &r.event_id, &r.speaker_id, "speaker_id").await
+        self.remove_one::<pb::EventSpeaker>(&caller, &r.event_id, &r.speaker_id).await
     }
 
     async fn list_event_speakers(
@@ -224,21 +200,9 @@ impl EventService for Api {
     ) -> Result<Response<pb::ListEventSpeakersResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let r = request.get_ref();
-        let page = self
-            .list_relations(
-                &caller,
-                RelationKind::Speaker,
-                From::Event,
-                &r.event_id,
-                "event_id",
-                r.page_size,
-                &r.page_token,
-            )
-            .await?;
-        Ok(Response::new(pb::ListEventSpeakersResponse {
-            event_speakers: page.items.iter().map(event_speaker).collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        let (event_speakers, next_page_token) =
+            self.list_of_event(&caller, &r.event_id, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListEventSpeakersResponse { event_speakers, next_page_token }))
     }
 
     async fn add_event_company(
@@ -246,12 +210,7 @@ impl EventService for Api {
         request: Request<pb::AddEventCompanyRequest>,
     ) -> Result<Response<pb::EventCompany>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let r = request.into_inner().event_company.unwrap_or_default();
-        let attributes = company_attributes(&r);
-        let added = self
-            .add_relation(&caller, RelationKind::Company, &r.event_id, &r.company_id, attributes, "event_company.")
-            .await?;
-        Ok(Response::new(event_company(&added)?))
+        self.add_one(&caller, request.into_inner().event_company).await
     }
 
     async fn batch_add_event_companies(
@@ -259,14 +218,9 @@ impl EventService for Api {
         request: Request<pb::BatchAddEventCompaniesRequest>,
     ) -> Result<Response<pb::BatchAddEventCompaniesResponse>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let items = request.into_inner().requests.into_iter().map(|r| {
-            let r = r.event_company.unwrap_or_default();
-            let attributes = company_attributes(&r);
-            (r.event_id, r.company_id, attributes)
-        });
-        let added = self.add_relations(&caller, RelationKind::Company, items.collect(), "event_company.").await?;
+        let requests = request.into_inner().requests.into_iter().map(|r| r.event_company);
         Ok(Response::new(pb::BatchAddEventCompaniesResponse {
-            event_companies: added.iter().map(event_company).collect::<Result<_, _>>()?,
+            event_companies: self.add_batch(&caller, requests).await?,
         }))
     }
 
@@ -275,22 +229,8 @@ impl EventService for Api {
         request: Request<pb::UpdateEventCompanyRequest>,
     ) -> Result<Response<pb::EventCompany>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let pb::UpdateEventCompanyRequest { event_company: r, update_mask } = request.into_inner();
-        let r = r.unwrap_or_default();
-        let attributes =
-            vec![("relation", super::convert::enum_input(r.relation, crate::domain::catalogue::COMPANY_RELATIONS))];
-        let updated = self
-            .update_relation(
-                &caller,
-                RelationKind::Company,
-                &r.event_id,
-                &r.company_id,
-                attributes,
-                update_mask,
-                "event_company.",
-            )
-            .await?;
-        Ok(Response::new(event_company(&updated)?))
+        let pb::UpdateEventCompanyRequest { event_company, update_mask } = request.into_inner();
+        self.update_one(&caller, event_company, update_mask).await
     }
 
     async fn remove_event_company(
@@ -299,7 +239,7 @@ impl EventService for Api {
     ) -> Result<Response<()>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
         let r = request.get_ref();
-        self.remove_relation(&caller, RelationKind::Company, &r.event_id, &r.company_id, "company_id").await
+        self.remove_one::<pb::EventCompany>(&caller, &r.event_id, &r.company_id).await
     }
 
     async fn list_event_companies(
@@ -308,21 +248,9 @@ impl EventService for Api {
     ) -> Result<Response<pb::ListEventCompaniesResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let r = request.get_ref();
-        let page = self
-            .list_relations(
-                &caller,
-                RelationKind::Company,
-                From::Event,
-                &r.event_id,
-                "event_id",
-                r.page_size,
-                &r.page_token,
-            )
-            .await?;
-        Ok(Response::new(pb::ListEventCompaniesResponse {
-            event_companies: page.items.iter().map(event_company).collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        let (event_companies, next_page_token) =
+            self.list_of_event(&caller, &r.event_id, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListEventCompaniesResponse { event_companies, next_page_token }))
     }
 
     async fn add_event_topic(
@@ -330,12 +258,7 @@ impl EventService for Api {
         request: Request<pb::AddEventTopicRequest>,
     ) -> Result<Response<pb::EventTopic>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let r = request.into_inner().event_topic.unwrap_or_default();
-        let attributes = topic_attributes(&r);
-        let added = self
-            .add_relation(&caller, RelationKind::Topic, &r.event_id, &r.topic_id, attributes, "event_topic.")
-            .await?;
-        Ok(Response::new(event_topic(&added)?))
+        self.add_one(&caller, request.into_inner().event_topic).await
     }
 
     async fn batch_add_event_topics(
@@ -343,15 +266,8 @@ impl EventService for Api {
         request: Request<pb::BatchAddEventTopicsRequest>,
     ) -> Result<Response<pb::BatchAddEventTopicsResponse>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let items = request.into_inner().requests.into_iter().map(|r| {
-            let r = r.event_topic.unwrap_or_default();
-            let attributes = topic_attributes(&r);
-            (r.event_id, r.topic_id, attributes)
-        });
-        let added = self.add_relations(&caller, RelationKind::Topic, items.collect(), "event_topic.").await?;
-        Ok(Response::new(pb::BatchAddEventTopicsResponse {
-            event_topics: added.iter().map(event_topic).collect::<Result<_, _>>()?,
-        }))
+        let requests = request.into_inner().requests.into_iter().map(|r| r.event_topic);
+        Ok(Response::new(pb::BatchAddEventTopicsResponse { event_topics: self.add_batch(&caller, requests).await? }))
     }
 
     async fn update_event_topic(
@@ -359,27 +275,14 @@ impl EventService for Api {
         request: Request<pb::UpdateEventTopicRequest>,
     ) -> Result<Response<pb::EventTopic>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
-        let pb::UpdateEventTopicRequest { event_topic: r, update_mask } = request.into_inner();
-        let r = r.unwrap_or_default();
-        let attributes = vec![("relevance", Input::Float(r.relevance))];
-        let updated = self
-            .update_relation(
-                &caller,
-                RelationKind::Topic,
-                &r.event_id,
-                &r.topic_id,
-                attributes,
-                update_mask,
-                "event_topic.",
-            )
-            .await?;
-        Ok(Response::new(event_topic(&updated)?))
+        let pb::UpdateEventTopicRequest { event_topic, update_mask } = request.into_inner();
+        self.update_one(&caller, event_topic, update_mask).await
     }
 
     async fn remove_event_topic(&self, request: Request<pb::RemoveEventTopicRequest>) -> Result<Response<()>, Status> {
         let caller = self.caller(&request, Scope::Write).await?;
         let r = request.get_ref();
-        self.remove_relation(&caller, RelationKind::Topic, &r.event_id, &r.topic_id, "topic_id").await
+        self.remove_one::<pb::EventTopic>(&caller, &r.event_id, &r.topic_id).await
     }
 
     async fn list_event_topics(
@@ -388,131 +291,10 @@ impl EventService for Api {
     ) -> Result<Response<pb::ListEventTopicsResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let r = request.get_ref();
-        let page = self
-            .list_relations(
-                &caller,
-                RelationKind::Topic,
-                From::Event,
-                &r.event_id,
-                "event_id",
-                r.page_size,
-                &r.page_token,
-            )
-            .await?;
-        Ok(Response::new(pb::ListEventTopicsResponse {
-            event_topics: page.items.iter().map(event_topic).collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        let (event_topics, next_page_token) =
+            self.list_of_event(&caller, &r.event_id, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListEventTopicsResponse { event_topics, next_page_token }))
     }
-}
-
-fn speaker_attributes(r: &pb::EventSpeaker) -> Vec<(&'static str, Input)> {
-    vec![
-        ("role", super::convert::enum_input(r.role, crate::domain::catalogue::SPEAKER_ROLES)),
-        ("talk_title", Input::Text(r.talk_title.clone())),
-    ]
-}
-
-fn company_attributes(r: &pb::EventCompany) -> Vec<(&'static str, Input)> {
-    vec![("relation", super::convert::enum_input(r.relation, crate::domain::catalogue::COMPANY_RELATIONS))]
-}
-
-fn topic_attributes(r: &pb::EventTopic) -> Vec<(&'static str, Input)> {
-    vec![("relevance", Input::Float(r.relevance))]
-}
-
-/// One item of a batch of relation adds: event id, other id, attributes, as the request holds them.
-type RelationItem = (String, String, Vec<(&'static str, Input)>);
-
-/// Relation handlers shared by the three relation kinds.
-impl Api {
-    /// Adds the relations of a batch (`requests`), all or none: every item checked first, violations named by
-    /// item (`requests[2].event_topic.topic_id`), a pair named twice refused.
-    async fn add_relations(
-        &self,
-        caller: &crate::app::Caller,
-        kind: RelationKind,
-        items: Vec<RelationItem>,
-        prefix: &'static str,
-    ) -> Result<Vec<serde_json::Value>, Status> {
-        if items.is_empty() || items.len() > MAX_BATCH_CREATE {
-            return Err(AppError::invalid("requests", format!("must hold 1 to {MAX_BATCH_CREATE} relations")).into());
-        }
-        let mut checks = Checks::default();
-        let mut relations = Vec::with_capacity(items.len());
-        let mut seen = std::collections::HashMap::new();
-        for (i, (event_id, other_id, attributes)) in items.iter().enumerate() {
-            let item = format!("requests[{i}].{prefix}");
-            let ids = checks.take(relation_ids(kind, event_id, other_id, &item));
-            let columns = checks.take_violations(validate_create(kind.fields(), attributes, &item));
-            let (Some((event_id, other_id)), Some(columns)) = (ids, columns) else { continue };
-            let first = *seen.entry((event_id, other_id)).or_insert(i);
-            if first != i {
-                let mut repeated = crate::domain::fields::Violations::default();
-                repeated.add(format!("{item}{}_id", kind.target().name()), format!("repeats requests[{first}]"));
-                checks.add(repeated);
-            }
-            relations.push(NewRelation { event_id, other_id, columns });
-        }
-        checks.finish()?;
-        Ok(self.app.add_relations(caller, kind, &relations, "requests", prefix).await?)
-    }
-
-    async fn add_relation(
-        &self,
-        caller: &crate::app::Caller,
-        kind: RelationKind,
-        event_id: &str,
-        other_id: &str,
-        attributes: Vec<(&'static str, Input)>,
-        prefix: &'static str,
-    ) -> Result<serde_json::Value, Status> {
-        let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
-        let columns = validate_create(kind.fields(), &attributes, prefix).map_err(AppError::InvalidArgument)?;
-        Ok(self.app.add_relation(caller, kind, event_id, other_id, &columns, prefix).await?)
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "mirrors the Update request fields")]
-    async fn update_relation(
-        &self,
-        caller: &crate::app::Caller,
-        kind: RelationKind,
-        event_id: &str,
-        other_id: &str,
-        attributes: Vec<(&'static str, Input)>,
-        mask: Option<prost_types::FieldMask>,
-        prefix: &'static str,
-    ) -> Result<serde_json::Value, Status> {
-        let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
-        let output_only = ["event_id", "speaker_id", "company_id", "topic_id", "create_time", "update_time"];
-        let (columns, _) = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only, prefix)
-            .map_err(AppError::InvalidArgument)?;
-        Ok(self.app.update_relation(caller, kind, event_id, other_id, &columns, prefix).await?)
-    }
-
-    async fn remove_relation(
-        &self,
-        caller: &crate::app::Caller,
-        kind: RelationKind,
-        event_id: &str,
-        other_id: &str,
-        other_field: &str,
-    ) -> Result<Response<()>, Status> {
-        let event_id = parse_id("event_id", event_id)?;
-        let other_id = parse_id(other_field, other_id)?;
-        self.app.remove_relation(caller, kind, event_id, other_id).await?;
-        Ok(Response::new(()))
-    }
-}
-
-fn relation_ids(
-    kind: RelationKind,
-    event_id: &str,
-    other_id: &str,
-    prefix: &str,
-) -> Result<(uuid::Uuid, uuid::Uuid), AppError> {
-    let other_field = format!("{prefix}{}_id", kind.target().name());
-    Ok((parse_id(&format!("{prefix}event_id"), event_id)?, parse_id(&other_field, other_id)?))
 }
 
 /// Whether a context request asks for the text rendering.

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod handlers;
 pub mod media;
 pub mod named;
+pub mod relations;
 pub mod resources;
 pub mod search;
 pub mod status;
