@@ -34,59 +34,43 @@ pub trait RelationMessage: Default + Sized + Send + 'static {
     fn render(stored: &Value) -> Result<Self, AppError>;
 }
 
-impl RelationMessage for pb::EventSpeaker {
-    const KIND: RelationKind = RelationKind::Speaker;
-    const FIELD: &'static str = "event_speaker.";
-    const OTHER_FIELD: &'static str = "speaker_id";
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-    fn other_id(&self) -> &str {
-        &self.speaker_id
-    }
-    fn attributes(&self) -> Vec<(&'static str, Input)> {
-        vec![("role", enum_input(self.role, SPEAKER_ROLES)), ("talk_title", Input::Text(self.talk_title.clone()))]
-    }
-    fn render(stored: &Value) -> Result<Self, AppError> {
-        event_speaker(stored)
-    }
+/// Implements [`RelationMessage`] for one relation message: its kind, request field, other-end id field, the
+/// function that renders it and how its attributes are read.
+macro_rules! relation_message {
+    ($msg:ident, $kind:ident, $field:literal, $other:ident, $render:ident, |$r:ident| $attributes:expr) => {
+        impl RelationMessage for pb::$msg {
+            const KIND: RelationKind = RelationKind::$kind;
+            const FIELD: &'static str = $field;
+            const OTHER_FIELD: &'static str = stringify!($other);
+            fn event_id(&self) -> &str {
+                &self.event_id
+            }
+            fn other_id(&self) -> &str {
+                &self.$other
+            }
+            fn attributes(&self) -> Vec<(&'static str, Input)> {
+                let $r = self;
+                $attributes
+            }
+            fn render(stored: &Value) -> Result<Self, AppError> {
+                $render(stored)
+            }
+        }
+    };
 }
 
-impl RelationMessage for pb::EventCompany {
-    const KIND: RelationKind = RelationKind::Company;
-    const FIELD: &'static str = "event_company.";
-    const OTHER_FIELD: &'static str = "company_id";
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-    fn other_id(&self) -> &str {
-        &self.company_id
-    }
-    fn attributes(&self) -> Vec<(&'static str, Input)> {
-        vec![("relation", enum_input(self.relation, COMPANY_RELATIONS))]
-    }
-    fn render(stored: &Value) -> Result<Self, AppError> {
-        event_company(stored)
-    }
-}
-
-impl RelationMessage for pb::EventTopic {
-    const KIND: RelationKind = RelationKind::Topic;
-    const FIELD: &'static str = "event_topic.";
-    const OTHER_FIELD: &'static str = "topic_id";
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-    fn other_id(&self) -> &str {
-        &self.topic_id
-    }
-    fn attributes(&self) -> Vec<(&'static str, Input)> {
-        vec![("relevance", Input::Float(self.relevance))]
-    }
-    fn render(stored: &Value) -> Result<Self, AppError> {
-        event_topic(stored)
-    }
-}
+relation_message!(EventSpeaker, Speaker, "event_speaker.", speaker_id, event_speaker, |r| vec![
+    ("role", enum_input(r.role, SPEAKER_ROLES)),
+    ("talk_title", Input::Text(r.talk_title.clone())),
+]);
+relation_message!(EventCompany, Company, "event_company.", company_id, event_company, |r| vec![(
+    "relation",
+    enum_input(r.relation, COMPANY_RELATIONS)
+)]);
+relation_message!(EventTopic, Topic, "event_topic.", topic_id, event_topic, |r| vec![(
+    "relevance",
+    Input::Float(r.relevance)
+)]);
 
 /// Renders stored relations.
 fn render_all<M: RelationMessage>(stored: &[Value]) -> Result<Vec<M>, Status> {
