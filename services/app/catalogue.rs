@@ -8,6 +8,7 @@ use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::Kind;
 use crate::domain::fields::Columns;
+use crate::domain::queries::QUALITY_ORDER_TAKES_ONLY_BOUNDS;
 use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
 use crate::store::{idempotency, lists, locks};
 
@@ -183,14 +184,22 @@ impl App {
         .await
     }
 
-    /// A page of events matching `filter`.
+    /// A page of events matching `filter`, by start (or update) time, or by quality score when `by_quality` (which
+    /// takes quality bounds only: INVALID_ARGUMENT on `order_by` otherwise).
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_events", db.system = "postgresql"))]
     pub async fn list_events(
         &self,
         caller: &Caller,
         filter: &lists::EventFilter,
+        by_quality: bool,
         page: &PageRequest,
     ) -> Result<Page, AppError> {
+        if by_quality {
+            if !filter.only_quality() {
+                return Err(AppError::invalid("order_by", QUALITY_ORDER_TAKES_ONLY_BOUNDS));
+            }
+            return self.by_quality(caller, Kind::Event, filter.quality, page).await;
+        }
         let after = page.after_time()?;
         let mut tx = self.begin(caller).await?;
         let rows = lists::events(&mut tx, filter, after, page.size + 1).await?;
@@ -220,9 +229,24 @@ impl App {
         Ok(self.page_of(rows, page))
     }
 
+    /// A page of `kind` (speakers, companies) by quality score, thinnest first, within the filter's quality
+    /// bounds, which is all the filter may hold (INVALID_ARGUMENT on `order_by` otherwise).
+    pub async fn list_by_quality(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        filter: &lists::SimpleFilter,
+        page: &PageRequest,
+    ) -> Result<Page, AppError> {
+        if !filter.only_quality() {
+            return Err(AppError::invalid("order_by", QUALITY_ORDER_TAKES_ONLY_BOUNDS));
+        }
+        self.by_quality(caller, kind, filter.quality, page).await
+    }
+
     /// A page of `kind` (events, speakers, companies) by quality score, thinnest first, within `range`.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "list_by_quality", db.system = "postgresql"))]
-    pub async fn list_by_quality(
+    async fn by_quality(
         &self,
         caller: &Caller,
         kind: Kind,

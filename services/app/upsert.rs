@@ -6,18 +6,44 @@ use serde_json::Value;
 use super::catalogue::CreateRequest;
 use super::{App, AppError, Caller};
 use crate::domain::catalogue::Kind;
-use crate::domain::fields::Columns;
+use crate::domain::fields::{Columns, Input, validate_create, validate_update};
 use crate::store::catalogue::{self as store, NaturalKey};
 
 /// How often an upsert that lost a creation race looks again.
 const ATTEMPTS: usize = 4;
 
 impl App {
+    /// Upserts the resource `inputs` describe (keyed by API path): created with every field (defaults applied) when
+    /// no resource has its natural key, else patched with every field the caller gave except the name (the key it
+    /// was found by). Returns the resource and whether it was created.
+    pub async fn upsert(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        inputs: &[(&'static str, Input)],
+        field_prefix: &'static str,
+    ) -> Result<(Value, bool), AppError> {
+        let create = validate_create(kind.fields(), inputs, field_prefix).map_err(AppError::InvalidArgument)?;
+        let given: Vec<String> = inputs
+            .iter()
+            .filter(|(path, input)| *path != "name" && input.is_present())
+            .map(|(path, _)| path.to_string())
+            .collect();
+        let patch = if given.is_empty() {
+            Columns::default()
+        } else {
+            validate_update(kind.fields(), inputs, &given, kind.output_only(), field_prefix)
+                .map_err(AppError::InvalidArgument)?
+                .0
+        };
+        self.upsert_columns(caller, kind, &create, &patch, field_prefix).await
+    }
+
     /// Upserts by natural key: for companies the domain when `columns` has one, else the normalized name.
     /// `create` holds every column (defaults applied); `patch` only the columns the caller gave.
     /// Returns the resource and whether it was created.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "upsert", db.system = "postgresql"))]
-    pub async fn upsert(
+    async fn upsert_columns(
         &self,
         caller: &Caller,
         kind: Kind,

@@ -54,6 +54,25 @@ pub struct SimpleFilter {
     pub quality: QualityRange,
 }
 
+/// Why a listing ordered by quality refuses a filter: only the quality bounds combine with that order (the
+/// `(org_id, quality_score, id)` indexes serve nothing else).
+pub const QUALITY_ORDER_TAKES_ONLY_BOUNDS: &str =
+    "ordering by quality score combines with max_quality_score and min_quality_score only";
+
+impl EventFilter {
+    /// Whether the filter holds quality bounds at most (what ordering by quality allows).
+    pub fn only_quality(&self) -> bool {
+        *self == EventFilter { quality: self.quality, ..Default::default() }
+    }
+}
+
+impl SimpleFilter {
+    /// Whether the filter holds quality bounds at most (what ordering by quality allows).
+    pub fn only_quality(&self) -> bool {
+        self.equals.is_empty() && self.name_prefix.is_none()
+    }
+}
+
 /// Which end of a relation a listing starts from.
 #[derive(Debug, Clone, Copy)]
 pub enum From {
@@ -92,4 +111,19 @@ pub struct FeedFilter {
     pub resource_id: Option<Uuid>,
     /// One actor (API key) only.
     pub actor_key_id: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_quality_bounds_combine_with_the_quality_order() {
+        let quality = QualityRange { min: Some(0.2), max: None };
+        assert!(EventFilter { quality, ..Default::default() }.only_quality());
+        assert!(!EventFilter { country: Some("DE".into()), quality, ..Default::default() }.only_quality());
+        assert!(SimpleFilter { quality, ..Default::default() }.only_quality());
+        assert!(!SimpleFilter { name_prefix: Some("a".into()), ..Default::default() }.only_quality());
+        assert!(!SimpleFilter { equals: vec![("event_id", Uuid::nil())], ..Default::default() }.only_quality());
+    }
 }

@@ -65,18 +65,7 @@ impl EventService for Api {
         };
         let page =
             self.app.page_request(&caller, &format!("ListEvents|{filter:?}|{order_by}"), page_size, &page_token)?;
-        let page = if order == pb::EventOrder::QualityScore {
-            if filter != (EventFilter { quality, ..Default::default() }) {
-                return Err(AppError::invalid(
-                    "order_by",
-                    "ordering by quality score combines with max_quality_score and min_quality_score only",
-                )
-                .into());
-            }
-            self.app.list_by_quality(&caller, Kind::Event, quality, &page).await?
-        } else {
-            self.app.list_events(&caller, &filter, &page).await?
-        };
+        let page = self.app.list_events(&caller, &filter, order == pb::EventOrder::QualityScore, &page).await?;
         Ok(Response::new(pb::ListEventsResponse {
             events: page.items.iter().map(event).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,

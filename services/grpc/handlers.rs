@@ -146,22 +146,7 @@ impl Api {
         inputs: Option<Inputs>,
         field_prefix: &'static str,
     ) -> Result<(Value, bool), Status> {
-        let inputs = inputs.unwrap_or_default();
-        let create = validate_create(kind.fields(), &inputs, field_prefix).map_err(AppError::InvalidArgument)?;
-        // The patch: every field the caller gave except the name (the key it was found by).
-        let given: Vec<String> = inputs
-            .iter()
-            .filter(|(path, input)| *path != "name" && input.is_present())
-            .map(|(path, _)| path.to_string())
-            .collect();
-        let patch = if given.is_empty() {
-            Default::default()
-        } else {
-            validate_update(kind.fields(), &inputs, &given, kind.output_only(), field_prefix)
-                .map_err(AppError::InvalidArgument)?
-                .0
-        };
-        Ok(self.app.upsert(caller, kind, &create, &patch, field_prefix).await?)
+        Ok(self.app.upsert(caller, kind, &inputs.unwrap_or_default(), field_prefix).await?)
     }
 
     /// A page of `kind` listed in id order with `filter`.
@@ -190,15 +175,8 @@ impl Api {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page, Status> {
-        if !filter.equals.is_empty() || filter.name_prefix.is_some() {
-            return Err(AppError::invalid(
-                "order_by",
-                "ordering by quality score combines with max_quality_score and min_quality_score only",
-            )
-            .into());
-        }
         let page = self.app.page_request(caller, query, page_size, page_token)?;
-        Ok(self.app.list_by_quality(caller, kind, filter.quality, &page).await?)
+        Ok(self.app.list_by_quality(caller, kind, filter, &page).await?)
     }
 
     /// A page of relations of `kind` seen from `from`.
