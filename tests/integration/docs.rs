@@ -108,3 +108,87 @@ fn the_api_reference_names_every_service() {
         assert!(api.contains(&format!("`{service}`")), "docs/api.md does not name {service}");
     }
 }
+
+/// The backticked names in the row of docs/consumers.md's topology table that starts with `| {what} |`.
+fn topology_row(what: &str) -> Vec<String> {
+    let consumers = read("docs/consumers.md");
+    let row = consumers
+        .lines()
+        .find(|l| l.starts_with(&format!("| {what} |")))
+        .unwrap_or_else(|| panic!("docs/consumers.md has no `{what}` row"));
+    row.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_consumer_topology_in_the_docs_is_what_the_relay_publishes() {
+    use eventdata::domain::change::LoggedChange;
+    use eventdata::outbox::message::OutgoingMessage;
+    let change = LoggedChange {
+        position: 7,
+        txid: 1,
+        change_id: uuid::Uuid::now_v7(),
+        org_id: uuid::Uuid::now_v7(),
+        aggregate_type: "event".into(),
+        aggregate_id: uuid::Uuid::now_v7(),
+        change_type: "event.speaker_added".into(),
+        payload: "{}".into(),
+        actor_key_id: Some(uuid::Uuid::now_v7()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        tracestate: Some("vendor=x".into()),
+        created_at: chrono::Utc::now(),
+    };
+    let message = OutgoingMessage::from(&change);
+    let carried: Vec<String> =
+        message.properties.headers().as_ref().expect("headers").inner().keys().map(|k| k.as_str().to_owned()).collect();
+    let documented: Vec<String> = topology_row("headers")
+        .into_iter()
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && name != "message_id")
+        .collect();
+    for name in &carried {
+        assert!(documented.contains(name), "the relay sends header {name}, docs/consumers.md does not list it");
+    }
+    for name in &documented {
+        assert!(carried.contains(name), "docs/consumers.md lists header {name}, the relay does not send it");
+    }
+
+    let properties = topology_row("properties");
+    for name in ["delivery_mode", "message_id", "type", "timestamp", "app_id"] {
+        assert!(properties.contains(&name.to_owned()), "docs/consumers.md does not list property {name}");
+    }
+    let p = &message.properties;
+    assert_eq!(*p.delivery_mode(), Some(2));
+    assert_eq!(p.message_id().as_ref().map(|m| m.as_str().to_owned()), Some(change.change_id.to_string()));
+    assert_eq!(p.kind().as_ref().map(|k| k.as_str()), Some("event.speaker_added"));
+    assert_eq!(p.app_id().as_ref().map(|a| a.as_str()), Some("eventdata"));
+    assert!(p.timestamp().is_some());
+    assert!(topology_row("body").contains(&"application/json".to_owned()));
+    assert_eq!(p.content_type().as_ref().map(|c| c.as_str()), Some("application/json"));
+    assert_eq!(message.routing_key, "event.speaker_added", "the routing key is `<resource>.<change>`");
+
+    // The Broadway example reads headers the relay sends, from a queue the page declares (quorum, dead-lettered).
+    let consumers = read("docs/consumers.md");
+    let read_headers: Vec<&str> =
+        consumers.split("List.keyfind(headers, \"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+    assert!(!read_headers.is_empty(), "the Broadway example reads headers");
+    for name in read_headers {
+        assert!(carried.iter().any(|c| c == name), "the Broadway example reads header {name}, which is not sent");
+    }
+    for queue in consumers.split("queue: \"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        let declared = consumers.lines().find(|l| l.contains(&format!("declare queue name={queue} ")));
+        let declared =
+            declared.unwrap_or_else(|| panic!("the example consumes queue {queue}, which the page never declares"));
+        let arguments = consumers.lines().skip_while(|l| *l != declared).take(2).collect::<String>();
+        assert!(arguments.contains("\"x-queue-type\":\"quorum\""), "{queue} is a quorum queue: {arguments}");
+        assert!(arguments.contains("x-dead-letter-exchange"), "{queue} dead-letters: {arguments}");
+    }
+
+    let exchange = topology_row("exchange");
+    let defaults = eventdata::config::RelaySettings::from_lookup(|_| None).expect("defaults");
+    assert!(exchange.contains(&defaults.exchange), "the documented exchange is the default {}", defaults.exchange);
+    assert!(exchange.contains(&"topic".to_owned()) && exchange.contains(&"EVENTDATA_RELAY_EXCHANGE".to_owned()));
+    let publisher = read("services/outbox/publisher.rs");
+    assert!(
+        publisher.contains("topology.exchange.as_str().into(), ExchangeKind::Topic, durable"),
+        "the relay declares its exchange as a durable topic exchange, as documented"
+    );
+}
