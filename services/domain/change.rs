@@ -38,6 +38,23 @@ impl ChangeType {
         }
     }
 
+    /// Every change type the service emits, in the order of the closed list (docs/events.md).
+    pub fn all() -> Vec<ChangeType> {
+        let mut types: Vec<ChangeType> = Kind::ALL
+            .into_iter()
+            .flat_map(|k| [ChangeType::Created(k), ChangeType::Updated(k), ChangeType::Deleted(k)])
+            .collect();
+        for r in [RelationKind::Speaker, RelationKind::Company, RelationKind::Topic] {
+            types.extend([
+                ChangeType::RelationAdded(r),
+                ChangeType::RelationUpdated(r),
+                ChangeType::RelationRemoved(r),
+            ]);
+        }
+        types.extend([Kind::Event, Kind::Speaker, Kind::Topic].map(ChangeType::EmbeddingUpdated));
+        types
+    }
+
     /// The change type's name, e.g. `event.speaker_added`.
     pub fn name(self) -> String {
         let relation = |r: RelationKind| match r {

@@ -40,6 +40,7 @@ impl OutgoingMessage {
         put("cloudEvents_subject", text(change.aggregate_id.to_string()));
         put("cloudEvents_time", text(change.created_at.to_rfc3339()));
         put("cloudEvents_datacontenttype", text("application/json"));
+        put("cloudEvents_dataschema", text(super::schema::dataschema(&change.change_type)));
         put("org_id", text(change.org_id.to_string()));
         put("resource_type", text(change.aggregate_type.clone()));
         put("resource_id", text(change.aggregate_id.to_string()));

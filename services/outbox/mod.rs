@@ -9,6 +9,7 @@ pub mod log;
 pub mod message;
 pub mod publisher;
 pub mod relay;
+pub mod schema;
 pub mod unroutable;
 pub mod wakeup;
 pub mod window;

@@ -10,6 +10,7 @@ mod catalogue_crud;
 mod catalogue_errors;
 mod catalogue_outbox;
 mod change_feed;
+mod change_schemas;
 mod cli;
 mod contract;
 mod docs;
