@@ -99,6 +99,14 @@ else
 fi
 $SUDO rabbitmqctl -q await_startup --timeout 60 >/dev/null
 
+# --- Python packages of the consumer examples (their tests run them) ---------------------------------------
+examples=$(cd "$(dirname "$0")/.." && pwd)/examples
+if ! python3 -c 'import aio_pika, jsonschema' 2>/dev/null; then
+  say "installing the Python consumer example's packages"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    -r "$examples/consumers/python/requirements.txt"
+fi
+
 # --- 4. roles, database, migrations ----------------------------------------------------------------
 say "ensuring roles ${OWNER_ROLE}, ${APP_ROLE}, ${RELAY_ROLE}, eventdata_backup and database ${DB_NAME}"
 psql_su -d postgres <<SQL

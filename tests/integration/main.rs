@@ -20,6 +20,7 @@ mod list_indexes;
 mod malformed;
 mod migrations;
 mod properties;
+mod python_consumer;
 mod read_models;
 mod relation_batches;
 mod relation_counts;
