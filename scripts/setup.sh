@@ -101,10 +101,10 @@ $SUDO rabbitmqctl -q await_startup --timeout 60 >/dev/null
 
 # --- Python packages of the consumer examples (their tests run them) ---------------------------------------
 examples=$(cd "$(dirname "$0")/.." && pwd)/examples
-if ! python3 -c 'import aio_pika, jsonschema' 2>/dev/null; then
-  say "installing the Python consumer example's packages"
+if ! python3 -c 'import aio_pika, jsonschema, baml_py, grpc_tools' 2>/dev/null; then
+  say "installing the Python packages of the consumer and extraction examples"
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-    -r "$examples/consumers/python/requirements.txt"
+    -r "$examples/consumers/python/requirements.txt" -r "$examples/extraction/requirements.txt"
 fi
 
 # --- 4. roles, database, migrations ----------------------------------------------------------------

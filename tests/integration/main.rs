@@ -14,6 +14,7 @@ mod change_schemas;
 mod cli;
 mod contract;
 mod docs;
+mod extraction;
 mod fixtures;
 mod graph;
 mod list_indexes;
