@@ -104,8 +104,8 @@ impl Default for Limits {
 pub struct RelaySettings {
     /// The relay role's database URL (`EVENTDATA_RELAY_DATABASE_URL`).
     pub database_url: String,
-    /// RabbitMQ (`AMQP_URL`).
-    pub amqp_url: String,
+    /// RabbitMQ nodes (`AMQP_URL`, comma-separated for a cluster): the relay connects to the first that answers.
+    pub amqp_urls: Vec<String>,
     /// Durable topic exchange the changes go to (`EVENTDATA_RELAY_EXCHANGE`, default `eventdata.changes`).
     pub exchange: String,
     /// Alternate exchange for unroutable changes (`EVENTDATA_RELAY_ALTERNATE_EXCHANGE`, unset by default).
@@ -164,7 +164,7 @@ impl RelaySettings {
                 DEFAULT_RELAY_DATABASE_URL,
                 &["postgres", "postgresql"],
             )?,
-            amqp_url: env.url("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
+            amqp_urls: env.urls("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
             exchange: env.get("EVENTDATA_RELAY_EXCHANGE").unwrap_or_else(|| "eventdata.changes".into()),
             alternate_exchange: env.get("EVENTDATA_RELAY_ALTERNATE_EXCHANGE"),
             partitions: positive("EVENTDATA_RELAY_PARTITIONS", "1")?,
@@ -336,6 +336,18 @@ impl Env<'_> {
         Ok(Duration::from_millis(ms))
     }
 
+    /// One or more comma-separated URLs, each as [`Env::url`] requires.
+    fn urls(&self, var: &'static str, default: &str, schemes: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        raw.split(',')
+            .map(str::trim)
+            .map(|one| {
+                let lookup = |_: &str| Some(one.to_owned());
+                Env(&lookup).url(var, default, schemes)
+            })
+            .collect()
+    }
+
     /// A URL whose scheme is one of `schemes`. The value is not echoed: it may carry a password.
     fn url(&self, var: &'static str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let raw = self.get(var).unwrap_or_else(|| default.to_owned());
@@ -409,6 +421,7 @@ mod tests {
             ("EVENTDATA_IDEMPOTENCY_RETENTION_HOURS", "1"),
             ("EVENTDATA_RELAY_DATABASE_URL", "nope"),
             ("AMQP_URL", "http://broker"),
+            ("AMQP_URL", "amqp://a/%2f,http://b"),
         ] {
             let err = RelaySettings::from_lookup(|k| (k == var).then(|| value.to_string())).expect_err(var);
             assert_eq!(err.var, var);
@@ -426,6 +439,18 @@ mod tests {
             let err = BackupSettings::from_lookup(|k| (k == var).then(|| "mysql://x@y/z".to_string())).expect_err(var);
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn amqp_url_may_name_several_nodes() {
+        let urls =
+            |raw: &str| RelaySettings::from_lookup(|k| (k == "AMQP_URL").then(|| raw.to_owned())).map(|s| s.amqp_urls);
+        assert_eq!(urls("amqp://a:5672/%2f").expect("one"), vec!["amqp://a:5672/%2f"]);
+        assert_eq!(
+            urls("amqp://a:5672/%2f, amqps://b:5671/%2f").expect("two"),
+            vec!["amqp://a:5672/%2f", "amqps://b:5671/%2f"]
+        );
+        assert!(urls("amqp://a/%2f,").is_err(), "an empty node");
     }
 
     #[test]

@@ -36,6 +36,26 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Connects to the first of `urls` (the nodes of a cluster) that answers, trying them in order: a node that is
+    /// down is skipped, and when the connection in use fails the relay's next connect finds the next node alive.
+    pub async fn connect_any(urls: &[String], topology: &Topology) -> Result<Self, lapin::Error> {
+        let mut last = None;
+        for url in urls {
+            match Self::connect(url, topology).await {
+                Ok(publisher) => {
+                    tracing::info!(node = %node_name(url), "connected to RabbitMQ");
+                    return Ok(publisher);
+                }
+                Err(err) => {
+                    tracing::warn!(node = %node_name(url), error = %err, "RabbitMQ node unavailable, trying the next");
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last
+            .unwrap_or(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))))
+    }
+
     /// Connects, enables confirms and declares the exchange (and its alternate exchange).
     pub async fn connect(url: &str, topology: &Topology) -> Result<Self, lapin::Error> {
         let connection =
@@ -60,6 +80,13 @@ impl Publisher {
         let _ = self.channel.close(200, "relay stopping".into()).await;
         let _ = self.connection.close(200, "relay stopping".into()).await;
     }
+}
+
+/// A node's `host:port` for logs: never the user or password a URL may carry.
+fn node_name(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    host.split('/').next().unwrap_or(host)
 }
 
 /// A producer span for `change`, child of the request that made it (when that request was traced).

@@ -132,7 +132,8 @@ impl Relay {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut conn).await?;
         }
         let topology = Topology::of(settings);
-        let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
+        let publisher =
+            Publisher::connect_any(&settings.amqp_urls, &topology).await.context("connecting to RabbitMQ")?;
         let at = log::checkpoint(&mut conn, settings.partitions, partition).await?;
         self.active.send_modify(|active| {
             active.insert(partition);
@@ -308,7 +309,7 @@ impl Relay {
 pub async fn replay(settings: &RelaySettings, from: i64, to: i64) -> anyhow::Result<u64> {
     let mut conn = PgConnection::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
     let topology = Topology::of(settings);
-    let publisher = Publisher::connect(&settings.amqp_url, &topology).await.context("connecting to RabbitMQ")?;
+    let publisher = Publisher::connect_any(&settings.amqp_urls, &topology).await.context("connecting to RabbitMQ")?;
     let mut window = Window::new(Checkpoint::default(), settings.max_in_flight as usize);
     let mut total = 0u64;
     loop {

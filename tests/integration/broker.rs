@@ -37,7 +37,7 @@ pub fn relay_settings(db: &TestDb, exchange: &str) -> RelaySettings {
 pub fn relay_env(settings: &RelaySettings) -> Vec<(&'static str, String)> {
     vec![
         ("EVENTDATA_RELAY_DATABASE_URL", settings.database_url.clone()),
-        ("AMQP_URL", settings.amqp_url.clone()),
+        ("AMQP_URL", settings.amqp_urls.join(",")),
         ("EVENTDATA_RELAY_EXCHANGE", settings.exchange.clone()),
         ("EVENTDATA_RELAY_PARTITIONS", settings.partitions.to_string()),
         ("EVENTDATA_RELAY_BATCH_SIZE", settings.batch_size.to_string()),

@@ -516,3 +516,34 @@ async fn retention_prunes_only_delivered_expired_changes() {
         sqlx::query_scalar("SELECT position FROM outbox ORDER BY position").fetch_all(&mut conn).await.expect("left");
     assert_eq!(left, vec![rows[2].1, rows[3].1], "undelivered and recent changes stay");
 }
+
+#[tokio::test]
+async fn with_several_broker_nodes_the_relay_skips_a_dead_one_and_moves_on_when_its_node_fails() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    // Three "nodes": a port nothing listens on, the broker through a proxy that can fail, the broker itself.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let failing = crate::common::TcpProxy::start("127.0.0.1:5672").await;
+    let mut settings = relay_settings(&app.db, &exchange);
+    settings.amqp_urls = vec![
+        format!("amqp://guest:guest@{dead}/%2f"),
+        format!("amqp://guest:guest@{}/%2f", failing.addr),
+        crate::broker::AMQP_URL.to_owned(),
+    ];
+    let _relay = spawn_relay(&settings);
+    for i in 0..20 {
+        create_event(app.rw(), "E", &format!("before-{i}")).await;
+    }
+    queue.receive_until(Duration::from_secs(30), "20 changes past the dead node", |r| r.len() >= 20).await;
+
+    failing.set_up(false); // the node in use fails: its connection is cut and it refuses new ones
+    for i in 0..20 {
+        create_event(app.rw(), "E", &format!("after-{i}")).await;
+    }
+    let distinct = |r: &[Received]| r.iter().map(|m| m.message_id.clone()).collect::<HashSet<_>>().len();
+    queue.receive_until(Duration::from_secs(60), "all 40 changes, through the last node", |r| distinct(r) >= 40).await;
+    assert!(failing.refused.load(std::sync::atomic::Ordering::Relaxed) > 0, "the relay tried the failed node again");
+    assert_eq!(distinct(&queue.received), 40, "nothing lost");
+}
