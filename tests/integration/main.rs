@@ -27,6 +27,7 @@ mod relation_batches;
 mod relation_counts;
 mod relay;
 mod relay_operations;
+mod replicas;
 mod row_level_security;
 mod schema_constraints;
 mod search;
