@@ -59,26 +59,34 @@ async fn keys_and_scopes() {
     .await;
 }
 
-#[tokio::test]
-async fn another_organization_finds_nothing_of_ours() {
-    let app = TestApp::start().await;
-    let event = create_event(app.rw(), "Ours", "ours").await;
-    let speaker = create_speaker(app.rw(), "Ada").await;
-    let company = create_company(app.rw(), "Acme").await;
-    let topic = create_topic(app.rw(), "Rust").await;
-    let media = create_media(app.rw(), &event.id, "https://x.test/a").await;
-    let page_token = {
-        create_event(app.rw(), "Ours too", "ours-too").await;
-        EventServiceClient::new(app.rw())
-            .list_events(pb::ListEventsRequest { page_size: 1, ..Default::default() })
-            .await
-            .expect("page")
-            .into_inner()
-            .next_page_token
-    };
+/// Our organization's resources, and a read+write channel of another organization.
+struct Ours {
+    app: TestApp,
+    event: pb::Event,
+    speaker: pb::Speaker,
+    company: pb::Company,
+    topic: pb::Topic,
+    media: pb::Media,
+    theirs: crate::common::AuthChannel,
+}
 
-    let other_org = app.db.create_org("other").await;
-    let theirs = app.as_key(Some(&app.db.create_key(other_org, &["read", "write"]).await));
+impl Ours {
+    async fn start() -> Self {
+        let app = TestApp::start().await;
+        let event = create_event(app.rw(), "Ours", "ours").await;
+        let speaker = create_speaker(app.rw(), "Ada").await;
+        let company = create_company(app.rw(), "Acme").await;
+        let topic = create_topic(app.rw(), "Rust").await;
+        let media = create_media(app.rw(), &event.id, "https://x.test/a").await;
+        let other_org = app.db.create_org("other").await;
+        let theirs = app.as_key(Some(&app.db.create_key(other_org, &["read", "write"]).await));
+        Self { app, event, speaker, company, topic, media, theirs }
+    }
+}
+
+#[tokio::test]
+async fn another_organization_gets_not_found_from_every_method_on_our_resources() {
+    let Ours { app: _app, event, speaker, company, topic, media, theirs } = Ours::start().await;
     let mut events = EventServiceClient::new(theirs.clone());
     let mut speakers = SpeakerServiceClient::new(theirs.clone());
     let mut companies = CompanyServiceClient::new(theirs.clone());
@@ -187,6 +195,22 @@ async fn another_organization_finds_nothing_of_ours() {
         media_client.delete_media(pb::DeleteMediaRequest { id: id(&media.id), etag: String::new() }).await,
         "DeleteMedia",
     );
+}
+
+#[tokio::test]
+async fn another_organization_lists_nothing_of_ours_and_cannot_use_our_page_token() {
+    let ours = Ours::start().await;
+    create_event(ours.app.rw(), "Ours too", "ours-too").await;
+    let page_token = EventServiceClient::new(ours.app.rw())
+        .list_events(pb::ListEventsRequest { page_size: 1, ..Default::default() })
+        .await
+        .expect("page")
+        .into_inner()
+        .next_page_token;
+    let mut events = EventServiceClient::new(ours.theirs.clone());
+    let mut speakers = SpeakerServiceClient::new(ours.theirs.clone());
+    let mut companies = CompanyServiceClient::new(ours.theirs.clone());
+    let mut topics = TopicServiceClient::new(ours.theirs.clone());
 
     assert!(events.list_events(pb::ListEventsRequest::default()).await.expect("list").into_inner().events.is_empty());
     assert!(
@@ -213,6 +237,14 @@ async fn another_organization_finds_nothing_of_ours() {
         .await
         .expect_err("our page token is not theirs");
     assert_eq!(foreign.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn another_organization_cannot_attach_to_ours_and_its_upserts_make_its_own() {
+    let Ours { app, event, speaker, theirs, .. } = Ours::start().await;
+    let mut speakers = SpeakerServiceClient::new(theirs.clone());
+    let mut media_client = MediaServiceClient::new(theirs.clone());
+    let id = |s: &str| s.to_string();
 
     // Their media cannot hang off our event, and upserting our speaker's name creates their own speaker.
     let media_err = media_client

@@ -9,7 +9,7 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 
 use crate::common::TestApp;
-use crate::fixtures::{create_event, create_speaker, new_event, ts};
+use crate::fixtures::{create_company, create_event, create_speaker, create_topic, new_event, ts};
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
@@ -87,29 +87,13 @@ async fn events_create_get_list_update_batch_get_delete() {
     assert_eq!(gone.code(), tonic::Code::NotFound);
 }
 
-#[tokio::test]
-async fn event_relations_from_both_sides() {
-    let app = TestApp::start().await;
+/// An event, a speaker, a company and a topic, the three related to the event (the speaker as a keynote with a talk).
+async fn related(app: &TestApp) -> (pb::Event, pb::Speaker, pb::Company, pb::Topic) {
     let event = create_event(app.rw(), "Conf", "conf").await;
     let speaker = create_speaker(app.rw(), "Ada Lovelace").await;
-    let company = CompanyServiceClient::new(app.rw())
-        .create_company(pb::CreateCompanyRequest {
-            company: Some(pb::Company { name: "Acme".into(), domain: Some("acme.test".into()), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("company")
-        .into_inner();
-    let topic = TopicServiceClient::new(app.rw())
-        .create_topic(pb::CreateTopicRequest {
-            topic: Some(pb::Topic { name: "Rust".into(), ..Default::default() }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("topic")
-        .into_inner();
+    let company = create_company(app.rw(), "Acme").await;
+    let topic = create_topic(app.rw(), "Rust").await;
     let mut events = EventServiceClient::new(app.rw());
-
     let added = events
         .add_event_speaker(pb::AddEventSpeakerRequest {
             event_speaker: Some(pb::EventSpeaker {
@@ -124,20 +108,6 @@ async fn event_relations_from_both_sides() {
         .expect("add speaker")
         .into_inner();
     assert_eq!(added.role, pb::SpeakerRole::Keynote as i32);
-    let changed = events
-        .update_event_speaker(pb::UpdateEventSpeakerRequest {
-            event_speaker: Some(pb::EventSpeaker {
-                event_id: event.id.clone(),
-                speaker_id: speaker.id.clone(),
-                role: pb::SpeakerRole::Panelist as i32,
-                ..Default::default()
-            }),
-            update_mask: mask(&["role"]),
-        })
-        .await
-        .expect("update speaker relation")
-        .into_inner();
-    assert_eq!((changed.role, changed.talk_title.as_deref()), (pb::SpeakerRole::Panelist as i32, Some("Engines")));
     events
         .add_event_company(pb::AddEventCompanyRequest {
             event_company: Some(pb::EventCompany {
@@ -160,7 +130,14 @@ async fn event_relations_from_both_sides() {
         })
         .await
         .expect("add topic");
+    (event, speaker, company, topic)
+}
 
+#[tokio::test]
+async fn relations_are_listed_from_both_sides_and_filter_events() {
+    let app = TestApp::start().await;
+    let (event, speaker, company, topic) = related(&app).await;
+    let mut events = EventServiceClient::new(app.rw());
     let speakers = events
         .list_event_speakers(pb::ListEventSpeakersRequest { event_id: event.id.clone(), ..Default::default() })
         .await
@@ -205,7 +182,27 @@ async fn event_relations_from_both_sides() {
         .expect("events by speaker")
         .into_inner();
     assert_eq!(by_speaker.events.len(), 1);
+}
 
+#[tokio::test]
+async fn a_relation_is_updated_by_mask_and_removed_with_its_changes() {
+    let app = TestApp::start().await;
+    let (event, speaker, company, topic) = related(&app).await;
+    let mut events = EventServiceClient::new(app.rw());
+    let changed = events
+        .update_event_speaker(pb::UpdateEventSpeakerRequest {
+            event_speaker: Some(pb::EventSpeaker {
+                event_id: event.id.clone(),
+                speaker_id: speaker.id.clone(),
+                role: pb::SpeakerRole::Panelist as i32,
+                ..Default::default()
+            }),
+            update_mask: mask(&["role"]),
+        })
+        .await
+        .expect("update speaker relation")
+        .into_inner();
+    assert_eq!((changed.role, changed.talk_title.as_deref()), (pb::SpeakerRole::Panelist as i32, Some("Engines")));
     events
         .remove_event_speaker(pb::RemoveEventSpeakerRequest {
             event_id: event.id.clone(),

@@ -226,7 +226,7 @@ async fn not_found_for_every_service() {
 }
 
 #[tokio::test]
-async fn conflicts_stale_etags_and_missing_references() {
+async fn duplicates_are_already_exists_with_their_reason() {
     let app = TestApp::start().await;
     let mut events = EventServiceClient::new(app.rw());
     let event = create_event(app.rw(), "Conf", "conf").await;
@@ -275,8 +275,15 @@ async fn conflicts_stale_etags_and_missing_references() {
     };
     events.add_event_speaker(add.clone()).await.expect("first add");
     assert_status(events.add_event_speaker(add).await, Code::AlreadyExists, "RELATION_EXISTS", "second add");
+}
 
-    // Stale etags: ABORTED, for update and delete, in every service that has them.
+#[tokio::test]
+async fn stale_etags_abort_updates_and_deletes() {
+    let app = TestApp::start().await;
+    let mut events = EventServiceClient::new(app.rw());
+    let event = create_event(app.rw(), "Conf", "conf").await;
+    let speaker = create_speaker(app.rw(), "Bea").await;
+    // ABORTED, for update and delete.
     let updated = events
         .update_event(pb::UpdateEventRequest {
             event: Some(pb::Event {
@@ -328,8 +335,14 @@ async fn conflicts_stale_etags_and_missing_references() {
         "ETAG_MISMATCH",
         "stale speaker delete",
     );
+}
 
-    // Missing references: FAILED_PRECONDITION naming the field.
+#[tokio::test]
+async fn missing_references_fail_the_precondition_naming_the_field() {
+    let app = TestApp::start().await;
+    let mut events = EventServiceClient::new(app.rw());
+    let mut topics = TopicServiceClient::new(app.rw());
+    let event = create_event(app.rw(), "Conf", "conf").await;
     assert_status(
         SpeakerServiceClient::new(app.rw())
             .create_speaker(pb::CreateSpeakerRequest {
