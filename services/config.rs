@@ -342,6 +342,9 @@ impl Env<'_> {
         raw.split(',')
             .map(str::trim)
             .map(|one| {
+                if one.is_empty() {
+                    return Err(ConfigError { var, reason: "has an empty entry in its comma-separated list".into() });
+                }
                 let lookup = |_: &str| Some(one.to_owned());
                 Env(&lookup).url(var, default, schemes)
             })

@@ -68,7 +68,7 @@ impl App {
                 .map_err(|e| AppError::from_db(e, request.field_prefix))?;
             let resources = match (created, claim) {
                 (Some(resources), _) => resources,
-                (None, Some(claim)) => replay(&mut tx, request.kind, &claim).await?,
+                (None, Some(claim)) => replay(&mut tx, caller.org_id, request.kind, &claim).await?,
                 (None, None) => return Err(AppError::Internal(anyhow::anyhow!("create returned no rows"))),
             };
             tx.commit().await?;
@@ -126,9 +126,9 @@ impl App {
         if ids.len() > MAX_BATCH_GET {
             return Err(AppError::invalid("ids", format!("at most {MAX_BATCH_GET} ids")));
         }
-        let mut tx = self.begin(caller).await?;
-        let found = store::get_many(&mut tx, kind, ids).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let found = store::get_many(&mut reader, caller.org_id, kind, ids).await?;
+        reader.finish().await?;
         if found.len() != ids.len() {
             let missing = ids
                 .iter()
@@ -201,9 +201,9 @@ impl App {
             return self.by_quality(caller, Kind::Event, filter.quality, page).await;
         }
         let after = page.after_time()?;
-        let mut tx = self.begin(caller).await?;
-        let rows = lists::events(&mut tx, filter, after, page.size + 1).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let rows = lists::events(&mut reader, caller.org_id, filter, after, page.size + 1).await?;
+        reader.finish().await?;
         Ok(self.page_of(rows, page))
     }
 
@@ -217,15 +217,15 @@ impl App {
         parent: Option<(Kind, Uuid)>,
         page: &PageRequest,
     ) -> Result<Page, AppError> {
-        let mut tx = self.begin(caller).await?;
-        let rows = lists::by_id(&mut tx, kind, filter, page.after_id(), page.size + 1).await?;
+        let mut reader = self.reader(caller).await?;
+        let rows = lists::by_id(&mut reader, caller.org_id, kind, filter, page.after_id(), page.size + 1).await?;
         if let Some((parent_kind, parent_id)) = parent
             && rows.is_empty()
-            && !lists::exists(&mut tx, parent_kind, parent_id).await?
+            && !lists::exists(&mut reader, caller.org_id, parent_kind, parent_id).await?
         {
             return Err(AppError::NotFound { kind: parent_kind.name(), id: parent_id.to_string() });
         }
-        tx.commit().await?;
+        reader.finish().await?;
         Ok(self.page_of(rows, page))
     }
 
@@ -254,9 +254,9 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page, AppError> {
         let after = page.after_quality()?;
-        let mut tx = self.begin(caller).await?;
-        let mut rows = lists::by_quality(&mut tx, kind, range, after, page.size + 1).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let mut rows = lists::by_quality(&mut reader, caller.org_id, kind, range, after, page.size + 1).await?;
+        reader.finish().await?;
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
         let last = rows.last().map(|(_, score, id)| (Some(score.to_string()), *id));
@@ -279,7 +279,12 @@ impl App {
 }
 
 /// The resources a replayed request created, or why it cannot be replayed.
-async fn replay(tx: &mut sqlx::PgConnection, kind: Kind, claim: &IdempotencyClaim<'_>) -> Result<Vec<Value>, AppError> {
+async fn replay(
+    tx: &mut sqlx::PgConnection,
+    org: Uuid,
+    kind: Kind,
+    claim: &IdempotencyClaim<'_>,
+) -> Result<Vec<Value>, AppError> {
     let record = idempotency::find(tx, claim.request_id)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record vanished")))?;
@@ -290,7 +295,7 @@ async fn replay(tx: &mut sqlx::PgConnection, kind: Kind, claim: &IdempotencyClai
             message: "request_id was already used for a different request".into(),
         });
     }
-    let resources = store::get_many(tx, kind, &record.resource_ids).await?;
+    let resources = store::get_many(tx, org, kind, &record.resource_ids).await?;
     if resources.len() != record.resource_ids.len() {
         return Err(AppError::FailedPrecondition {
             field: "request_id".into(),

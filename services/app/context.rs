@@ -10,16 +10,16 @@ use crate::store::contexts;
 pub const MAX_CONTEXTS: usize = 100;
 
 impl App {
-    /// The contexts of `ids`, in that order; NOT_FOUND naming the first missing event. One transaction with one
-    /// query, whatever the number of events and related rows.
+    /// The contexts of `ids`, in that order; NOT_FOUND naming the first missing event. One statement, whatever the
+    /// number of events and related rows.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "event_contexts", db.system = "postgresql"))]
     pub async fn event_contexts(&self, caller: &Caller, ids: &[Uuid]) -> Result<Vec<Value>, AppError> {
         if ids.is_empty() || ids.len() > MAX_CONTEXTS {
             return Err(AppError::invalid("ids", format!("must hold 1 to {MAX_CONTEXTS} event ids")));
         }
-        let mut tx = self.begin(caller).await?;
-        let found = contexts::event_contexts(&mut tx, ids).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let found = contexts::event_contexts(&mut reader, caller.org_id, ids).await?;
+        reader.finish().await?;
         if found.len() != ids.len() {
             let missing = ids
                 .iter()

@@ -110,7 +110,7 @@ impl App {
     ) -> Result<Neighborhood, AppError> {
         let deadline = Instant::now() + budget;
         let mut tx = self.begin(caller).await?;
-        if !exists(&mut tx, start.0, start.1).await? {
+        if !exists(&mut tx, caller.org_id, start.0, start.1).await? {
             return Err(AppError::NotFound { kind: start.0.name(), id: start.1.to_string() });
         }
         let mut depth_of: HashMap<NodeKey, u32> = HashMap::from([(start, 0)]);
@@ -167,7 +167,7 @@ impl App {
     ) -> Result<Option<Path>, AppError> {
         let mut tx = self.begin(caller).await?;
         for end in [from, to] {
-            if !exists(&mut tx, end.0, end.1).await? {
+            if !exists(&mut tx, caller.org_id, end.0, end.1).await? {
                 return Err(AppError::NotFound { kind: end.0.name(), id: end.1.to_string() });
             }
         }
@@ -251,7 +251,7 @@ impl App {
         similarity_weight: f64,
     ) -> Result<Vec<RelatedEvent>, AppError> {
         let mut tx = self.begin(caller).await?;
-        if !exists(&mut tx, Kind::Event, event_id).await? {
+        if !exists(&mut tx, caller.org_id, Kind::Event, event_id).await? {
             return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
         }
         // Rank more candidates than asked when blending, so similarity can lift an event into the top.
@@ -282,7 +282,7 @@ impl App {
         limit: i64,
     ) -> Result<Vec<(Value, i64)>, AppError> {
         let mut tx = self.begin(caller).await?;
-        if !exists(&mut tx, Kind::Speaker, speaker_id).await? {
+        if !exists(&mut tx, caller.org_id, Kind::Speaker, speaker_id).await? {
             return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });
         }
         let rows = graph::co_speakers(&mut tx, speaker_id, limit).await?;

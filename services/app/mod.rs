@@ -97,6 +97,17 @@ impl App {
         self.begin_with(caller, &[]).await
     }
 
+    /// A connection for the caller's confined reads ([`Reader`]); time spent waiting for it is measured.
+    async fn reader(&self, caller: &Caller) -> Result<Reader, AppError> {
+        match self.statement_limit_of(caller)? {
+            None => self.measured(self.pool.acquire()).await.map(Reader::Pooled),
+            Some(limit) => self
+                .measured(crate::db::begin_for_org_within(&self.pool, caller.org_id, Some(limit)))
+                .await
+                .map(Reader::Limited),
+        }
+    }
+
     /// Like `begin`, with more transaction-local settings in the same round trip (constants and validated
     /// numbers only: they are inlined).
     async fn begin_with(
@@ -127,6 +138,46 @@ impl App {
         self.metrics.pool_waiting.dec();
         self.metrics.pool_acquire.observe(started.elapsed().as_secs_f64());
         Ok(acquired?)
+    }
+}
+
+/// A connection for confined reads (`store::confined`): a plain pooled connection, one round trip per read,
+/// unless the caller's deadline is shorter than the server's statement limit; then a transaction whose
+/// `statement_timeout` is the time left (a statement cannot shorten its own limit).
+pub(crate) enum Reader {
+    /// No transaction: each confined read is its own.
+    Pooled(sqlx::pool::PoolConnection<Postgres>),
+    /// A transaction with a shorter statement limit (and the organization set, which the reads set again).
+    Limited(Transaction<'static, Postgres>),
+}
+
+impl Reader {
+    /// Ends the reads (commits the transaction, if any).
+    pub(crate) async fn finish(self) -> Result<(), AppError> {
+        if let Reader::Limited(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Reader {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Limited(tx) => tx,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Limited(tx) => tx,
+        }
     }
 }
 

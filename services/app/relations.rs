@@ -27,7 +27,7 @@ impl App {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[event_id]).await?;
-            if !lists::exists(&mut tx, Kind::Event, event_id).await? {
+            if !lists::exists(&mut tx, caller.org_id, Kind::Event, event_id).await? {
                 return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
             }
             let added = store::add(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
@@ -161,16 +161,16 @@ impl App {
         id: Uuid,
         page: &PageRequest,
     ) -> Result<Page, AppError> {
-        let mut tx = self.begin(caller).await?;
-        let mut rows = store::list(&mut tx, kind, from, id, page.after_id(), page.size + 1).await?;
+        let mut reader = self.reader(caller).await?;
+        let mut rows = store::list(&mut reader, caller.org_id, kind, from, id, page.after_id(), page.size + 1).await?;
         let anchor = match from {
             From::Event => Kind::Event,
             From::Other => kind.target(),
         };
-        if rows.is_empty() && !lists::exists(&mut tx, anchor, id).await? {
+        if rows.is_empty() && !lists::exists(&mut reader, caller.org_id, anchor, id).await? {
             return Err(AppError::NotFound { kind: anchor.name(), id: id.to_string() });
         }
-        tx.commit().await?;
+        reader.finish().await?;
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
         let last = rows.last().map(|(_, far)| (None, *far));

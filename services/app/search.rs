@@ -207,7 +207,7 @@ impl App {
         let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
         let fused: Vec<_> = fused.into_iter().take(k as usize).collect();
         let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
-        let events = catalogue::get_many(&mut tx, Kind::Event, &ids).await?;
+        let events = catalogue::get_many(&mut tx, caller.org_id, Kind::Event, &ids).await?;
         tx.commit().await?;
         let mut by_id: std::collections::HashMap<String, Value> =
             events.into_iter().map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v)).collect();

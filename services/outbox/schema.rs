@@ -191,7 +191,12 @@ pub fn change_schema(change: ChangeType) -> Value {
         ChangeType::RelationAdded(kind) | ChangeType::RelationRemoved(kind) => vec![("relation", relation(kind))],
         ChangeType::RelationUpdated(kind) => vec![("relation", relation(kind)), ("changed_fields", changed_fields())],
         ChangeType::EmbeddingUpdated(_) => {
-            vec![("model", text()), ("dimension", json!({"type": "integer"})), ("cleared", json!({"type": "boolean"}))]
+            // `model` is null when the embedding was cleared.
+            vec![
+                ("model", opt_text()),
+                ("dimension", json!({"type": "integer"})),
+                ("cleared", json!({"type": "boolean"})),
+            ]
         }
     });
     let mut schema = exactly(&properties);

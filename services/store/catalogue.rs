@@ -82,12 +82,16 @@ pub fn create_sql(kind: Kind) -> String {
     )
 }
 
-/// The resources with these ids that exist (in the caller's organization), in the order of `ids`.
+/// The resources with these ids that exist in `org`, in the order of `ids` (one confined statement).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn get_many(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn get_many(conn: &mut PgConnection, org: Uuid, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
     let table = resource_table(kind);
-    let sql = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
-    let found: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await?;
+    let read = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
+    let found: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
+        .bind(ids)
+        .bind(super::confined::org_text(org))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(in_order(found, ids))
 }
 

@@ -9,10 +9,14 @@ use uuid::Uuid;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
-/// The contexts of the events among `ids` that exist, in the order of `ids`.
+/// The contexts of the events among `ids` that exist in `org`, in the order of `ids` (one confined statement).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT event contexts", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn event_contexts(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(context_sql())).bind(ids).fetch_all(&mut *conn).await
+pub async fn event_contexts(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&context_sql(), 2)))
+        .bind(ids)
+        .bind(super::confined::org_text(org))
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The statement. Each nested resource is a scalar subquery over its table aliased `t` (the alias the

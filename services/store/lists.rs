@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::confined;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
@@ -28,38 +29,39 @@ pub type ListedRow = (Value, Option<DateTime<Utc>>, Uuid);
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn events(
     conn: &mut PgConnection,
+    org: Uuid,
     filter: &EventFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    events_query("", filter, after, limit).build_query_as().fetch_all(&mut *conn).await
+    events_query("", org, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
 }
 
 /// The plan PostgreSQL chooses for [`events`] with `filter` (`EXPLAIN`), one line per row: for operators and
 /// for the test that every filter is served by an index.
-pub async fn explain_events(conn: &mut PgConnection, filter: &EventFilter) -> Result<String, sqlx::Error> {
+pub async fn explain_events(conn: &mut PgConnection, org: Uuid, filter: &EventFilter) -> Result<String, sqlx::Error> {
     let lines: Vec<String> =
-        events_query("EXPLAIN ", filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
+        events_query("EXPLAIN ", org, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(lines.join("\n"))
 }
 
 fn events_query(
     prefix: &str,
+    org: Uuid,
     filter: &EventFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
     let table = resource_table(Kind::Event);
     let sort = if filter.by_update_time { "t.updated_at" } else { "t.sort_start" };
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT {}, {sort}, t.id FROM events t WHERE true",
-        table.projection
-    ));
+    let mut q = confined::open(prefix, org);
+    q.push(format!("SELECT {}, {sort}, t.id FROM events t WHERE true", table.projection));
     push_event_filters(&mut q, filter);
     if let Some((sort_value, id)) = after {
         q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
     }
     q.push(format!(" ORDER BY {sort}, t.id LIMIT ")).push_bind(limit);
+    confined::close(&mut q);
     q
 }
 
@@ -110,33 +112,38 @@ fn push_prefix_range(q: &mut QueryBuilder<Postgres>, column: &str, prefix: Strin
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn by_id(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     filter: &SimpleFilter,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    by_id_query("", kind, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
+    by_id_query("", org, kind, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
 }
 
 /// The plan of [`by_id`]'s statement (for the index tests).
-pub async fn explain_by_id(conn: &mut PgConnection, kind: Kind, filter: &SimpleFilter) -> Result<String, sqlx::Error> {
+pub async fn explain_by_id(
+    conn: &mut PgConnection,
+    org: Uuid,
+    kind: Kind,
+    filter: &SimpleFilter,
+) -> Result<String, sqlx::Error> {
     let lines: Vec<String> =
-        by_id_query("EXPLAIN ", kind, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
+        by_id_query("EXPLAIN ", org, kind, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(lines.join("\n"))
 }
 
 fn by_id_query(
     prefix: &str,
+    org: Uuid,
     kind: Kind,
     filter: &SimpleFilter,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
     let table = resource_table(kind);
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true",
-        table.projection, table.table
-    ));
+    let mut q = confined::open(prefix, org);
+    q.push(format!("SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true", table.projection, table.table));
     for (column, id) in &filter.equals {
         q.push(format!(" AND t.{column} = ")).push_bind(*id);
     }
@@ -150,6 +157,7 @@ fn by_id_query(
         q.push(" AND t.id > ").push_bind(id);
     }
     q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
+    confined::close(&mut q);
     q
 }
 
@@ -161,35 +169,39 @@ pub type QualityRow = (Value, f64, Uuid);
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} by quality", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn by_quality(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     range: QualityRange,
     after: Option<(f64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<QualityRow>, sqlx::Error> {
-    quality_query("", kind, range, after, limit).build_query_as().fetch_all(&mut *conn).await
+    quality_query("", org, kind, range, after, limit).build_query_as().fetch_all(&mut *conn).await
 }
 
 /// The plan of [`by_quality`]'s statement (for the index tests).
 pub async fn explain_by_quality(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     range: QualityRange,
 ) -> Result<String, sqlx::Error> {
     let lines: Vec<String> =
-        quality_query("EXPLAIN ", kind, range, None, 101).build_query_scalar().fetch_all(&mut *conn).await?;
+        quality_query("EXPLAIN ", org, kind, range, None, 101).build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(lines.join("\n"))
 }
 
 fn quality_query(
     prefix: &str,
+    org: Uuid,
     kind: Kind,
     range: QualityRange,
     after: Option<(f64, Uuid)>,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
     let table = resource_table(kind);
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT {}, t.quality_score, t.id FROM {} t WHERE t.org_id = current_org_id()",
+    let mut q = confined::open(prefix, org);
+    q.push(format!(
+        "SELECT {}, t.quality_score, t.id FROM {} t WHERE t.org_id = (SELECT current_org_id())",
         table.projection, table.table
     ));
     push_quality(&range, &mut q);
@@ -197,14 +209,19 @@ fn quality_query(
         q.push(" AND (t.quality_score, t.id) > (").push_bind(score).push(", ").push_bind(id).push(")");
     }
     q.push(" ORDER BY t.quality_score, t.id LIMIT ").push_bind(limit);
+    confined::close(&mut q);
     q
 }
 
 /// Whether a resource exists (for NOT_FOUND on listing the children of a missing parent).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn exists(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
-    let sql = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *conn).await
+pub async fn exists(conn: &mut PgConnection, org: Uuid, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
+    let read = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(confined::wrap(&read, 2)))
+        .bind(id)
+        .bind(confined::org_text(org))
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Which of `ids` exist (in the caller's organization).

@@ -224,6 +224,7 @@ pub async fn get(
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn list(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: RelationKind,
     from: From,
     id: Uuid,
@@ -244,5 +245,11 @@ pub async fn list(
         far_projection = far_table.projection,
         far_tbl = far_table.table,
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(after).bind(limit).fetch_all(&mut *conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 4)))
+        .bind(id)
+        .bind(after)
+        .bind(limit)
+        .bind(super::confined::org_text(org))
+        .fetch_all(&mut *conn)
+        .await
 }

@@ -14,18 +14,8 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use serde_json::Value;
 
-use crate::common::{AuthChannel, TestApp};
+use crate::common::{AuthChannel, TestApp, committed_schema, schema_file, violations};
 use crate::fixtures::{create_company, create_event, create_media, create_speaker, create_topic};
-
-fn schema_file(change_type: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(schema::path(change_type))
-}
-
-fn committed_schema(change_type: &str) -> Value {
-    let path = schema_file(change_type);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[test]
 fn the_committed_schemas_are_what_the_code_writes() {
@@ -45,74 +35,6 @@ fn the_committed_schemas_are_what_the_code_writes() {
              a change that is not additive needs a new version, docs/events.md)",
             schema::path(&name)
         );
-    }
-}
-
-/// Where `value` breaks `schema` (the subset of JSON Schema `outbox::schema` writes), as `path: reason` lines.
-fn violations(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
-    if let Some(expected) = schema.get("const")
-        && value != expected
-    {
-        out.push(format!("{path}: {value} is not {expected}"));
-    }
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let matches = |t: &str| match t {
-            "string" => value.is_string(),
-            "number" => value.is_number(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "boolean" => value.is_boolean(),
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "null" => value.is_null(),
-            _ => false,
-        };
-        if !types.iter().any(|t| matches(t)) {
-            out.push(format!("{path}: {value} is not of type {types:?}"));
-            return;
-        }
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        out.push(format!("{path}: {value} is not one of {allowed:?}"));
-    }
-    if let (Some(format), Some(text)) = (schema.get("format").and_then(Value::as_str), value.as_str()) {
-        let ok = match format {
-            "uuid" => uuid::Uuid::parse_str(text).is_ok(),
-            "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
-            _ => true,
-        };
-        if !ok {
-            out.push(format!("{path}: {text:?} is not a {format}"));
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            let key = required.as_str().unwrap_or_default();
-            if !object.contains_key(key) {
-                out.push(format!("{path}: lacks {key}"));
-            }
-        }
-        for (key, item) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(property) => violations(property, item, &format!("{path}.{key}"), out),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    out.push(format!("{path}: has {key}, which the schema does not name"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            violations(items, item, &format!("{path}[{i}]"), out);
-        }
     }
 }
 

@@ -323,11 +323,24 @@ impl TestApp {
     /// The outbox rows of this test's database, oldest first: (change_type, aggregate_id, payload).
     pub async fn changes(&self) -> Vec<(String, Uuid, serde_json::Value)> {
         let mut tx = eventdata::db::begin_for_org(&self.db.admin, self.org).await.expect("begin");
-        sqlx::query_as("SELECT change_type, aggregate_id, payload FROM outbox ORDER BY txid, position")
-            .fetch_all(&mut *tx)
-            .await
-            .expect("read outbox")
+        let changes: Vec<(String, Uuid, serde_json::Value)> =
+            sqlx::query_as("SELECT change_type, aggregate_id, payload FROM outbox ORDER BY txid, position")
+                .fetch_all(&mut *tx)
+                .await
+                .expect("read outbox");
+        assert_changes_match_their_schemas(changes.iter().map(|(t, _, p)| (t.as_str(), p)));
+        changes
     }
+}
+
+/// Every change looked at validates against its committed schema (schemas/changes/<type>/v1.json), so a payload
+/// that changed without its schema fails whichever test wrote it.
+pub fn assert_changes_match_their_schemas<'a>(changes: impl Iterator<Item = (&'a str, &'a serde_json::Value)>) {
+    let mut broken = Vec::new();
+    for (change_type, payload) in changes {
+        violations(&committed_schema(change_type), payload, change_type, &mut broken);
+    }
+    assert!(broken.is_empty(), "changes that break their schema:\n{}", broken.join("\n"));
 }
 
 /// The invariant of the transactional outbox, over all of `org`'s events: each has exactly one `event.created`
@@ -351,6 +364,9 @@ pub async fn assert_outbox_matches_data(db: &TestDb, org: Uuid) {
     .await
     .expect("orphans");
     assert_eq!(orphans, 0, "every change has its data");
+    let changes: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT change_type, payload FROM outbox").fetch_all(&mut *tx).await.expect("changes");
+    assert_changes_match_their_schemas(changes.iter().map(|(t, p)| (t.as_str(), p)));
 }
 
 impl TestDb {
@@ -441,4 +457,84 @@ pub async fn count_mismatches(db: &TestDb, org: Uuid) -> Vec<String> {
     .fetch_all(&mut *tx)
     .await
     .expect("recount")
+}
+
+// ---- change schemas (schemas/changes, docs/events.md) ----------------------------------------------------------
+
+pub fn schema_file(change_type: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(eventdata::outbox::schema::path(change_type))
+}
+
+pub fn committed_schema(change_type: &str) -> serde_json::Value {
+    let path = schema_file(change_type);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Where `value` breaks `schema` (the subset of JSON Schema `outbox::schema` writes), as `path: reason` lines.
+pub fn violations(schema: &serde_json::Value, value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    if let Some(expected) = schema.get("const")
+        && value != expected
+    {
+        out.push(format!("{path}: {value} is not {expected}"));
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            serde_json::Value::String(t) => vec![t.as_str()],
+            serde_json::Value::Array(ts) => ts.iter().filter_map(serde_json::Value::as_str).collect(),
+            _ => vec![],
+        };
+        let matches = |t: &str| match t {
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "null" => value.is_null(),
+            _ => false,
+        };
+        if !types.iter().any(|t| matches(t)) {
+            out.push(format!("{path}: {value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(serde_json::Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(format!("{path}: {value} is not one of {allowed:?}"));
+    }
+    if let (Some(format), Some(text)) = (schema.get("format").and_then(serde_json::Value::as_str), value.as_str()) {
+        let ok = match format {
+            "uuid" => uuid::Uuid::parse_str(text).is_ok(),
+            "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            out.push(format!("{path}: {text:?} is not a {format}"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(serde_json::Value::as_object);
+        for required in schema.get("required").and_then(serde_json::Value::as_array).into_iter().flatten() {
+            let key = required.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                out.push(format!("{path}: lacks {key}"));
+            }
+        }
+        for (key, item) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(property) => violations(property, item, &format!("{path}.{key}"), out),
+                None if schema.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) => {
+                    out.push(format!("{path}: has {key}, which the schema does not name"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            violations(items, item, &format!("{path}[{i}]"), out);
+        }
+    }
 }

@@ -33,7 +33,7 @@ async fn each_event_filter_uses_an_index() {
     let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
     sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.expect("price out seq scans");
     for (what, filter) in filters {
-        let plan = explain_events(&mut tx, &filter).await.expect("explain");
+        let plan = explain_events(&mut tx, org, &filter).await.expect("explain");
         assert!(!plan.contains("Seq Scan"), "{what} reads a table sequentially:\n{plan}");
         assert!(plan.contains("Index"), "{what} uses no index:\n{plan}");
     }

@@ -527,7 +527,7 @@ async fn ordering_by_quality_is_an_index_scan_and_pages_in_order() {
     ];
     for (kind, index) in kinds {
         let range = eventdata::store::lists::QualityRange { min: None, max: Some(0.49) };
-        let plan = eventdata::store::lists::explain_by_quality(&mut tx, kind, range).await.expect("explain");
+        let plan = eventdata::store::lists::explain_by_quality(&mut tx, org, kind, range).await.expect("explain");
         assert!(plan.contains(index), "{kind:?} by quality does not use {index}:\n{plan}");
         assert!(!plan.contains("Sort"), "{kind:?} by quality sorts instead of reading the index in order:\n{plan}");
     }

@@ -173,3 +173,41 @@ async fn runtime_role_has_no_way_around_the_policies() {
     let grant = eventdata::store::api_keys::authenticate(&app, &key.secret_hash).await.expect("lookup").expect("found");
     assert_eq!(grant.org_id, a);
 }
+
+#[tokio::test]
+async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves_nothing_behind() {
+    use eventdata::domain::catalogue::Kind;
+    use eventdata::store::{catalogue, confined};
+    let db = TestDb::migrated().await;
+    let (a, b) = (db.create_org("a").await, db.create_org("b").await);
+    let (event_a, event_b) = (populate(&db, a).await, populate(&db, b).await);
+    let app = db.app_pool().await;
+    // A plain connection of the runtime role, no transaction: each read is its own statement.
+    let mut conn = app.acquire().await.expect("connection");
+    let ids_of = |found: Vec<serde_json::Value>| -> Vec<String> {
+        found.iter().map(|v| v["id"].as_str().expect("id").to_owned()).collect()
+    };
+    for (org, own) in [(a, event_a), (b, event_b), (a, event_a)] {
+        let found = catalogue::get_many(&mut conn, org, Kind::Event, &[event_a, event_b]).await.expect("read");
+        assert_eq!(ids_of(found), vec![own.to_string()], "a read as {org} sees its own event only");
+    }
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *conn).await.expect("count");
+    assert_eq!(after, 0, "the organization does not outlive the read's statement");
+
+    // The shape that orders it: a nested loop whose outer side sets the organization, and the read below a
+    // one-time filter on that value, which the executor checks before it starts the read; the policy's
+    // organization is an InitPlan, an index condition of the organization's key.
+    let read = "SELECT t.id FROM events t WHERE t.id = ANY($1)";
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", confined::wrap(read, 2))))
+        .bind(vec![event_a])
+        .bind(confined::org_text(a))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain");
+    let line = |needle: &str| plan.iter().position(|l| l.contains(needle));
+    let (gate, scan) = (line("One-Time Filter"), line("Scan"));
+    assert!(plan[0].contains("Nested Loop"), "{plan:#?}");
+    assert!(gate.is_some_and(|g| plan[g].contains("set_config")), "{plan:#?}");
+    assert!(gate < scan, "the gate sits above the read's scan: {plan:#?}");
+    assert!(plan.iter().any(|l| l.contains("InitPlan")), "the policy reads the organization once: {plan:#?}");
+}

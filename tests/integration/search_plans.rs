@@ -67,11 +67,11 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     // prefers reading the organization's rows; speakers (12,000) are the lookup that needs the index.
 
     let prefix = EventFilter { name_prefix: Some("rust".into()), ..Default::default() };
-    let plan = explain_events(&mut tx, &prefix).await.expect("explain prefix");
+    let plan = explain_events(&mut tx, big, &prefix).await.expect("explain prefix");
     assert_uses(&plan, "events_org_name_lower_idx", "event name prefix");
     assert!(plan.contains("Index Cond") && plan.contains("~>=~"), "the prefix is an index condition:\n{plan}");
     let filter = SimpleFilter { name_prefix: Some("xy".into()), ..Default::default() };
-    let plan = eventdata::store::lists::explain_by_id(&mut tx, Kind::Speaker, &filter).await.expect("explain");
+    let plan = eventdata::store::lists::explain_by_id(&mut tx, big, Kind::Speaker, &filter).await.expect("explain");
     assert_uses(&plan, "speakers_org_name_pattern_idx", "speaker name prefix");
     assert!(plan.contains("~>=~"), "the prefix is an index condition:\n{plan}");
     tx.commit().await.expect("commit");

@@ -1,0 +1,76 @@
+//! Reads in one round trip. A read confined to an organization used to take three: `BEGIN` with the organization,
+//! the statement, `COMMIT`. Here the statement confines itself: it is wrapped so that PostgreSQL first sets
+//! `app.org_id` for the statement's own (implicit) transaction and only then runs the read, under the same
+//! row-level-security policies as ever:
+//!
+//! ```sql
+//! SELECT q.* FROM (SELECT set_config('app.org_id', $org, true) AS org OFFSET 0) s
+//! CROSS JOIN LATERAL (SELECT * FROM (<the read>) q0 WHERE s.org IS NOT NULL OFFSET 0) q
+//! ```
+//!
+//! Why the setting comes first: neither side can be flattened into the other (`OFFSET 0`), and the read side
+//! refers to `s.org` laterally, so the only plan is a nested loop with `s` outside, parameterized by `s.org`; inside
+//! the read side the reference does not depend on the read's rows, so it becomes a one-time filter of a gating node
+//! above the read, which the executor evaluates before it starts the read at all (`EXPLAIN` shows
+//! `One-Time Filter: (set_config(...) IS NOT NULL)` above the scans). Should that ever change, the read fails closed:
+//! without the setting `current_org_id()` is NULL and the policies admit no row (a pooled connection never keeps an
+//! organization: the setting is transaction-local).
+//!
+//! Why the plan is the right one although the organization is set after planning: the policies read it through an
+//! InitPlan, `(SELECT current_org_id())` (migration 0010), which the planner never folds, so it estimates "one
+//! organization" rather than "no organization". `tests/integration/row_level_security.rs` checks the rows a read
+//! admits, that nothing outlives it, and the plan's shape.
+//!
+//! The read keeps the order it sorts in: a nested loop over one outer row returns the inner rows as they come.
+//! Settings that a scan reads when it is set up (statement_timeout, `hnsw.ef_search`) cannot be set this way; reads
+//! that need them run in a transaction (`App::reader`, `App::begin_with`).
+
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+const HEAD: &str = "SELECT q.* FROM (SELECT set_config('app.org_id', ";
+const MIDDLE: &str = ", true) AS org OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (";
+const TAIL: &str = ") q0 WHERE s.org IS NOT NULL OFFSET 0) q";
+
+/// `read` (a SELECT whose parameters are `$1`..`$n`) confined to the organization bound as parameter `org_param`
+/// (which must be `$n+1`; bind [`org_text`]).
+pub fn wrap(read: &str, org_param: usize) -> String {
+    format!("{HEAD}${org_param}::text{MIDDLE}{read}{TAIL}")
+}
+
+/// The organization as [`wrap`]'s parameter.
+pub fn org_text(org: Uuid) -> String {
+    org.to_string()
+}
+
+/// Starts a confined read in a query builder (after `prefix`, such as `EXPLAIN `): push the read, then [`close`].
+pub fn open(prefix: &str, org: Uuid) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}{HEAD}"));
+    q.push_bind(org_text(org)).push(format!("::text{MIDDLE}"));
+    q
+}
+
+/// Ends a read started with [`open`].
+pub fn close(q: &mut QueryBuilder<Postgres>) {
+    q.push(TAIL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setting_is_the_outer_side_and_the_read_refers_to_it() {
+        let sql = wrap("SELECT t.id FROM events t WHERE t.id = ANY($1)", 2);
+        assert_eq!(
+            sql,
+            "SELECT q.* FROM (SELECT set_config('app.org_id', $2::text, true) AS org OFFSET 0) s \
+             CROSS JOIN LATERAL (SELECT * FROM (SELECT t.id FROM events t WHERE t.id = ANY($1)) q0 \
+             WHERE s.org IS NOT NULL OFFSET 0) q"
+        );
+        let mut q = open("EXPLAIN ", Uuid::nil());
+        q.push("SELECT 1");
+        close(&mut q);
+        assert!(q.sql().as_str().starts_with("EXPLAIN SELECT q.* FROM (SELECT set_config('app.org_id', $1::text"));
+    }
+}
