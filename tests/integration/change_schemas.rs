@@ -6,7 +6,6 @@ use eventdata::domain::change::ChangeType;
 use eventdata::outbox::schema;
 use eventdata::proto::v1 as pb;
 use pb::company_service_client::CompanyServiceClient;
-use pb::embedding_service_client::EmbeddingServiceClient;
 use pb::event_service_client::EventServiceClient;
 use pb::media_service_client::MediaServiceClient;
 use pb::speaker_service_client::SpeakerServiceClient;
@@ -14,8 +13,8 @@ use pb::topic_service_client::TopicServiceClient;
 use prost_types::FieldMask;
 use serde_json::Value;
 
-use crate::common::{AuthChannel, TestApp, committed_schema, schema_file, violations};
-use crate::fixtures::{create_company, create_event, create_media, create_speaker, create_topic};
+use crate::common::{TestApp, committed_schema, schema_file, violations};
+use crate::fixtures::{create_company, create_event, create_media, create_speaker, create_topic, embed};
 
 #[test]
 fn the_committed_schemas_are_what_the_code_writes() {
@@ -42,20 +41,11 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
 }
 
-async fn embed(channel: AuthChannel, kind: pb::EmbeddedType, id: &str) {
+/// A unit vector, as an embedding.
+fn unit() -> Vec<f32> {
     let mut values = vec![0.0f32; 1536];
     values[0] = 1.0;
-    EmbeddingServiceClient::new(channel)
-        .set_embedding(pb::SetEmbeddingRequest {
-            embedding: Some(pb::Embedding {
-                resource_type: kind as i32,
-                resource_id: id.into(),
-                values,
-                model: "m".into(),
-            }),
-        })
-        .await
-        .expect("set embedding");
+    values
 }
 
 /// Makes at least one change of every type through the API.
@@ -107,9 +97,9 @@ async fn every_kind_of_change(app: &TestApp) {
         })
         .await
         .expect("update");
-    embed(rw(), pb::EmbeddedType::Event, &event.id).await;
-    embed(rw(), pb::EmbeddedType::Speaker, &speaker.id).await;
-    embed(rw(), pb::EmbeddedType::Topic, &topic.id).await;
+    embed(rw(), pb::EmbeddedType::Event, &event.id, unit()).await;
+    embed(rw(), pb::EmbeddedType::Speaker, &speaker.id, unit()).await;
+    embed(rw(), pb::EmbeddedType::Topic, &topic.id, unit()).await;
     events
         .remove_event_speaker(pb::RemoveEventSpeakerRequest {
             event_id: event.id.clone(),

@@ -3,6 +3,7 @@
 
 use eventdata::proto::v1 as pb;
 use pb::company_service_client::CompanyServiceClient;
+use pb::embedding_service_client::EmbeddingServiceClient;
 use pb::event_service_client::EventServiceClient;
 use pb::media_service_client::MediaServiceClient;
 use pb::speaker_service_client::SpeakerServiceClient;
@@ -83,4 +84,19 @@ pub async fn create_media(channel: AuthChannel, event_id: &str, url: &str) -> pb
         .await
         .expect("create media")
         .into_inner()
+}
+
+/// Sets the embedding of a resource (model `m-1`).
+pub async fn embed(channel: AuthChannel, kind: pb::EmbeddedType, id: &str, values: Vec<f32>) {
+    EmbeddingServiceClient::new(channel)
+        .set_embedding(pb::SetEmbeddingRequest {
+            embedding: Some(pb::Embedding {
+                resource_type: kind as i32,
+                resource_id: id.into(),
+                values,
+                model: "m-1".into(),
+            }),
+        })
+        .await
+        .expect("set embedding");
 }

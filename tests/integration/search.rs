@@ -7,8 +7,8 @@ use pb::event_service_client::EventServiceClient;
 use pb::search_service_client::SearchServiceClient;
 use tonic::Code;
 
-use crate::common::{AuthChannel, TestApp, error_details};
-use crate::fixtures::{create_event, create_speaker, new_event};
+use crate::common::{TestApp, error_details};
+use crate::fixtures::{create_event, create_speaker, embed, new_event};
 
 /// A unit vector pointing mostly along axis `axis`, tilted by `tilt` towards axis `axis + 1`.
 fn axis_vector(axis: usize, tilt: f32) -> Vec<f32> {
@@ -16,20 +16,6 @@ fn axis_vector(axis: usize, tilt: f32) -> Vec<f32> {
     v[axis] = 1.0;
     v[(axis + 1) % 1536] = tilt;
     v
-}
-
-async fn embed(channel: AuthChannel, kind: pb::EmbeddedType, id: &str, values: Vec<f32>) {
-    EmbeddingServiceClient::new(channel)
-        .set_embedding(pb::SetEmbeddingRequest {
-            embedding: Some(pb::Embedding {
-                resource_type: kind as i32,
-                resource_id: id.into(),
-                values,
-                model: "m-1".into(),
-            }),
-        })
-        .await
-        .expect("set embedding");
 }
 
 fn like(id: &str) -> Option<pb::SimilarityQuery> {
