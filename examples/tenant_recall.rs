@@ -62,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
         .fetch_all(&mut *tx)
         .await?;
         let started = Instant::now();
-        let found = search::nearest(&mut tx, Kind::Event, NearestTo::Vector(values), None, k).await?;
+        let found =
+            search::nearest(&mut tx, org, Kind::Event, NearestTo::Vector(values), None, k, DEFAULT_EF_SEARCH).await?;
         service.add(&exact, found.iter().filter_map(|(v, _)| v["id"].as_str()?.parse().ok()), started);
         let started = Instant::now();
         let bare: Vec<Uuid> =

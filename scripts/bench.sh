@@ -7,7 +7,7 @@
 #   * commit -> consumer latency at a steady rate of changes through the API and the relay.
 #
 # Settings (environment): BENCH_EVENTS (100000), BENCH_EMBEDDINGS (20000), BENCH_CONCURRENCY (16),
-# BENCH_DURATION seconds per run (15), BENCH_RELAY_EVENTS (10000, about ten changes each), BENCH_RATE (1000),
+# BENCH_DURATION seconds per run (15), BENCH_RELAY_EVENTS (10000, about ten changes each), BENCH_RATE (changes/s of the latency probe, one run per rate: "1000 3000"),
 # BENCH_BATCH_CONCURRENCY (4, for batch-create: BatchCreateEvents of 100 events), BENCH_WORKLOADS (all), BENCH_RELAY (1; 0 skips the relay and latency parts), BENCH_SEED (1; 0 reuses the seeded
 # database as it is). Needs scripts/setup.sh to have run. Leaves the database eventdata_bench for inspection.
 set -euo pipefail
@@ -18,7 +18,7 @@ EMBEDDINGS="${BENCH_EMBEDDINGS:-20000}"
 CONCURRENCY="${BENCH_CONCURRENCY:-16}"
 DURATION="${BENCH_DURATION:-15}"
 RELAY_EVENTS="${BENCH_RELAY_EVENTS:-10000}"
-RATE="${BENCH_RATE:-1000}"
+RATES="${BENCH_RATE:-1000 3000}"
 BATCH_CONCURRENCY="${BENCH_BATCH_CONCURRENCY:-4}"
 WORKLOADS="${BENCH_WORKLOADS:-create batch-create get list similar text hybrid lookup neighborhood path mixed}"
 DB=eventdata_bench
@@ -172,9 +172,12 @@ publish=$(target/release/examples/relay_bench publish --messages "$backlog" --by
   --window "${EVENTDATA_RELAY_MAX_IN_FLIGHT:-4000}" --exchange "$EVENTDATA_RELAY_EXCHANGE" | grep '^RESULT')
 relay_rate=$(echo "$drain" | field rate); raw_rate=$(echo "$publish" | field rate)
 
-say "commit -> consumer latency at ${RATE} changes/s for ${DURATION} s"
-latency=$(target/release/examples/relay_bench latency --rate "$RATE" --seconds "$DURATION" --exchange "$EVENTDATA_RELAY_EXCHANGE" \
-  --url "$EVENTDATA_LOADGEN_URL" --key "$KEY" | grep '^RESULT')
+latencies=()
+for rate in $RATES; do
+  say "commit -> consumer latency at ${rate} changes/s for ${DURATION} s"
+  latencies+=("$(target/release/examples/relay_bench latency --rate "$rate" --seconds "$DURATION" \
+    --exchange "$EVENTDATA_RELAY_EXCHANGE" --url "$EVENTDATA_LOADGEN_URL" --key "$KEY" | grep '^RESULT')")
+done
 relay_report="relay drain: ${backlog} changes at ${relay_rate}/s; raw confirmed publish (same window): ${raw_rate}/s; ratio $(echo "scale=2; $relay_rate / $raw_rate" | bc)"
 
 # What waking the relay costs writers: a lean one-statement insert (an event row with one GIN index, and its
@@ -205,7 +208,9 @@ pids+=("$relay_pid")
 lean_relay=$(lean)
 target/release/examples/relay_bench reset --exchange "$EVENTDATA_RELAY_EXCHANGE" >&2
 wakeup_report="lean insert (event + outbox row, one statement): alone ${lean_alone} tps; with a NOTIFY trigger ${lean_notify} tps ($(echo "scale=2; $lean_notify / $lean_alone" | bc)); with 1,000 looks/s at the log ${lean_polled} tps ($(echo "scale=2; $lean_polled / $lean_alone" | bc)); with the relay running and publishing ${lean_relay} tps ($(echo "scale=2; $lean_relay / $lean_alone" | bc))"
-latency_report="commit -> consumer at ${RATE}/s: p50 $(echo "$latency" | field p50_ms) ms, p99 $(echo "$latency" | field p99_ms) ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field probes) probes, $(echo "$latency" | field failed) failed); of which transaction start -> create response p50 $(echo "$latency" | field api_p50_ms) / p99 $(echo "$latency" | field api_p99_ms) ms, create response -> consumer p50 $(echo "$latency" | field delivery_p50_ms) / p99 $(echo "$latency" | field delivery_p99_ms) ms"
+latency_report=$(for latency in "${latencies[@]}"; do
+  echo "commit -> consumer at $(echo "$latency" | field rate)/s: p50 $(echo "$latency" | field p50_ms) ms, p99 $(echo "$latency" | field p99_ms) ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field probes) probes, $(echo "$latency" | field failed) failed); of which transaction start -> create response p50 $(echo "$latency" | field api_p50_ms) / p99 $(echo "$latency" | field api_p99_ms) ms, create response -> consumer p50 $(echo "$latency" | field delivery_p50_ms) / p99 $(echo "$latency" | field delivery_p99_ms) ms (create response -> relay publishes p50 $(echo "$latency" | field relay_p50_ms) / p99 $(echo "$latency" | field relay_p99_ms) ms; relay publishes -> consumer p50 $(echo "$latency" | field broker_p50_ms) / p99 $(echo "$latency" | field broker_p99_ms) ms)"
+done)
 fi
 
 {

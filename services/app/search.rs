@@ -78,9 +78,9 @@ impl App {
     /// A resource's embedding and model; NOT_FOUND when the resource or its embedding does not exist.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "get_embedding", db.system = "postgresql"))]
     pub async fn get_embedding(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<(Vec<f32>, String), AppError> {
-        let mut tx = self.begin(caller).await?;
-        let found = embeddings::get(&mut tx, kind, id).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let found = embeddings::get(&mut reader, caller.org_id, kind, id).await?;
+        reader.finish().await?;
         match found {
             Some(Some(embedding)) => Ok(embedding),
             Some(None) => Err(AppError::NotFound { kind: "embedding", id: format!("of {} {id}", kind.name()) }),
@@ -99,8 +99,9 @@ impl App {
         k: i64,
         ef_search: u32,
     ) -> Result<Vec<(Value, f64)>, AppError> {
-        // Begin (with the search settings) and one query: the common case is two round trips.
-        let mut tx = self.begin_with(caller, &search::vector_search_settings(ef_search)).await?;
+        // One confined statement (it sets the search settings itself); a second only when nothing was found near a
+        // stored resource, to tell a missing resource from one without an embedding.
+        let mut reader = self.reader(caller).await?;
         let like = match &near {
             Near::Like(id) => Some(*id),
             Near::Vector(_) => None,
@@ -108,13 +109,15 @@ impl App {
         let found = match near {
             Near::Vector(embedding) => {
                 let values = embedding.into_inner();
-                search::nearest(&mut tx, kind, NearestTo::Vector(&values), filter, k).await?
+                let target = NearestTo::Vector(&values);
+                search::nearest(&mut reader, caller.org_id, kind, target, filter, k, ef_search).await?
             }
-            Near::Like(id) => search::nearest(&mut tx, kind, NearestTo::Stored(id), filter, k).await?,
+            Near::Like(id) => {
+                search::nearest(&mut reader, caller.org_id, kind, NearestTo::Stored(id), filter, k, ef_search).await?
+            }
         };
-        // Nothing near a stored resource: it may be missing or have no embedding, which are errors.
         if let (Some(id), true) = (like, found.is_empty()) {
-            match embeddings::get(&mut tx, kind, id).await? {
+            match embeddings::get(&mut reader, caller.org_id, kind, id).await? {
                 Some(Some(_)) => {}
                 Some(None) => {
                     return Err(AppError::FailedPrecondition {
@@ -126,7 +129,7 @@ impl App {
                 None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
             }
         }
-        tx.commit().await?;
+        reader.finish().await?;
         Ok(found)
     }
 
@@ -155,9 +158,9 @@ impl App {
                 Some((distance, cursor.id))
             }
         };
-        let mut tx = self.begin(caller).await?;
-        let mut rows = search::text(&mut tx, query, filter, after, page_size + 1, snippets).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let mut rows = search::text(&mut reader, caller.org_id, query, filter, after, page_size + 1, snippets).await?;
+        reader.finish().await?;
         let has_more = rows.len() as i64 > page_size;
         rows.truncate(page_size as usize);
         let next = match rows.last() {
@@ -179,9 +182,9 @@ impl App {
         min_similarity: f64,
         limit: i64,
     ) -> Result<Vec<search::NameRow>, AppError> {
-        let mut tx = self.begin(caller).await?;
-        let found = search::similar_names(&mut tx, kind, name, min_similarity, limit).await?;
-        tx.commit().await?;
+        let mut reader = self.reader(caller).await?;
+        let found = search::similar_names(&mut reader, caller.org_id, kind, name, min_similarity, limit).await?;
+        reader.finish().await?;
         Ok(found)
     }
 
@@ -199,19 +202,27 @@ impl App {
         weights: (f64, f64),
     ) -> Result<Vec<HybridHit>, AppError> {
         let candidates = (k * 3).max(HYBRID_CANDIDATES);
-        // One transaction, two statements: both candidate lists as ids, then only the fused page rendered.
-        let mut tx = self.begin_with(caller, &search::vector_search_settings(DEFAULT_EF_SEARCH)).await?;
+        // Two confined statements: both candidate lists as ids, then only the fused page rendered.
+        let mut reader = self.reader(caller).await?;
         let vector = vector.map(Embedding::into_inner);
-        let (text_ids, vector_ids) =
-            search::hybrid_candidates(&mut tx, text, vector.as_deref(), filter, candidates).await?;
+        let (text_ids, vector_ids) = search::hybrid_candidates(
+            &mut reader,
+            caller.org_id,
+            text,
+            vector.as_deref(),
+            filter,
+            candidates,
+            DEFAULT_EF_SEARCH,
+        )
+        .await?;
         let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
         let fused: Vec<_> = fused.into_iter().take(k as usize).collect();
         let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
-        let events = catalogue::get_many(&mut tx, caller.org_id, Kind::Event, &ids).await?;
-        tx.commit().await?;
+        let events = catalogue::get_many(&mut reader, caller.org_id, Kind::Event, &ids).await?;
+        reader.finish().await?;
         let mut by_id: std::collections::HashMap<String, Value> =
             events.into_iter().map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v)).collect();
-        // An event deleted between the two statements (READ COMMITTED) is left out, as before.
+        // An event deleted between the two statements is left out, as before.
         Ok(fused
             .into_iter()
             .filter_map(|f| {

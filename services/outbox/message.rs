@@ -45,6 +45,9 @@ impl OutgoingMessage {
         put("resource_type", text(change.aggregate_type.clone()));
         put("resource_id", text(change.aggregate_id.to_string()));
         put("position", AMQPValue::LongLongInt(change.position));
+        // When the relay hands the change to the broker (microseconds since the Unix epoch): with `cloudEvents_time`
+        // and the arrival time, a consumer can tell the relay's share of its lag from the broker's.
+        put("published_at", AMQPValue::LongLongInt(chrono::Utc::now().timestamp_micros()));
         if let Some(actor) = change.actor_key_id {
             put("actor_key_id", text(actor.to_string()));
         }

@@ -22,20 +22,26 @@
 //! admits, that nothing outlives it, and the plan's shape.
 //!
 //! The read keeps the order it sorts in: a nested loop over one outer row returns the inner rows as they come.
-//! Settings that a scan reads when it is set up (statement_timeout, `hnsw.ef_search`) cannot be set this way; reads
-//! that need them run in a transaction (`App::reader`, `App::begin_with`).
+//!
+//! Other transaction-local settings can be set the same way ([`open_with`]) when what reads them reads them while
+//! the read runs: pgvector's HNSW scan reads `hnsw.ef_search` and `hnsw.iterative_scan` when it fetches its first
+//! row, which is after the outer side has set them (`tests/integration/search.rs` shows a setting taking effect).
+//! Settings read earlier cannot: the planner's (they are read before the statement runs) and `statement_timeout`
+//! (armed when the statement starts); reads that need those run in a transaction (`App::reader`, `App::begin_with`).
+//! A confined read is never parallel: `set_config` is parallel-unsafe, so the whole statement is planned serial.
 
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 const HEAD: &str = "SELECT q.* FROM (SELECT set_config('app.org_id', ";
-const MIDDLE: &str = ", true) AS org OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (";
+const ORG_END: &str = ", true) AS org";
+const READ_START: &str = " OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (";
 const TAIL: &str = ") q0 WHERE s.org IS NOT NULL OFFSET 0) q";
 
 /// `read` (a SELECT whose parameters are `$1`..`$n`) confined to the organization bound as parameter `org_param`
 /// (which must be `$n+1`; bind [`org_text`]).
 pub fn wrap(read: &str, org_param: usize) -> String {
-    format!("{HEAD}${org_param}::text{MIDDLE}{read}{TAIL}")
+    format!("{HEAD}${org_param}::text{ORG_END}{READ_START}{read}{TAIL}")
 }
 
 /// The organization as [`wrap`]'s parameter.
@@ -45,12 +51,25 @@ pub fn org_text(org: Uuid) -> String {
 
 /// Starts a confined read in a query builder (after `prefix`, such as `EXPLAIN `): push the read, then [`close`].
 pub fn open(prefix: &str, org: Uuid) -> QueryBuilder<Postgres> {
+    open_with(prefix, org, &[])
+}
+
+/// Like [`open`], with more transaction-local settings (`name`, `value`), applied with the organization before the
+/// read starts. Only for settings the read looks up while it runs (see the module's documentation).
+pub fn open_with(prefix: &str, org: Uuid, settings: &[(&'static str, String)]) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}{HEAD}"));
-    q.push_bind(org_text(org)).push(format!("::text{MIDDLE}"));
+    q.push_bind(org_text(org)).push(format!("::text{ORG_END}"));
+    // Volatile outputs of a subquery are kept (and computed with its row) even when nothing above reads them.
+    for (i, (name, value)) in settings.iter().enumerate() {
+        q.push(format!(", set_config('{name}', "))
+            .push_bind(value.clone())
+            .push(format!("::text, true) AS setting_{i}"));
+    }
+    q.push(READ_START);
     q
 }
 
-/// Ends a read started with [`open`].
+/// Ends a read started with [`open`] or [`open_with`].
 pub fn close(q: &mut QueryBuilder<Postgres>) {
     q.push(TAIL);
 }
@@ -72,5 +91,18 @@ mod tests {
         q.push("SELECT 1");
         close(&mut q);
         assert!(q.sql().as_str().starts_with("EXPLAIN SELECT q.* FROM (SELECT set_config('app.org_id', $1::text"));
+    }
+
+    #[test]
+    fn more_settings_are_set_beside_the_organization() {
+        let mut q = open_with("", Uuid::nil(), &[("hnsw.ef_search", "100".into())]);
+        q.push("SELECT 1");
+        close(&mut q);
+        assert_eq!(
+            q.sql().as_str(),
+            "SELECT q.* FROM (SELECT set_config('app.org_id', $1::text, true) AS org, \
+             set_config('hnsw.ef_search', $2::text, true) AS setting_0 OFFSET 0) s \
+             CROSS JOIN LATERAL (SELECT * FROM (SELECT 1) q0 WHERE s.org IS NOT NULL OFFSET 0) q"
+        );
     }
 }

@@ -53,11 +53,16 @@ pub type StoredEmbedding = (Vec<f32>, String);
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} embedding", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn get(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     id: Uuid,
 ) -> Result<Option<Option<StoredEmbedding>>, sqlx::Error> {
-    let sql = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
+    let read = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
     let row: Option<(Option<Vector>, Option<String>)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+        sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
+            .bind(id)
+            .bind(super::confined::org_text(org))
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(row.map(|(vector, model)| vector.zip(model).map(|(v, m)| (v.to_vec(), m))))
 }

@@ -12,17 +12,14 @@ use super::lists::{EventFilter, push_event_filters};
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 
-/// The transaction settings of a vector search, for the transaction's BEGIN: the HNSW search breadth; iterative
-/// scans so filtered searches continue past the first `ef_search` candidates (`relaxed_order`: results are
-/// re-sorted by distance afterwards); and no parallel workers: the planner gave the exact branch (at most 2,000
-/// rows, and skipped by its one-time filter for large organizations) a parallel plan, and starting its workers
-/// cost 5–8 ms a call whether the branch ran or not (seen with EXPLAIN ANALYZE on the tenants bench).
-pub fn vector_search_settings(ef_search: u32) -> [(&'static str, String); 3] {
-    [
-        ("hnsw.ef_search", ef_search.to_string()),
-        ("hnsw.iterative_scan", "relaxed_order".to_string()),
-        ("max_parallel_workers_per_gather", "0".to_string()),
-    ]
+/// The settings of a vector search, set by the statement itself before its scans start (`super::confined`): the
+/// HNSW search breadth, and iterative scans so filtered searches continue past the first `ef_search` candidates
+/// (`relaxed_order`: results are re-sorted by distance afterwards). The HNSW scan reads both when it fetches its
+/// first row. Confined statements are never parallel, which vector searches want: the planner gave the exact
+/// branch (at most 2,000 rows, skipped by its one-time filter for large organizations) a parallel plan, and
+/// starting its workers cost 5–8 ms a call whether the branch ran or not (seen on the tenants bench).
+pub fn vector_search_settings(ef_search: u32) -> [(&'static str, String); 2] {
+    [("hnsw.ef_search", ef_search.to_string()), ("hnsw.iterative_scan", "relaxed_order".to_string())]
 }
 
 /// What a nearest-neighbour search is near to.
@@ -43,40 +40,48 @@ pub const EXACT_SCAN_MAX_ROWS: i64 = 2000;
 /// The `k` resources of `kind` nearest to `target` (cosine distance), with event filters when searching events.
 /// Returns each resource's JSON and distance, nearest first; empty when a stored target has no embedding (or
 /// does not exist: the caller tells those apart). One statement: it counts the organization's embedded rows (at
-/// most [`EXACT_SCAN_MAX_ROWS`] + 1, index-only) and runs either the exact scan or the HNSW scan.
+/// most [`EXACT_SCAN_MAX_ROWS`] + 1, index-only) and runs either the exact scan or the HNSW scan, confined to
+/// `org` with the vector search settings for `ef_search` (one round trip).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} nearest", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn nearest(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     target: NearestTo<'_>,
     filter: Option<&EventFilter>,
     k: i64,
+    ef_search: u32,
 ) -> Result<Vec<(Value, f64)>, sqlx::Error> {
-    nearest_query("", kind, target, filter, k).build_query_as().fetch_all(&mut *conn).await
+    nearest_query("", org, kind, target, filter, k, ef_search).build_query_as().fetch_all(&mut *conn).await
 }
 
 /// The plan of [`nearest`]'s statement (for the plan tests and operators).
 pub async fn explain_nearest(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     target: NearestTo<'_>,
     filter: Option<&EventFilter>,
     k: i64,
+    ef_search: u32,
 ) -> Result<String, sqlx::Error> {
-    let lines: Vec<String> =
-        nearest_query("EXPLAIN ", kind, target, filter, k).build_query_scalar().fetch_all(&mut *conn).await?;
+    let mut query = nearest_query("EXPLAIN ", org, kind, target, filter, k, ef_search);
+    let lines: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(lines.join("\n"))
 }
 
 fn nearest_query(
     prefix: &str,
+    org: Uuid,
     kind: Kind,
     target: NearestTo<'_>,
     filter: Option<&EventFilter>,
     k: i64,
+    ef_search: u32,
 ) -> QueryBuilder<Postgres> {
-    let mut q = QueryBuilder::<Postgres>::new(prefix);
+    let mut q = super::confined::open_with(prefix, org, &vector_search_settings(ef_search));
     push_nearest(&mut q, resource_table(kind).projection, kind, target, filter, k);
+    super::confined::close(&mut q);
     q
 }
 
@@ -138,19 +143,23 @@ fn push_nearest(
 
 /// The candidates of a hybrid search, in one statement: the ids of the `limit` best full-text matches of `text`
 /// (as [`text`] ranks them) and of the `limit` events nearest to `vector` (as [`nearest`] finds them), each list
-/// best first. Nothing is rendered: only the fused page is (with [`super::catalogue::get_many`]).
+/// best first. Nothing is rendered: only the fused page is (with [`super::catalogue::get_many`]). Confined to
+/// `org` with the vector search settings (one round trip).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events hybrid candidates", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn hybrid_candidates(
     conn: &mut PgConnection,
+    org: Uuid,
     text: Option<&str>,
     vector: Option<&[f32]>,
     filter: &EventFilter,
     limit: i64,
+    ef_search: u32,
 ) -> Result<(Vec<Uuid>, Vec<Uuid>), sqlx::Error> {
     if text.is_none() && vector.is_none() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mut q = QueryBuilder::<Postgres>::new("SELECT leg, id FROM (");
+    let mut q = super::confined::open_with("", org, &vector_search_settings(ef_search));
+    q.push("SELECT leg, id FROM (");
     if let Some(text) = text {
         q.push("SELECT 1 AS leg, s.id, s.ord AS rank FROM search_events_text(");
         q.push_bind(text.to_owned()).push(", NULL, NULL, ");
@@ -170,6 +179,7 @@ pub async fn hybrid_candidates(
         q.push(") v");
     }
     q.push(") c ORDER BY leg, rank");
+    super::confined::close(&mut q);
     let rows: Vec<(i32, Uuid)> = q.build_query_as().fetch_all(&mut *conn).await?;
     let (text_ids, vector_ids) = rows.into_iter().partition::<Vec<_>, _>(|(leg, _)| *leg == 1);
     Ok((text_ids.into_iter().map(|(_, id)| id).collect(), vector_ids.into_iter().map(|(_, id)| id).collect()))
@@ -183,10 +193,12 @@ pub const EXACT_NAME_RANK: f64 = 1000.0;
 
 /// Events matching `query` (web-search syntax), best first, after the `(distance, id)` cursor. The ranking runs in
 /// `search_events_text` (a SECURITY DEFINER function, so the RUM index is used under row-level security; migration
-/// 0005): an event whose name equals the query first, then RUM's order. Only the page is rendered here.
+/// 0005): an event whose name equals the query first, then RUM's order. Only the page is rendered here. One
+/// round trip: the statement confines itself to `org` (`super::confined`).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events full text", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn text(
     conn: &mut PgConnection,
+    org: Uuid,
     query: &str,
     filter: &EventFilter,
     after: Option<(f64, Uuid)>,
@@ -208,7 +220,10 @@ pub async fn text(
          FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
         resource_table(Kind::Event).projection
     );
-    bind_text_search(sqlx::query_as(sqlx::AssertSqlSafe(sql)), query, filter, after, limit).fetch_all(&mut *conn).await
+    bind_text_search(sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 13))), query, filter, after, limit)
+        .bind(super::confined::org_text(org))
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The plan `search_events_text` runs for these arguments, as its owner plans it (for the plan tests).
@@ -246,20 +261,23 @@ pub type NameRow = (Uuid, String, String, f64);
 
 /// Speakers, companies or topics whose normalized name is trigram-similar to `name` (at least `min_similarity`),
 /// most similar first: `lookup_names` (SECURITY DEFINER, migration 0005) so the trigram index is used under
-/// row-level security.
+/// row-level security. One round trip: the statement confines itself to `org` (`super::confined`).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} by trigram", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn similar_names(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     name: &str,
     min_similarity: f64,
     limit: i64,
 ) -> Result<Vec<NameRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)")
+    let read = "SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)";
+    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(read, 5)))
         .bind(resource_table(kind).table)
         .bind(name)
         .bind(min_similarity)
         .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await
 }

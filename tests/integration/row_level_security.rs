@@ -211,3 +211,49 @@ async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves
     assert!(gate < scan, "the gate sits above the read's scan: {plan:#?}");
     assert!(plan.iter().any(|l| l.contains("InitPlan")), "the policy reads the organization once: {plan:#?}");
 }
+
+#[tokio::test]
+async fn settings_a_confined_read_sets_reach_its_vector_scan() {
+    // The HNSW scan reads `hnsw.ef_search` and `hnsw.iterative_scan` when it fetches its first row, after the
+    // confined read's outer side has set them: vector searches rely on it to run in one statement.
+    use eventdata::store::confined;
+    let db = TestDb::migrated().await;
+    let org = db.create_org("vectors").await;
+    let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
+    sqlx::query(
+        "INSERT INTO events (id, org_id, name, slug, embedding_model, embedding)
+         SELECT gen_random_uuid(), current_org_id(), 'E' || i, 'e-' || i, 'test',
+                (SELECT array_agg(random())::real[]::vector(1536) FROM generate_series(1, 1536) WHERE i > 0)
+         FROM generate_series(1, 40) i",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("embedded events");
+    tx.commit().await.expect("commit");
+    let app = db.app_pool().await;
+    let query = pgvector::Vector::from(vec![0.5_f32; 1536]);
+
+    let nearest = |ef_search: &str| {
+        let settings = [("hnsw.ef_search", ef_search.to_owned()), ("hnsw.iterative_scan", "off".to_owned())];
+        let mut q = confined::open_with("", org, &settings);
+        q.push("SELECT t.id FROM events t ORDER BY t.embedding <=> ").push_bind(query.clone()).push(" LIMIT 10");
+        confined::close(&mut q);
+        q
+    };
+    let mut tx = app.begin().await.expect("begin");
+    // Only the index can order by distance here: what it returns is what the setting let it find.
+    sqlx::query("SET LOCAL enable_sort = off").execute(&mut *tx).await.expect("no sort");
+    let plan: Vec<String> = {
+        let mut q = confined::open_with("EXPLAIN ", org, &[]);
+        q.push("SELECT t.id FROM events t ORDER BY t.embedding <=> ").push_bind(query.clone()).push(" LIMIT 10");
+        confined::close(&mut q);
+        q.build_query_scalar().fetch_all(&mut *tx).await.expect("explain")
+    };
+    let scans: Vec<&String> = plan.iter().filter(|l| l.contains("Scan")).collect();
+    assert!(scans.iter().any(|l| l.contains("events_embedding_idx")), "the HNSW index orders: {scans:#?}");
+    let narrow: Vec<Uuid> = nearest("1").build_query_scalar().fetch_all(&mut *tx).await.expect("ef_search 1");
+    let wide: Vec<Uuid> = nearest("40").build_query_scalar().fetch_all(&mut *tx).await.expect("ef_search 40");
+    assert_eq!(narrow.len(), 1, "ef_search = 1 without iterative scans finds one candidate");
+    assert_eq!(wide.len(), 10, "ef_search = 40 finds k");
+    tx.commit().await.expect("commit");
+}

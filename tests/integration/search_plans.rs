@@ -82,9 +82,12 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
         .fetch_one(&mut *tx)
         .await
         .expect("an embedded event");
-    let plan = search::explain_nearest(&mut tx, Kind::Event, NearestTo::Stored(like), None, 10).await.expect("plan");
+    let plan = search::explain_nearest(&mut tx, small, Kind::Event, NearestTo::Stored(like), None, 10, 100)
+        .await
+        .expect("plan");
     assert!(plan.contains("events_org_embedded_idx"), "the organization's rows are counted by its index:\n{plan}");
-    let found = search::nearest(&mut tx, Kind::Event, NearestTo::Stored(like), None, 10).await.expect("nearest");
+    let found =
+        search::nearest(&mut tx, small, Kind::Event, NearestTo::Stored(like), None, 10, 100).await.expect("nearest");
     assert_eq!(found.len(), 10, "k results for a small organization");
     tx.commit().await.expect("commit");
 
@@ -94,7 +97,7 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
         .fetch_one(&mut *tx)
         .await
         .expect("name");
-    let hits = search::text(&mut tx, &name, &EventFilter::default(), None, 5, false).await.expect("search");
+    let hits = search::text(&mut tx, big, &name, &EventFilter::default(), None, 5, false).await.expect("search");
     assert_eq!(hits[0].0["name"], name.as_str(), "the exact name ranks first");
     assert_eq!(hits[0].1, search::EXACT_NAME_RANK);
     assert!(hits.windows(2).all(|w| w[0].2 <= w[1].2), "best first");
@@ -109,7 +112,7 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     for typo in &typos {
         for (min_similarity, limit) in [(0.3, 10), (0.3, 1), (0.3, 200), (0.5, 10), (0.7, 10), (0.05, 5)] {
             let stepwise =
-                search::similar_names(&mut tx, Kind::Speaker, typo, min_similarity, limit).await.expect("lookup");
+                search::similar_names(&mut tx, big, Kind::Speaker, typo, min_similarity, limit).await.expect("lookup");
             let single: Vec<search::NameRow> = sqlx::query_as(
                 "SELECT id, name, normalized_name, sim FROM (
                    SELECT id, name, normalized_name,
