@@ -36,8 +36,11 @@ install_missing() {
 }
 
 # --- 1. packages -----------------------------------------------------------------------------------
-# postgresql-15-rum: the full-text index that returns matches in rank order (docs/search.md).
-install_missing "postgresql-${PG_MAJOR}" postgresql-contrib "postgresql-${PG_MAJOR}-rum" rabbitmq-server build-essential dpkg-dev
+# postgresql-15-rum: the full-text index that returns matches in rank order (docs/search.md). pgbouncer: the
+# transaction-mode pooler the pooler test runs in front of the cluster (its own instance; the package's service is
+# not used).
+install_missing "postgresql-${PG_MAJOR}" postgresql-contrib "postgresql-${PG_MAJOR}-rum" rabbitmq-server build-essential \
+  dpkg-dev pgbouncer
 
 cluster_running() { pg_lsclusters -h 2>/dev/null | awk -v v="$PG_MAJOR" '$1==v && $2=="main" {print $4}' | grep -q online; }
 start_postgres() {

@@ -32,6 +32,21 @@ pub struct DatabaseSettings {
     pub slow_statement: Duration,
     /// How long `serve` waits for PostgreSQL at start-up (`EVENTDATA_DB_STARTUP_TIMEOUT_MS`, 60000).
     pub startup_timeout: Duration,
+    /// What `DATABASE_URL` points at (`EVENTDATA_DB_POOLER`, `none`).
+    pub pooler: Pooler,
+}
+
+/// What stands between the service and PostgreSQL on `DATABASE_URL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooler {
+    /// PostgreSQL itself, or a pooler in session mode (`none`): prepared statements are cached per connection,
+    /// and single-statement reads run outside a transaction.
+    None,
+    /// A pooler in transaction mode, such as PgBouncer before 1.21 (`transaction`): a server connection is
+    /// ours only inside a transaction, and it keeps no prepared statement across transactions. No named
+    /// prepared statements, every statement inside a transaction, no startup options (the statement limit is set
+    /// in each transaction instead).
+    Transaction,
 }
 
 /// OpenTelemetry and log settings.
@@ -265,6 +280,16 @@ impl DatabaseSettings {
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
+            pooler: match env.get("EVENTDATA_DB_POOLER").as_deref() {
+                None | Some("none") => Pooler::None,
+                Some("transaction") => Pooler::Transaction,
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: "EVENTDATA_DB_POOLER",
+                        reason: "must be `none` or `transaction`".into(),
+                    });
+                }
+            },
         })
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL pools, migrations, and the per-organization transaction that makes row-level security apply.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::ConnectOptions;
 use sqlx::migrate::Migrator;
@@ -8,10 +9,24 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Pooler};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Set once a pool behind a transaction-mode pooler exists in this process: statements are then never prepared
+/// under a name (`named_statements`).
+static BEHIND_TRANSACTION_POOLER: AtomicBool = AtomicBool::new(false);
+
+/// Whether statements may be prepared under a name and cached on their connection. Not behind a transaction-mode
+/// pooler: a server connection there serves other clients between our transactions and keeps none of our
+/// statements (PgBouncer before 1.21), so a cached name would be missing, or clash with another client's. Every
+/// statement of the service passes this to `persistent(..)`; unnamed statements are parsed and planned per
+/// execution, and only inside a transaction (the pooler may switch servers between an unnamed Parse and its
+/// Bind otherwise), which `App` and the few reads outside it ensure.
+pub fn named_statements() -> bool {
+    !BEHIND_TRANSACTION_POOLER.load(Ordering::Relaxed)
+}
 
 /// A pooled connection idle for longer than this is pinged before use; one back sooner is used as it is.
 pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -20,17 +35,37 @@ pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(
 /// PostgreSQL is still down. A connection that sat idle for [`PING_AFTER_IDLE`] is checked before use (one that
 /// fails is replaced); a busy one is not, since a ping is a round trip as dear as the read it would precede (a
 /// connection broken in the last second fails its call with UNAVAILABLE, like any call during an outage).
+///
+/// Behind a transaction-mode pooler (`Pooler::Transaction`) the connections send no startup options (PgBouncer
+/// refuses them; the statement limit is set in each transaction instead), cache no statements, and the process
+/// stops naming prepared statements ([`named_statements`]): one pool of this kind decides it for the process,
+/// which is `serve`'s one pool.
 pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
-    let options = PgConnectOptions::from_str(&settings.url)?
+    let mut options = PgConnectOptions::from_str(&settings.url)?
         .application_name("eventdata")
-        .options([("statement_timeout", statement_timeout.as_str())])
         .log_slow_statements(log::LevelFilter::Warn, settings.slow_statement);
+    options = match settings.pooler {
+        Pooler::None => options.options([("statement_timeout", statement_timeout.as_str())]),
+        Pooler::Transaction => {
+            BEHIND_TRANSACTION_POOLER.store(true, Ordering::Relaxed);
+            options.statement_cache_capacity(0)
+        }
+    };
+    let pooler = settings.pooler;
     Ok(PgPoolOptions::new()
         .max_connections(settings.pool_max)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(300))
         .test_before_acquire(false)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if pooler == Pooler::Transaction {
+                    learn_types(conn).await?;
+                }
+                Ok(())
+            })
+        })
         .before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for >= PING_AFTER_IDLE {
@@ -40,6 +75,25 @@ pub fn runtime_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
             })
         })
         .connect_lazy_with(options))
+}
+
+/// Types the service's statements return that sqlx has no built-in knowledge of.
+const LEARNED_TYPES: &str = "SELECT NULL::xid8, NULL::vector";
+
+/// Teaches a new connection the types of [`LEARNED_TYPES`]. sqlx learns such a type the first time a result
+/// carries it, with a simple query of its own sent between the statement's Parse and its Bind; a simple query
+/// destroys the unnamed prepared statement, so with unnamed statements (behind a transaction-mode pooler) that
+/// first statement fails ("unnamed prepared statement does not exist"). Here it fails on purpose, once, inside a
+/// transaction (the pooler keeps the server connection for it), after which the connection knows the types; the
+/// second attempt must succeed.
+async fn learn_types(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let _ = sqlx::query(LEARNED_TYPES).persistent(false).fetch_optional(&mut *tx).await;
+    tx.rollback().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query(LEARNED_TYPES).persistent(false).fetch_optional(&mut *tx).await?;
+    tx.rollback().await
 }
 
 /// A small pool on the owner role, for migrations and the administrative subcommands.
@@ -132,13 +186,23 @@ pub async fn current_migration_version(pool: &PgPool) -> Result<Option<i64>, sql
     Ok(applied_versions(pool).await?.into_iter().max())
 }
 
+// In a transaction, as behind a transaction-mode pooler every statement must be (the health probe runs it).
 async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
-    let table_exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
-    if !table_exists {
-        return Ok(Vec::new());
-    }
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version").fetch_all(pool).await
+    let mut tx = pool.begin().await?;
+    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .persistent(crate::db::named_statements())
+        .fetch_one(&mut *tx)
+        .await?;
+    let versions = if table_exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .persistent(crate::db::named_statements())
+            .fetch_all(&mut *tx)
+            .await?
+    } else {
+        Vec::new()
+    };
+    tx.commit().await?;
+    Ok(versions)
 }
 
 /// Waits until `url` accepts a connection, retrying with capped, jittered backoff and saying so in the log, for at
@@ -160,5 +224,54 @@ pub async fn wait_for_database(url: &str, limit: std::time::Duration) -> Result<
             }
             Err(err) => return Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+mod statements_behind_a_pooler {
+    /// Where the statements of `serve` live: each must ask [`super::named_statements`] whether it may be named.
+    const SOURCES: &[&str] = &["store", "app", "outbox/feed.rs", "db.rs"];
+    const ASKS: &str = ".persistent(crate::db::named_statements())";
+
+    /// Statements made in `source`, and how many of them ask.
+    fn count(source: &str) -> (usize, usize) {
+        let made =
+            ["sqlx::query(", "sqlx::query_as(", "sqlx::query_scalar(", ".build_query_as()", ".build_query_scalar()"]
+                .iter()
+                .map(|constructor| source.matches(constructor).count())
+                .sum();
+        // `persistent(false)`: unnamed on purpose, whatever the pooler.
+        (made, source.matches(ASKS).count() + source.matches(".persistent(false)").count())
+    }
+
+    #[test]
+    fn every_statement_of_the_service_asks_whether_it_may_be_named() {
+        let root = format!("{}/services", env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for source in SOURCES {
+            let path = std::path::Path::new(&root).join(source);
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).expect("dir").map(|e| e.expect("entry").path()));
+            } else {
+                files.push(path);
+            }
+        }
+        let mut missing = Vec::new();
+        for file in files {
+            let source = std::fs::read_to_string(&file).expect("source");
+            // This module's own text names the constructors once each.
+            let source = source.split("mod statements_behind_a_pooler").next().unwrap_or_default();
+            let (made, asking) = count(source);
+            if made != asking {
+                missing.push(format!("{}: {made} statements, {asking} ask", file.display()));
+            }
+        }
+        assert!(missing.is_empty(), "statements that would be named behind a pooler:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn the_count_sees_a_statement_that_does_not_ask() {
+        assert_eq!(count("sqlx::query_as(\"SELECT 1\").fetch_one(c)"), (1, 0));
+        assert_eq!(count(&format!("sqlx::query_as(\"SELECT 1\"){ASKS}.fetch_one(c)")), (1, 1));
     }
 }

@@ -120,6 +120,9 @@ enum RelayAction {
     Run,
     /// Print each partition's checkpoint, backlog, oldest undelivered change and whether a relay is active on it.
     Status,
+    /// Make the index through which each of EVENTDATA_RELAY_PARTITIONS partitions reads only its own changes (as
+    /// the owner, DATABASE_ADMIN_URL; CREATE INDEX CONCURRENTLY, so writes go on). One partition needs none.
+    Prepare,
     /// Re-publish the changes with positions FROM..=TO (for a consumer that lost data); checkpoints are unchanged.
     Replay {
         /// First position to publish again.
@@ -347,6 +350,7 @@ async fn relay(action: RelayAction) -> anyhow::Result<()> {
             relay.run(stopped).await
         }
         RelayAction::Status => relay_status(&settings).await,
+        RelayAction::Prepare => relay_prepare(&settings).await,
         RelayAction::Replay { from, to } => {
             let count = eventdata::outbox::relay::replay(&settings, from, to.unwrap_or(i64::MAX)).await?;
             println!("replayed {count} changes");
@@ -355,6 +359,25 @@ async fn relay(action: RelayAction) -> anyhow::Result<()> {
     };
     telemetry.shutdown();
     result
+}
+
+async fn relay_prepare(settings: &RelaySettings) -> anyhow::Result<()> {
+    let Some(statement) = eventdata::outbox::log::partition_index_sql(settings.partitions) else {
+        println!("one partition reads the whole log through outbox_read_idx: nothing to prepare");
+        return Ok(());
+    };
+    let database = DatabaseSettings::from_lookup(|name| std::env::var(name).ok())?;
+    let pool = db::admin_pool(&database).await.context("cannot connect with DATABASE_ADMIN_URL")?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
+    let mut conn = pool.acquire().await?;
+    if !eventdata::outbox::log::has_partition_index(&mut conn, settings.partitions).await? {
+        bail!(
+            "{} exists but is not valid (an interrupted build): drop it and run again",
+            eventdata::outbox::log::partition_index_name(settings.partitions)
+        );
+    }
+    println!("{} ready", eventdata::outbox::log::partition_index_name(settings.partitions));
+    Ok(())
 }
 
 async fn relay_status(settings: &RelaySettings) -> anyhow::Result<()> {

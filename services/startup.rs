@@ -82,14 +82,15 @@ impl Application {
         }
         let metrics = crate::metrics::ApiMetrics::default();
         let notifier = crate::outbox::feed::CommitNotifier::spawn(self.pool.clone());
+        let mut app =
+            crate::app::App::new(self.pool.clone(), self.config.page_tokens(), self.config.database.statement_timeout)
+                .with_metrics(metrics.clone())
+                .with_commit_notifier(notifier.clone());
+        if self.config.database.pooler == crate::config::Pooler::Transaction {
+            app = app.behind_transaction_pooler();
+        }
         let api = crate::grpc::Api {
-            app: crate::app::App::new(
-                self.pool.clone(),
-                self.config.page_tokens(),
-                self.config.database.statement_timeout,
-            )
-            .with_metrics(metrics.clone())
-            .with_commit_notifier(notifier.clone()),
+            app,
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
                 self.pool.clone(),
                 self.config.auth_cache_ttl,

@@ -70,7 +70,10 @@ impl Authenticator {
         {
             return Ok(grant.clone());
         }
-        let grant = api_keys::authenticate(&self.pool, &hash).await?;
+        // In a transaction, as every statement behind a transaction-mode pooler must be; a cache miss is rare.
+        let mut tx = self.pool.begin().await?;
+        let grant = api_keys::authenticate(&mut *tx, &hash).await?;
+        tx.commit().await?;
         let mut cache = self.cache.lock().expect("auth cache lock");
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();

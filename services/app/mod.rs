@@ -61,6 +61,9 @@ pub struct App {
     statement_limit: std::time::Duration,
     /// Wakes change-feed watchers on commit (`serve` wires it; without it WatchChanges is unavailable).
     notifier: Option<crate::outbox::feed::CommitNotifier>,
+    /// Whether the pool's connections go through a transaction-mode pooler: then every read runs in a
+    /// transaction, which also carries the statement limit (the connections carry none).
+    behind_transaction_pooler: bool,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -73,7 +76,20 @@ impl App {
     /// Use cases on `pool`, signing page tokens with `tokens`, with statements limited to `statement_limit` (the
     /// limit the pool's connections carry; a caller's deadline only shortens it).
     pub fn new(pool: PgPool, tokens: PageTokens, statement_limit: std::time::Duration) -> Self {
-        Self { pool, tokens, metrics: Default::default(), statement_limit, notifier: None }
+        Self {
+            pool,
+            tokens,
+            metrics: Default::default(),
+            statement_limit,
+            notifier: None,
+            behind_transaction_pooler: false,
+        }
+    }
+
+    /// The same use cases on a pool whose connections go through a transaction-mode pooler
+    /// (`EVENTDATA_DB_POOLER=transaction`).
+    pub fn behind_transaction_pooler(self) -> Self {
+        Self { behind_transaction_pooler: true, ..self }
     }
 
     /// The same use cases, reporting pool waits to `metrics`.
@@ -127,7 +143,10 @@ impl App {
         if remaining.is_some_and(|r| r <= DEADLINE_MARGIN) {
             return Err(AppError::DeadlineExceeded);
         }
-        Ok(remaining.and_then(|r| statement_limit_for(r - DEADLINE_MARGIN, self.statement_limit)))
+        let shorter = remaining.and_then(|r| statement_limit_for(r - DEADLINE_MARGIN, self.statement_limit));
+        // Behind a transaction pooler the connections carry no limit of their own: each transaction sets it (and
+        // a limit makes `reader` open one, which the pooler needs).
+        Ok(if self.behind_transaction_pooler { Some(shorter.unwrap_or(self.statement_limit)) } else { shorter })
     }
 
     /// Awaits a pooled connection (and its first round trip), counting the waiters and the time waited.

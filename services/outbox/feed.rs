@@ -32,6 +32,7 @@ pub async fn read(
          LIMIT $6"
     ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(after.txid.to_string())
         .bind(after.position)
         .bind(&filter.resource_types)
@@ -46,6 +47,7 @@ pub async fn read(
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT snapshot horizon", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn now(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
     let horizon: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        .persistent(crate::db::named_statements())
         .fetch_one(&mut *conn)
         .await?;
     Ok(Checkpoint { txid: horizon - 1, position: i64::MAX })
@@ -108,12 +110,14 @@ async fn probe_while_watched(
             tokio::time::sleep(LONGEST_FEED_POLL).await;
             continue;
         }
-        let head: (i64, i64) = sqlx::query_as(
+        // A simple query (one message, no prepared statement): safe through a transaction-mode pooler.
+        let row = sqlx::raw_sql(
             "SELECT coalesce(pg_sequence_last_value('outbox_position_seq'), 0),
                     pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
         )
         .fetch_one(&mut conn)
         .await?;
+        let head: (i64, i64) = (sqlx::Row::try_get(&row, 0)?, sqlx::Row::try_get(&row, 1)?);
         if last != Some(head) {
             last = Some(head);
             tick.send_modify(|n| *n += 1);

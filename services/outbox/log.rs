@@ -50,8 +50,45 @@ impl LoggedChange {
 pub(crate) const COLUMNS: &str = "position, txid::text::bigint AS txid, change_id, org_id, aggregate_type, aggregate_id, \
     change_type, payload::text AS payload, actor_key_id, traceparent, tracestate, created_at";
 
-/// The partition of a change: its resource id hashed, so one resource's changes always share a partition.
-const PARTITION_OF: &str = "mod(hashtextextended(aggregate_id::text, 0) & 9223372036854775807, $3)";
+/// The partition of a change among `partitions`: its stored `partition_key` (the resource id hashed, migration
+/// 0011), so one resource's changes always share a partition. The count is a literal, not a parameter: only then
+/// can the planner match the expression of the index [`partition_index_sql`] makes for that count.
+fn partition_of(partitions: u32, table: &str) -> String {
+    format!("mod({table}.partition_key, {partitions})")
+}
+
+/// The name of the index that lets a relay of `partitions` partitions read its own changes only, in log order.
+pub fn partition_index_name(partitions: u32) -> String {
+    format!("outbox_partition_{partitions}_read_idx")
+}
+
+/// The statement that makes [`partition_index_name`] (as the table's owner; `eventdata relay prepare`). One
+/// partition needs none: it reads the whole log through `outbox_read_idx`. Every index costs each change's insert
+/// a little (docs/performance.md), so only the partition count in use should have one.
+pub fn partition_index_sql(partitions: u32) -> Option<String> {
+    (partitions > 1).then(|| {
+        format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON outbox ({}, txid, position)",
+            partition_index_name(partitions),
+            partition_of(partitions, "outbox")
+        )
+    })
+}
+
+/// Whether the index for `partitions` exists and is valid (one partition needs none).
+pub async fn has_partition_index(conn: &mut PgConnection, partitions: u32) -> Result<bool, sqlx::Error> {
+    if partitions <= 1 {
+        return Ok(true);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                        WHERE c.relname = $1 AND i.indisvalid AND c.relnamespace = 'public'::regnamespace)",
+    )
+    .persistent(crate::db::named_statements())
+    .bind(partition_index_name(partitions))
+    .fetch_one(&mut *conn)
+    .await
+}
 
 /// Planner settings for outbox readers. A page is "the next N rows in (txid, position) order": an ordered index
 /// scan that stops after N rows. With stale statistics after a burst of inserts, the planner may instead pick a
@@ -96,10 +133,14 @@ pub async fn read_after(
     partition: u32,
     limit: u32,
 ) -> Result<Page, sqlx::Error> {
-    let rows: Vec<PageRow> =
-        bind_read_after(sqlx::query_as(sqlx::AssertSqlSafe(read_after_sql())), after, partitions, partition, limit)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<PageRow> = bind_read_after(
+        sqlx::query_as(sqlx::AssertSqlSafe(read_after_sql(partitions))).persistent(crate::db::named_statements()),
+        after,
+        partition,
+        limit,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     // Rows are in txid order, so the finished ones (below the watermark) are a prefix.
     let held_back = rows.iter().any(|row| !row.visible);
     Ok(Page { changes: rows.into_iter().take_while(|row| row.visible).map(|row| row.change).collect(), held_back })
@@ -113,39 +154,42 @@ pub async fn explain_read_after(
     partition: u32,
     limit: u32,
 ) -> Result<String, sqlx::Error> {
-    let explain = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {}", read_after_sql())));
-    let lines: Vec<(String,)> =
-        bind_read_after(explain, after, partitions, partition, limit).fetch_all(&mut *conn).await?;
+    let explain = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {}", read_after_sql(partitions))))
+        .persistent(crate::db::named_statements());
+    let lines: Vec<(String,)> = bind_read_after(explain, after, partition, limit).fetch_all(&mut *conn).await?;
     Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
 }
 
 fn bind_read_after<'q, O>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     after: Checkpoint,
-    partitions: u32,
     partition: u32,
     limit: u32,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(after.txid.to_string())
-        .bind(after.position)
-        .bind(i64::from(partitions))
-        .bind(i64::from(partition))
-        .bind(i64::from(limit))
+    query.bind(after.txid.to_string()).bind(after.position).bind(i64::from(partition)).bind(i64::from(limit))
 }
 
 // `ORDER BY outbox.txid`, qualified, in every reader: COLUMNS names its output `txid` (a bigint), and an unqualified
 // ORDER BY txid sorts by that output column, which no index provides; every page was then a sequential scan and a
 // sort of the whole log (100–160 ms a page on a 450,000-change log, seen with auto_explain).
 // Like `below_watermark`, but every row of the page comes back, marked `visible` when below the watermark.
-fn read_after_sql() -> String {
+// One partition reads the whole log (`$3` is then 0 and unused). Several also order by their partition, constant
+// within the page: under the relay role's row-level-security policy the planner does not take `mod(...) = $3` (a
+// function that is not leakproof) as making the index's first column constant, so without it the page would be
+// read through the index and then sorted.
+fn read_after_sql(partitions: u32) -> String {
+    let (own, order) = if partitions > 1 {
+        let partition = partition_of(partitions, "outbox");
+        (format!("AND {partition} = $3"), format!("{partition}, "))
+    } else {
+        (String::new(), String::new())
+    };
     format!(
         "SELECT *, page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot()) AS visible FROM (
            SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
-           WHERE (txid, position) > ($1::text::xid8, $2)
-             AND ($3 = 1 OR {PARTITION_OF} = $4)
-           ORDER BY outbox.txid, outbox.position
-           LIMIT $5) page"
+           WHERE (txid, position) > ($1::text::xid8, $2) AND $3::bigint IS NOT NULL {own}
+           ORDER BY {order}outbox.txid, outbox.position
+           LIMIT $4) page"
     )
 }
 
@@ -153,6 +197,7 @@ fn read_after_sql() -> String {
 /// the connection: a relay that dies (or loses its database connection) releases it.
 pub async fn try_claim(conn: &mut PgConnection, partition: u32) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .persistent(crate::db::named_statements())
         .bind(RELAY_LOCK_SPACE)
         .bind(partition as i32)
         .fetch_one(&mut *conn)
@@ -165,6 +210,7 @@ pub async fn checkpoint(conn: &mut PgConnection, partitions: u32, partition: u32
     let own: Option<(i64, i64)> = sqlx::query_as(
         "SELECT txid::text::bigint, position FROM relay_checkpoints WHERE partitions = $1 AND partition = $2",
     )
+    .persistent(crate::db::named_statements())
     .bind(partitions as i32)
     .bind(partition as i32)
     .fetch_optional(&mut *conn)
@@ -172,9 +218,16 @@ pub async fn checkpoint(conn: &mut PgConnection, partitions: u32, partition: u32
     let found = match own {
         Some(found) => Some(found),
         None => {
-            sqlx::query_as("SELECT txid::text::bigint, position FROM relay_checkpoints ORDER BY txid, position LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await?
+            // Only other counts' checkpoints: a sibling partition of this count may already be past changes of
+            // this partition that were never published (two relays on four partitions lost changes that way).
+            sqlx::query_as(
+                "SELECT txid::text::bigint, position FROM relay_checkpoints WHERE partitions <> $1
+                 ORDER BY txid, position LIMIT 1",
+            )
+            .bind(partitions as i32)
+            .persistent(crate::db::named_statements())
+            .fetch_optional(&mut *conn)
+            .await?
         }
     };
     Ok(found.map(|(txid, position)| Checkpoint { txid, position }).unwrap_or_default())
@@ -190,7 +243,7 @@ pub async fn save_checkpoint(
     sqlx::query(
         "INSERT INTO relay_checkpoints (partitions, partition, txid, position) VALUES ($1, $2, $3::text::xid8, $4)
          ON CONFLICT (partitions, partition) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
-    )
+    ).persistent(crate::db::named_statements())
     .bind(partitions as i32)
     .bind(partition as i32)
     .bind(at.txid.to_string())
@@ -214,6 +267,7 @@ pub async fn read_range(
          ORDER BY outbox.txid, outbox.position LIMIT $5"
     ));
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(from)
         .bind(to)
         .bind(after.txid.to_string())
@@ -255,10 +309,11 @@ pub async fn status(conn: &mut PgConnection, partitions: u32) -> Result<Vec<Part
          FROM generate_series(0, $1 - 1) AS p(partition)
          LEFT JOIN relay_checkpoints c ON c.partitions = $1 AND c.partition = p.partition
          LEFT JOIN outbox o ON (o.txid, o.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))
-              AND ($1 = 1 OR mod(hashtextextended(o.aggregate_id::text, 0) & 9223372036854775807, $1) = p.partition)
+              AND mod(o.partition_key, $1) = p.partition
          GROUP BY p.partition, c.txid, c.position
          ORDER BY p.partition",
     )
+    .persistent(crate::db::named_statements())
     .bind(partitions as i32)
     .bind(RELAY_LOCK_SPACE)
     .fetch_all(&mut *conn)
@@ -286,6 +341,7 @@ pub async fn prune(
          )
          DELETE FROM outbox WHERE position IN (SELECT position FROM doomed)",
     )
+    .persistent(crate::db::named_statements())
     .bind(partitions as i32)
     .bind(older_than.as_secs_f64())
     .bind(batch)
@@ -295,7 +351,7 @@ pub async fn prune(
     sqlx::query(
         "DELETE FROM idempotency_records WHERE (org_id, request_id) IN (
            SELECT org_id, request_id FROM idempotency_records WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
-    )
+    ).persistent(crate::db::named_statements())
     .bind(idempotency_older_than.as_secs_f64())
     .bind(batch)
     .execute(&mut *conn)

@@ -23,6 +23,25 @@ use super::window::{Delivery, Settled, Stop, Window};
 use crate::config::RelaySettings;
 use crate::metrics::RelayMetrics;
 
+/// Warns once when several partitions run without the index made for their count: each partition then reads every
+/// change after its checkpoint and keeps its own (correct, but N times the reading).
+async fn warn_without_partition_index(settings: &RelaySettings) {
+    let found = async {
+        let mut conn = PgConnection::connect(&settings.database_url).await?;
+        log::has_partition_index(&mut conn, settings.partitions).await
+    }
+    .await;
+    if let Ok(false) = found {
+        let index = log::partition_index_name(settings.partitions);
+        tracing::warn!(
+            partitions = settings.partitions,
+            index = %index,
+            "no index for this partition count: every partition reads the whole log; run `eventdata relay prepare` \
+             with DATABASE_ADMIN_URL"
+        );
+    }
+}
+
 /// A relay process's partition workers and their shared state.
 pub struct Relay {
     settings: RelaySettings,
@@ -79,6 +98,8 @@ impl Relay {
         }
         let (retention_relay, retention_shutdown) = (Arc::clone(&relay), shutdown.clone());
         tasks.push(tokio::spawn(async move { retention_relay.retention(retention_shutdown).await }));
+        let settings = relay.settings.clone();
+        tasks.push(tokio::spawn(async move { warn_without_partition_index(&settings).await }));
         for task in tasks {
             task.await.context("relay task panicked")?;
         }

@@ -45,6 +45,7 @@ pub async fn insert(
         "INSERT INTO api_keys (id, org_id, name, secret_hash, scopes) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, org_id, name, scopes, created_at, revoked_at",
     )
+    .persistent(crate::db::named_statements())
     .bind(Uuid::now_v7())
     .bind(org_id)
     .bind(name)
@@ -59,6 +60,7 @@ pub async fn list_for_org(db: impl PgExecutor<'_>, org_id: Uuid) -> Result<Vec<A
     sqlx::query_as(
         "SELECT id, org_id, name, scopes, created_at, revoked_at FROM api_keys WHERE org_id = $1 ORDER BY id",
     )
+    .persistent(crate::db::named_statements())
     .bind(org_id)
     .fetch_all(db)
     .await
@@ -70,6 +72,7 @@ pub async fn revoke(db: impl PgExecutor<'_>, key_id: Uuid) -> Result<Option<ApiK
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
          RETURNING id, org_id, name, scopes, created_at, revoked_at",
     )
+    .persistent(crate::db::named_statements())
     .bind(key_id)
     .fetch_optional(db)
     .await
@@ -79,6 +82,7 @@ pub async fn revoke(db: impl PgExecutor<'_>, key_id: Uuid) -> Result<Option<ApiK
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT authenticate_api_key", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn authenticate(db: impl PgExecutor<'_>, secret_hash: &[u8; 32]) -> Result<Option<KeyGrant>, sqlx::Error> {
     sqlx::query_as("SELECT key_id, org_id, scopes FROM authenticate_api_key($1)")
+        .persistent(crate::db::named_statements())
         .bind(&secret_hash[..])
         .fetch_optional(db)
         .await

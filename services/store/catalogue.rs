@@ -33,6 +33,7 @@ pub async fn create(
     let sql = create_sql(kind);
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
     let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
         .bind(claim.map(|c| c.method))
@@ -88,6 +89,7 @@ pub async fn get_many(conn: &mut PgConnection, org: Uuid, kind: Kind, ids: &[Uui
     let table = resource_table(kind);
     let read = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
     let found: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
+        .persistent(crate::db::named_statements())
         .bind(ids)
         .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
@@ -148,6 +150,7 @@ pub async fn update(
         changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
     );
     let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(id)
         .bind(Value::Object(columns.clone()))
         .bind(expected_version)
@@ -206,6 +209,7 @@ pub async fn delete(
         changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 3),
     );
     let deleted: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(id)
         .bind(expected_version)
         .bind(context.to_param())
@@ -224,7 +228,11 @@ pub async fn delete(
 async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<Option<(i64, Value)>, sqlx::Error> {
     let table = resource_table(kind);
     let sql = format!("SELECT t.version, {} AS resource FROM {} t WHERE t.id = $1", table.projection, table.table);
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(|r| Ok((r.try_get("version")?, r.try_get("resource")?))).transpose()
 }
 
@@ -242,7 +250,11 @@ pub async fn find_id_by_natural_key(
         NaturalKey::Domain(domain) => ("domain = $1", domain),
     };
     let sql = format!("SELECT id FROM {table} WHERE {predicate}");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&mut *conn).await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 /// A unique natural key of a speaker, company or topic.

@@ -13,6 +13,7 @@ use crate::domain::catalogue::Kind;
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT event contexts", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn event_contexts(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&context_sql(), 2)))
+        .persistent(crate::db::named_statements())
         .bind(ids)
         .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)

@@ -37,6 +37,7 @@ pub async fn set(
         None => (None, None),
     };
     let updated: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(id)
         .bind(values)
         .bind(model)
@@ -60,6 +61,7 @@ pub async fn get(
     let read = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
     let row: Option<(Option<Vector>, Option<String>)> =
         sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
+            .persistent(crate::db::named_statements())
             .bind(id)
             .bind(super::confined::org_text(org))
             .fetch_optional(&mut *conn)

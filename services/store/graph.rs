@@ -47,6 +47,7 @@ pub async fn edges_touching(
          SELECT 4::int2, id, company_id FROM speakers
            WHERE $8 AND company_id IS NOT NULL AND (id = ANY($2) OR company_id = ANY($3))",
     )
+    .persistent(crate::db::named_statements())
     .bind(&frontier.events)
     .bind(&frontier.speakers)
     .bind(&frontier.companies)
@@ -75,7 +76,11 @@ pub async fn edges_touching(
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} names", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn labels(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let sql = format!("SELECT id, name FROM {} WHERE id = ANY($1)", resource_table(kind).table);
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// One related event: JSON, shared speakers, companies, topics, and cosine distance of embeddings (if both have one).
@@ -111,7 +116,12 @@ pub async fn related_events(
          LIMIT $2",
         projection = resource_table(Kind::Event).projection
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(event_id).bind(limit).fetch_all(&mut *conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(event_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// Speakers who shared an event with `speaker_id`, with the number of shared events, most first.
@@ -130,5 +140,10 @@ pub async fn co_speakers(
          ORDER BY x.n DESC, t.id LIMIT $2",
         projection = resource_table(Kind::Speaker).projection
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(speaker_id).bind(limit).fetch_all(&mut *conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(speaker_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
 }

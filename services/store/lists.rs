@@ -34,14 +34,21 @@ pub async fn events(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    events_query("", org, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
+    events_query("", org, filter, after, limit)
+        .build_query_as()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The plan PostgreSQL chooses for [`events`] with `filter` (`EXPLAIN`), one line per row: for operators and
 /// for the test that every filter is served by an index.
 pub async fn explain_events(conn: &mut PgConnection, org: Uuid, filter: &EventFilter) -> Result<String, sqlx::Error> {
-    let lines: Vec<String> =
-        events_query("EXPLAIN ", org, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
+    let lines: Vec<String> = events_query("EXPLAIN ", org, filter, None, 51)
+        .build_query_scalar()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(lines.join("\n"))
 }
 
@@ -118,7 +125,11 @@ pub async fn by_id(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    by_id_query("", org, kind, filter, after, limit).build_query_as().fetch_all(&mut *conn).await
+    by_id_query("", org, kind, filter, after, limit)
+        .build_query_as()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The plan of [`by_id`]'s statement (for the index tests).
@@ -128,8 +139,11 @@ pub async fn explain_by_id(
     kind: Kind,
     filter: &SimpleFilter,
 ) -> Result<String, sqlx::Error> {
-    let lines: Vec<String> =
-        by_id_query("EXPLAIN ", org, kind, filter, None, 51).build_query_scalar().fetch_all(&mut *conn).await?;
+    let lines: Vec<String> = by_id_query("EXPLAIN ", org, kind, filter, None, 51)
+        .build_query_scalar()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(lines.join("\n"))
 }
 
@@ -175,7 +189,11 @@ pub async fn by_quality(
     after: Option<(f64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<QualityRow>, sqlx::Error> {
-    quality_query("", org, kind, range, after, limit).build_query_as().fetch_all(&mut *conn).await
+    quality_query("", org, kind, range, after, limit)
+        .build_query_as()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The plan of [`by_quality`]'s statement (for the index tests).
@@ -185,8 +203,11 @@ pub async fn explain_by_quality(
     kind: Kind,
     range: QualityRange,
 ) -> Result<String, sqlx::Error> {
-    let lines: Vec<String> =
-        quality_query("EXPLAIN ", org, kind, range, None, 101).build_query_scalar().fetch_all(&mut *conn).await?;
+    let lines: Vec<String> = quality_query("EXPLAIN ", org, kind, range, None, 101)
+        .build_query_scalar()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(lines.join("\n"))
 }
 
@@ -218,6 +239,7 @@ fn quality_query(
 pub async fn exists(conn: &mut PgConnection, org: Uuid, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
     let read = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
     sqlx::query_scalar(sqlx::AssertSqlSafe(confined::wrap(&read, 2)))
+        .persistent(crate::db::named_statements())
         .bind(id)
         .bind(confined::org_text(org))
         .fetch_one(&mut *conn)
@@ -227,7 +249,11 @@ pub async fn exists(conn: &mut PgConnection, org: Uuid, kind: Kind, id: Uuid) ->
 /// Which of `ids` exist (in the caller's organization).
 pub async fn existing_ids(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     let sql = format!("SELECT id FROM {} WHERE id = ANY($1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(&mut *conn).await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// Which of `values` the unique text column `column` of `kind` already holds (to name a batch's conflicting
@@ -242,5 +268,9 @@ pub async fn taken(
         return Ok(Vec::new());
     }
     let sql = format!("SELECT {column} FROM {} WHERE {column} = ANY($1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(values).fetch_all(&mut *conn).await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(values)
+        .fetch_all(&mut *conn)
+        .await
 }

@@ -20,6 +20,7 @@ pub async fn lock_aggregates(conn: &mut PgConnection, aggregates: &[Uuid]) -> Re
     keys.sort_unstable();
     keys.dedup();
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n")
+        .persistent(crate::db::named_statements())
         .bind(&keys)
         .execute(&mut *conn)
         .await?;

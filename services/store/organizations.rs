@@ -23,6 +23,7 @@ pub async fn insert(db: impl PgExecutor<'_>, slug: &OrgSlug, name: &str) -> Resu
          ON CONFLICT (slug) DO NOTHING
          RETURNING id, slug, name",
     )
+    .persistent(crate::db::named_statements())
     .bind(Uuid::now_v7())
     .bind(slug.as_str())
     .bind(name)
@@ -33,6 +34,7 @@ pub async fn insert(db: impl PgExecutor<'_>, slug: &OrgSlug, name: &str) -> Resu
 /// Finds an organization by slug.
 pub async fn find_by_slug(db: impl PgExecutor<'_>, slug: &OrgSlug) -> Result<Option<Organization>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug, name FROM organizations WHERE slug = $1")
+        .persistent(crate::db::named_statements())
         .bind(slug.as_str())
         .fetch_optional(db)
         .await

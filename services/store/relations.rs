@@ -29,6 +29,7 @@ pub async fn add(
     let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
     let sql = add_sql(kind, &names);
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .bind(Value::Object(columns.clone()))
@@ -80,6 +81,7 @@ pub async fn add_many(
     let mut added = std::collections::HashMap::<(String, String), Value>::new();
     for (names, rows) in groups {
         let resources: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(add_many_sql(kind, &names)))
+            .persistent(crate::db::named_statements())
             .bind(Value::Array(rows))
             .bind(context.to_param())
             .fetch_all(&mut *conn)
@@ -127,7 +129,12 @@ pub async fn existing_pairs(
          JOIN unnest($1::uuid[], $2::uuid[]) AS p (event_id, other_id)
            ON r.event_id = p.event_id AND r.{other_column} = p.other_id"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(event_ids).bind(other_ids).fetch_all(&mut *conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(event_ids)
+        .bind(other_ids)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// Sets attribute `columns` of an existing relation; emits `event.<relation>_updated` when something changed.
@@ -165,6 +172,7 @@ pub async fn update(
         changes = changes(ChangeType::RelationUpdated(kind), "src", 4),
     );
     let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .bind(Value::Object(columns.clone()))
@@ -199,6 +207,7 @@ pub async fn remove(
         changes = changes(ChangeType::RelationRemoved(kind), "src", 3),
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .bind(context.to_param())
@@ -216,7 +225,12 @@ pub async fn get(
 ) -> Result<Option<Value>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let sql = format!("SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(event_id).bind(other_id).fetch_optional(&mut *conn).await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(crate::db::named_statements())
+        .bind(event_id)
+        .bind(other_id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 /// One page of relations from `from`'s side with id `id`, after `after` (the id at the other end), `limit` rows.
@@ -246,6 +260,7 @@ pub async fn list(
         far_tbl = far_table.table,
     );
     sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 4)))
+        .persistent(crate::db::named_statements())
         .bind(id)
         .bind(after)
         .bind(limit)

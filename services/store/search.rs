@@ -52,7 +52,11 @@ pub async fn nearest(
     k: i64,
     ef_search: u32,
 ) -> Result<Vec<(Value, f64)>, sqlx::Error> {
-    nearest_query("", org, kind, target, filter, k, ef_search).build_query_as().fetch_all(&mut *conn).await
+    nearest_query("", org, kind, target, filter, k, ef_search)
+        .build_query_as()
+        .persistent(crate::db::named_statements())
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// The plan of [`nearest`]'s statement (for the plan tests and operators).
@@ -66,7 +70,8 @@ pub async fn explain_nearest(
     ef_search: u32,
 ) -> Result<String, sqlx::Error> {
     let mut query = nearest_query("EXPLAIN ", org, kind, target, filter, k, ef_search);
-    let lines: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+    let lines: Vec<String> =
+        query.build_query_scalar().persistent(crate::db::named_statements()).fetch_all(&mut *conn).await?;
     Ok(lines.join("\n"))
 }
 
@@ -180,7 +185,8 @@ pub async fn hybrid_candidates(
     }
     q.push(") c ORDER BY leg, rank");
     super::confined::close(&mut q);
-    let rows: Vec<(i32, Uuid)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let rows: Vec<(i32, Uuid)> =
+        q.build_query_as().persistent(crate::db::named_statements()).fetch_all(&mut *conn).await?;
     let (text_ids, vector_ids) = rows.into_iter().partition::<Vec<_>, _>(|(leg, _)| *leg == 1);
     Ok((text_ids.into_iter().map(|(_, id)| id).collect(), vector_ids.into_iter().map(|(_, id)| id).collect()))
 }
@@ -220,17 +226,25 @@ pub async fn text(
          FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
         resource_table(Kind::Event).projection
     );
-    bind_text_search(sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 13))), query, filter, after, limit)
-        .bind(super::confined::org_text(org))
-        .fetch_all(&mut *conn)
-        .await
+    bind_text_search(
+        sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 13))).persistent(crate::db::named_statements()),
+        query,
+        filter,
+        after,
+        limit,
+    )
+    .bind(super::confined::org_text(org))
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// The plan `search_events_text` runs for these arguments, as its owner plans it (for the plan tests).
 pub async fn explain_text(conn: &mut PgConnection, query: &str, filter: &EventFilter) -> Result<String, sqlx::Error> {
     let sql = "SELECT plan FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true)";
     let lines: Vec<(String,)> =
-        bind_text_search(sqlx::query_as(sql), query, filter, None, 21).fetch_all(&mut *conn).await?;
+        bind_text_search(sqlx::query_as(sql).persistent(crate::db::named_statements()), query, filter, None, 21)
+            .fetch_all(&mut *conn)
+            .await?;
     Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
 }
 
@@ -273,6 +287,7 @@ pub async fn similar_names(
 ) -> Result<Vec<NameRow>, sqlx::Error> {
     let read = "SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)";
     sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(read, 5)))
+        .persistent(crate::db::named_statements())
         .bind(resource_table(kind).table)
         .bind(name)
         .bind(min_similarity)
@@ -285,6 +300,7 @@ pub async fn similar_names(
 /// The plan `lookup_names` runs for these arguments, as its owner plans it (for the plan tests).
 pub async fn explain_names(conn: &mut PgConnection, kind: Kind, name: &str) -> Result<String, sqlx::Error> {
     let lines: Vec<(String,)> = sqlx::query_as("SELECT plan FROM lookup_names($1, $2, 0.3, 10, true)")
+        .persistent(crate::db::named_statements())
         .bind(resource_table(kind).table)
         .bind(name)
         .fetch_all(&mut *conn)

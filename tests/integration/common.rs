@@ -137,6 +137,7 @@ impl TestDb {
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),
+            pooler: eventdata::config::Pooler::None,
         }
     }
 

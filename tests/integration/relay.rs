@@ -173,8 +173,8 @@ async fn a_page_of_the_log_is_an_ordered_index_scan() {
     for (name, value) in log::ordered_reads() {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut reader).await.expect("set");
     }
-    // One partition (the default). With several, each reader still filters the whole log by a hash of the
-    // resource id (docs/relay.md, "Partitions"): a stored partition key is the remedy, not done yet.
+    // One partition (the default) reads the whole log; several read their own changes through the index made for
+    // their count (two_relays_on_four_partitions_...).
     let plan = log::explain_read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("plan");
     assert!(plan.contains("Index Scan using outbox_read_idx"), "{plan}");
     assert!(!plan.contains("Sort") && !plan.contains("Seq Scan"), "{plan}");
@@ -231,6 +231,90 @@ async fn kill_dash_nine_five_times_loses_nothing() {
     assert!(duplicates <= 5 * settings.batch_size as usize, "duplicates only of unconfirmed batches: {duplicates}");
     assert_per_resource_order(&queue.received);
     drop(relay);
+}
+
+/// How many partitions `eventdata relay status` (pg_locks, this database) shows held by some relay.
+async fn held_partitions(settings: &eventdata::config::RelaySettings) -> usize {
+    let mut conn = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    log::status(&mut conn, settings.partitions).await.expect("status").iter().filter(|p| p.active).count()
+}
+
+#[tokio::test]
+async fn two_relays_on_four_partitions_read_their_own_changes_and_either_takes_over_from_the_other() {
+    let _broker = BROKER.read().await;
+    let app = TestApp::start().await;
+    let exchange = test_exchange();
+    let mut queue = BoundQueue::bind(&exchange).await;
+    let mut settings = relay_settings(&app.db, &exchange);
+    settings.partitions = 4;
+
+    // The index for four partitions, made by the owner with the CLI; a partition's page is then a range of it.
+    let prepared = std::process::Command::new(env!("CARGO_BIN_EXE_eventdata"))
+        .args(["relay", "prepare"])
+        .envs(crate::broker::relay_env(&settings))
+        .env("DATABASE_ADMIN_URL", &app.db.admin_url)
+        .env("DATABASE_URL", &app.db.admin_url)
+        .output()
+        .expect("relay prepare");
+    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
+    assert!(log::has_partition_index(&mut reader, 4).await.expect("index"), "the index is there and valid");
+    let plan = log::explain_read_after(&mut reader, Checkpoint::default(), 4, 1, 500).await.expect("plan");
+    assert!(
+        plan.contains("Index Scan using outbox_partition_4_read_idx")
+            && plan.contains("Index Cond: ((mod(partition_key"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Sort") && !plan.contains("Seq Scan"), "{plan}");
+
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(create_event(app.rw(), &format!("E{i}"), &format!("e-{i}")).await);
+    }
+    let writer = tokio::spawn({
+        let (channel, events) = (app.rw(), events.clone());
+        async move { write_updates(channel, &events, 4, 2_000).await }
+    });
+
+    // A process holds all four partitions; an in-process relay stands by for each of them.
+    let mut first = spawn_relay(&settings);
+    eventually(Duration::from_secs(30), "the first relay to hold four partitions", || async {
+        held_partitions(&settings).await == 4
+    })
+    .await;
+    let (stop_second, mut second_active, second) = start_relay(settings.clone());
+    queue.receive_until(Duration::from_secs(60), "progress", |r| r.len() >= 300).await;
+    assert!(second_active.borrow().is_empty(), "the standby publishes nothing while the first relay lives");
+
+    // kill -9 mid-stream: the standby claims every partition within a few claim intervals.
+    first.start_kill().expect("kill -9");
+    first.wait().await.expect("reaped");
+    tokio::time::timeout(Duration::from_secs(10), second_active.wait_for(|a| a.len() == 4))
+        .await
+        .expect("the standby takes all four partitions within seconds")
+        .expect("active set");
+    queue.receive_until(Duration::from_secs(60), "progress after the takeover", |r| r.len() >= 900).await;
+
+    // And the other way round: a new process stands by, the in-process relay stops, the process takes over.
+    let mut third = spawn_relay(&settings);
+    stop_second.send(true).expect("stop");
+    second.await.expect("joined").expect("stopped cleanly");
+    eventually(Duration::from_secs(30), "the new process to hold four partitions", || async {
+        held_partitions(&settings).await == 4
+    })
+    .await;
+
+    writer.await.expect("writer");
+    let committed = committed_ids(&app).await;
+    assert_eq!(committed.len(), 2_020);
+    queue
+        .receive_until(Duration::from_secs(120), "every committed change", |r| {
+            let got: HashSet<&str> = r.iter().map(|m| m.message_id.as_str()).collect();
+            committed.iter().all(|id| got.contains(id.as_str()))
+        })
+        .await;
+    assert_per_resource_order(&queue.received);
+    third.start_kill().expect("kill");
 }
 
 fn rand_below(n: usize) -> usize {
