@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         traceparent: None,
         deadline: None,
         tracestate: None,
+        consistency: None,
     };
 
     let speakers = sample(&app_pool, org, "speakers", 30).await?;

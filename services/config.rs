@@ -34,6 +34,14 @@ pub struct DatabaseSettings {
     pub startup_timeout: Duration,
     /// What `DATABASE_URL` points at (`EVENTDATA_DB_POOLER`, `none`).
     pub pooler: Pooler,
+    /// A streaming standby for read-only calls (`DATABASE_READ_URL`, runtime role); none sends every read to
+    /// the primary.
+    pub read_url: Option<String>,
+    /// A standby further behind than this is skipped until it catches up (`EVENTDATA_READ_MAX_LAG_MS`, 1000).
+    pub read_max_lag: Duration,
+    /// How long a read with a consistency token waits for the standby to replay it before it goes to the primary
+    /// (`EVENTDATA_READ_TOKEN_WAIT_MS`, 50).
+    pub read_token_wait: Duration,
 }
 
 /// What stands between the service and PostgreSQL on `DATABASE_URL`.
@@ -280,6 +288,12 @@ impl DatabaseSettings {
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
+            read_url: match env.get("DATABASE_READ_URL") {
+                None => None,
+                Some(_) => Some(env.url("DATABASE_READ_URL", "", &["postgres", "postgresql"])?),
+            },
+            read_max_lag: env.millis("EVENTDATA_READ_MAX_LAG_MS", 1000)?,
+            read_token_wait: env.millis("EVENTDATA_READ_TOKEN_WAIT_MS", 50)?,
             pooler: match env.get("EVENTDATA_DB_POOLER").as_deref() {
                 None | Some("none") => Pooler::None,
                 Some("transaction") => Pooler::Transaction,

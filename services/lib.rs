@@ -18,6 +18,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod outbox;
 pub mod proto;
+pub mod replica;
 pub mod seed;
 pub mod startup;
 pub mod store;

@@ -27,6 +27,13 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0005, 2.0, 16)
 }
 
+/// Labels of a read: which database served it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// `replica` or `primary`.
+    pub pool: String,
+}
+
 /// The API process's metrics.
 #[derive(Clone)]
 pub struct ApiMetrics {
@@ -37,6 +44,13 @@ pub struct ApiMetrics {
     pub rpc_duration: Family<RpcLabels, Histogram>,
     /// `eventdata_rpc_in_flight`.
     pub rpc_in_flight: Gauge,
+    /// `eventdata_db_reads_total{pool}`: read-only calls' database work by where it ran (`replica`, `primary`).
+    pub reads: Family<ReadLabels, Counter>,
+    /// `eventdata_db_replica_lag_seconds`: how far the read replica is behind the primary (-1 when it does not
+    /// answer); only with `DATABASE_READ_URL`.
+    pub replica_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `eventdata_db_replica_usable`: 1 while reads may go to the replica.
+    pub replica_usable: Gauge,
     /// `eventdata_db_pool_connections` (open connections).
     pub pool_size: Gauge,
     /// `eventdata_db_pool_idle_connections`.
@@ -65,6 +79,16 @@ impl Default for ApiMetrics {
             Gauge::default(),
         );
         let pool_acquire = Histogram::new(latency_buckets());
+        let reads = Family::<ReadLabels, Counter>::default();
+        let replica_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let replica_usable = Gauge::default();
+        registry.register("db_reads", "Reads by the database that served them (replica, primary)", reads.clone());
+        registry.register(
+            "db_replica_lag_seconds",
+            "How far the read replica is behind the primary (-1: not answering)",
+            replica_lag_seconds.clone(),
+        );
+        registry.register("db_replica_usable", "1 while reads may go to the read replica", replica_usable.clone());
         registry.register(
             "rpc_requests",
             "gRPC calls handled, by service, method and status code",
@@ -83,6 +107,9 @@ impl Default for ApiMetrics {
             rpc_requests,
             rpc_duration,
             rpc_in_flight,
+            reads,
+            replica_lag_seconds,
+            replica_usable,
             pool_size,
             pool_idle,
             pool_max,

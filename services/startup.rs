@@ -89,6 +89,12 @@ impl Application {
         if self.config.database.pooler == crate::config::Pooler::Transaction {
             app = app.behind_transaction_pooler();
         }
+        let replica = crate::replica::ReadReplica::spawn(self.pool.clone(), &self.config.database, metrics.clone())
+            .context("DATABASE_READ_URL is not a usable PostgreSQL URL")?;
+        if let Some(replica) = replica {
+            app = app.with_read_replica(replica);
+        }
+        let consistency = crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone());
         let api = crate::grpc::Api {
             app,
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
@@ -105,6 +111,7 @@ impl Application {
                 metrics.clone(),
                 self.config.limits.max_concurrent_rpcs,
             ))
+            .layer(consistency)
             .add_routes(crate::grpc::routes(api, self.config.limits.max_request_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -28,6 +28,8 @@ pub struct CallContext {
     pub tracestate: Option<String>,
     /// When the caller stops waiting.
     pub deadline: Option<Instant>,
+    /// The consistency token the call sent back (`x-eventdata-consistency-token`): reads must see that write.
+    pub consistency: Option<crate::domain::lsn::Lsn>,
 }
 
 /// Turns API-key secrets into callers.
@@ -61,6 +63,7 @@ impl Authenticator {
             traceparent: call.traceparent.filter(|t| is_traceparent(t)),
             tracestate: call.tracestate.filter(|t| t.len() <= 512),
             deadline: call.deadline,
+            consistency: call.consistency,
         })
     }
 

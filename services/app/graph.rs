@@ -109,7 +109,7 @@ impl App {
         budget: Duration,
     ) -> Result<Neighborhood, AppError> {
         let deadline = Instant::now() + budget;
-        let mut tx = self.begin(caller).await?;
+        let mut tx = self.begin_read(caller).await?;
         if !exists(&mut tx, caller.org_id, start.0, start.1).await? {
             return Err(AppError::NotFound { kind: start.0.name(), id: start.1.to_string() });
         }
@@ -165,7 +165,7 @@ impl App {
         max_depth: u32,
         kinds: &[EdgeKind],
     ) -> Result<Option<Path>, AppError> {
-        let mut tx = self.begin(caller).await?;
+        let mut tx = self.begin_read(caller).await?;
         for end in [from, to] {
             if !exists(&mut tx, caller.org_id, end.0, end.1).await? {
                 return Err(AppError::NotFound { kind: end.0.name(), id: end.1.to_string() });
@@ -250,7 +250,7 @@ impl App {
         limit: i64,
         similarity_weight: f64,
     ) -> Result<Vec<RelatedEvent>, AppError> {
-        let mut tx = self.begin(caller).await?;
+        let mut tx = self.begin_read(caller).await?;
         if !exists(&mut tx, caller.org_id, Kind::Event, event_id).await? {
             return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
         }
@@ -281,7 +281,7 @@ impl App {
         speaker_id: Uuid,
         limit: i64,
     ) -> Result<Vec<(Value, i64)>, AppError> {
-        let mut tx = self.begin(caller).await?;
+        let mut tx = self.begin_read(caller).await?;
         if !exists(&mut tx, caller.org_id, Kind::Speaker, speaker_id).await? {
             return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });
         }

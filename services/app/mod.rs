@@ -37,6 +37,8 @@ pub struct Caller {
     pub tracestate: Option<String>,
     /// When the caller stops waiting (its gRPC deadline), if it set one.
     pub deadline: Option<std::time::Instant>,
+    /// A write the caller's reads must see (the WAL position of its consistency token), if it sent one.
+    pub consistency: Option<crate::domain::lsn::Lsn>,
 }
 
 impl Caller {
@@ -64,6 +66,8 @@ pub struct App {
     /// Whether the pool's connections go through a transaction-mode pooler: then every read runs in a
     /// transaction, which also carries the statement limit (the connections carry none).
     behind_transaction_pooler: bool,
+    /// A streaming standby for the read-only use cases (`DATABASE_READ_URL`).
+    replica: Option<std::sync::Arc<crate::replica::ReadReplica>>,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -83,6 +87,58 @@ impl App {
             statement_limit,
             notifier: None,
             behind_transaction_pooler: false,
+            replica: None,
+        }
+    }
+
+    /// The same use cases, reading from `replica` when it is usable (and has replayed the caller's token).
+    pub fn with_read_replica(self, replica: std::sync::Arc<crate::replica::ReadReplica>) -> Self {
+        Self { replica: Some(replica), ..self }
+    }
+
+    /// The consistency token of the writes committed so far (the primary's WAL position now), when reads may go
+    /// to a replica; `None` without one (no cost then). A read that sends it back sees those writes.
+    pub async fn consistency_token(&self) -> Option<String> {
+        self.replica.as_ref()?;
+        // A simple query (one message): it works through a transaction-mode pooler too.
+        let row = sqlx::raw_sql("SELECT pg_current_wal_lsn()::text").fetch_one(&self.pool).await.ok()?;
+        sqlx::Row::try_get::<String, _>(&row, 0).ok()
+    }
+
+    /// Where the caller's reads run: the replica when it is usable and has replayed the caller's token, else the
+    /// primary. Counted per pool.
+    async fn read_pool(&self, caller: &Caller) -> (&PgPool, bool) {
+        let replica = match &self.replica {
+            Some(replica) => replica.pool_for(caller.consistency).await,
+            None => None,
+        };
+        let (pool, on_replica) = match replica {
+            Some(pool) => (pool, true),
+            None => (&self.pool, false),
+        };
+        let label = if on_replica { "replica" } else { "primary" };
+        self.metrics.reads.get_or_create(&crate::metrics::ReadLabels { pool: label.into() }).inc();
+        (pool, on_replica)
+    }
+
+    /// A read-only transaction confined to the caller's organization, on the replica when it may serve the caller
+    /// (see `read_pool`), for reads of several statements (graph traversals).
+    async fn begin_read(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
+        let limit = self.statement_limit_of(caller)?;
+        let (pool, on_replica) = self.read_pool(caller).await;
+        match self.measured(crate::db::begin_for_org_with(pool, caller.org_id, limit, &[])).await {
+            Err(AppError::Unavailable) if on_replica => {
+                self.replica_failed();
+                self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, &[])).await
+            }
+            begun => begun,
+        }
+    }
+
+    /// A read on the replica could not get a connection: skip it until its monitor finds it well.
+    fn replica_failed(&self) {
+        if let Some(replica) = &self.replica {
+            replica.set_unusable();
         }
     }
 
@@ -113,12 +169,31 @@ impl App {
         self.begin_with(caller, &[]).await
     }
 
-    /// A connection for the caller's confined reads ([`Reader`]); time spent waiting for it is measured.
+    /// A connection for the caller's confined reads ([`Reader`]), on the replica when it may serve the caller
+    /// (see `read_pool`); time spent waiting for it is measured. When the replica gives no connection, the
+    /// primary does.
     async fn reader(&self, caller: &Caller) -> Result<Reader, AppError> {
-        match self.statement_limit_of(caller)? {
-            None => self.measured(self.pool.acquire()).await.map(Reader::Pooled),
+        let limit = self.statement_limit_of(caller)?;
+        let (pool, on_replica) = self.read_pool(caller).await;
+        match self.reader_on(pool, caller, limit).await {
+            Err(AppError::Unavailable) if on_replica => {
+                self.replica_failed();
+                self.reader_on(&self.pool, caller, limit).await
+            }
+            reader => reader,
+        }
+    }
+
+    async fn reader_on(
+        &self,
+        pool: &PgPool,
+        caller: &Caller,
+        limit: Option<std::time::Duration>,
+    ) -> Result<Reader, AppError> {
+        match limit {
+            None => self.measured(pool.acquire()).await.map(Reader::Pooled),
             Some(limit) => self
-                .measured(crate::db::begin_for_org_within(&self.pool, caller.org_id, Some(limit)))
+                .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
                 .await
                 .map(Reader::Limited),
         }

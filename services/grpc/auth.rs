@@ -8,6 +8,11 @@ use tonic::Request;
 use crate::app::auth::{Authenticator, CallContext};
 use crate::app::{AppError, Caller};
 use crate::domain::api_key::Scope;
+use crate::domain::lsn::Lsn;
+
+/// The metadata key of the consistency token: in the response of a write, and sent back with reads that must see
+/// it (docs/scaling.md, "Read replicas").
+pub const CONSISTENCY_TOKEN: &str = "x-eventdata-consistency-token";
 
 /// The caller of `request`, if its key is valid and has `scope`.
 pub async fn caller<T>(auth: &Authenticator, request: &Request<T>, scope: Scope) -> Result<Caller, AppError> {
@@ -37,7 +42,13 @@ pub async fn caller<T>(auth: &Authenticator, request: &Request<T>, scope: Scope)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout)
         .map(|timeout| Instant::now() + timeout);
-    auth.caller(secret, scope, CallContext { traceparent, tracestate, deadline }).await
+    let consistency = match metadata.get(CONSISTENCY_TOKEN) {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(Lsn::parse).ok_or_else(|| {
+            AppError::invalid(CONSISTENCY_TOKEN, "must be a consistency token from a write's response metadata")
+        })?),
+    };
+    auth.caller(secret, scope, CallContext { traceparent, tracestate, deadline, consistency }).await
 }
 
 /// A `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod changes;
 pub mod codec;
+pub mod consistency;
 pub mod convert;
 pub mod events;
 pub mod graph;

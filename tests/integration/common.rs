@@ -138,6 +138,9 @@ impl TestDb {
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),
             pooler: eventdata::config::Pooler::None,
+            read_url: None,
+            read_max_lag: Duration::from_secs(1),
+            read_token_wait: Duration::from_millis(50),
         }
     }
 

@@ -292,6 +292,7 @@ async fn a_context_costs_the_same_few_statements_however_much_it_holds() {
         traceparent: None,
         tracestate: None,
         deadline: None,
+        consistency: None,
     };
     service.event_contexts(&caller, &ids[..1]).await.expect("warm up");
 
