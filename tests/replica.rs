@@ -246,4 +246,7 @@ async fn reads_go_to_the_standby_see_their_writes_and_survive_its_outage() {
     })
     .await;
     assert!(standby_sessions(&observer, &db.name).await > 0, "the service reconnected to the standby");
+    drop(server);
+    // Left stopped: a running standby replays every write of later tests and benchmarks on this machine's cores.
+    pg_ctl_standby("stop");
 }
