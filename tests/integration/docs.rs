@@ -1,5 +1,6 @@
 //! The reference docs agree with the service: every ErrorInfo reason the code can send is in docs/api.md's error
-//! table, and every change type the code can emit is in docs/events.md's closed list.
+//! table, every change type the code can emit is in docs/events.md's closed list, and every metric either process
+//! exposes is in docs/operations.md.
 
 use eventdata::domain::change::ChangeType;
 
@@ -182,4 +183,20 @@ fn the_consumer_topology_in_the_docs_is_what_the_relay_publishes() {
         publisher.contains("topology.exchange.as_str().into(), ExchangeKind::Topic, durable"),
         "the relay declares its exchange as a durable topic exchange, as documented"
     );
+}
+
+#[test]
+fn the_operations_guide_lists_every_metric() {
+    let guide = read("docs/operations.md");
+    let exposed =
+        [eventdata::metrics::ApiMetrics::default().encode(), eventdata::metrics::RelayMetrics::default().encode()];
+    let names: Vec<&str> = exposed
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|l| l.strip_prefix("# HELP ")?.split(' ').next())
+        .collect();
+    assert!(names.len() >= 15, "found the metrics: {names:?}");
+    for name in names {
+        assert!(guide.contains(&format!("`{name}")), "docs/operations.md does not list {name}");
+    }
 }
