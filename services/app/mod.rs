@@ -96,56 +96,64 @@ impl App {
         Self { replica: Some(replica), ..self }
     }
 
+    /// The same use cases on a pool whose connections go through a transaction-mode pooler
+    /// (`EVENTDATA_DB_POOLER=transaction`).
+    pub fn behind_transaction_pooler(self) -> Self {
+        Self { behind_transaction_pooler: true, ..self }
+    }
+
     /// The consistency token of the writes committed so far (the primary's WAL position now), when reads may go
-    /// to a replica; `None` without one (no cost then). A read that sends it back sees those writes.
+    /// to a replica; `None` without one (no cost then). A read that sends it back sees those writes. The insert
+    /// position, not the write position: it is past every commit record already made, even one that an
+    /// asynchronous commit has not written out yet.
     pub async fn consistency_token(&self) -> Option<String> {
         self.replica.as_ref()?;
         // A simple query (one message): it works through a transaction-mode pooler too.
-        let row = sqlx::raw_sql("SELECT pg_current_wal_lsn()::text").fetch_one(&self.pool).await.ok()?;
+        let row = sqlx::raw_sql("SELECT pg_current_wal_insert_lsn()::text").fetch_one(&self.pool).await.ok()?;
         sqlx::Row::try_get::<String, _>(&row, 0).ok()
     }
 
     /// Where the caller's reads run: the replica when it is usable and has replayed the caller's token, else the
-    /// primary. Counted per pool.
+    /// primary; and whether it is the replica.
     async fn read_pool(&self, caller: &Caller) -> (&PgPool, bool) {
         let replica = match &self.replica {
             Some(replica) => replica.pool_for(caller.consistency).await,
             None => None,
         };
-        let (pool, on_replica) = match replica {
+        match replica {
             Some(pool) => (pool, true),
             None => (&self.pool, false),
+        }
+    }
+
+    /// Runs `open` on the caller's read pool; when the replica gives no connection, skips it until its monitor finds
+    /// it well and runs `open` on the primary. Counts the read where it ran.
+    async fn on_read_pool<'a, T, F>(&'a self, caller: &Caller, open: impl Fn(&'a PgPool) -> F) -> Result<T, AppError>
+    where
+        F: Future<Output = Result<T, AppError>>,
+    {
+        let (pool, mut on_replica) = self.read_pool(caller).await;
+        let opened = match open(pool).await {
+            Err(AppError::Unavailable) if on_replica => {
+                if let Some(replica) = &self.replica {
+                    replica.set_unusable();
+                }
+                on_replica = false;
+                open(&self.pool).await
+            }
+            opened => opened,
         };
         let label = if on_replica { "replica" } else { "primary" };
         self.metrics.reads.get_or_create(&crate::metrics::ReadLabels { pool: label.into() }).inc();
-        (pool, on_replica)
+        opened
     }
 
     /// A read-only transaction confined to the caller's organization, on the replica when it may serve the caller
     /// (see `read_pool`), for reads of several statements (graph traversals).
     async fn begin_read(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
         let limit = self.statement_limit_of(caller)?;
-        let (pool, on_replica) = self.read_pool(caller).await;
-        match self.measured(crate::db::begin_for_org_with(pool, caller.org_id, limit, &[])).await {
-            Err(AppError::Unavailable) if on_replica => {
-                self.replica_failed();
-                self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, &[])).await
-            }
-            begun => begun,
-        }
-    }
-
-    /// A read on the replica could not get a connection: skip it until its monitor finds it well.
-    fn replica_failed(&self) {
-        if let Some(replica) = &self.replica {
-            replica.set_unusable();
-        }
-    }
-
-    /// The same use cases on a pool whose connections go through a transaction-mode pooler
-    /// (`EVENTDATA_DB_POOLER=transaction`).
-    pub fn behind_transaction_pooler(self) -> Self {
-        Self { behind_transaction_pooler: true, ..self }
+        self.on_read_pool(caller, |pool| self.measured(crate::db::begin_for_org_with(pool, caller.org_id, limit, &[])))
+            .await
     }
 
     /// The same use cases, reporting pool waits to `metrics`.
@@ -174,29 +182,16 @@ impl App {
     /// primary does.
     async fn reader(&self, caller: &Caller) -> Result<Reader, AppError> {
         let limit = self.statement_limit_of(caller)?;
-        let (pool, on_replica) = self.read_pool(caller).await;
-        match self.reader_on(pool, caller, limit).await {
-            Err(AppError::Unavailable) if on_replica => {
-                self.replica_failed();
-                self.reader_on(&self.pool, caller, limit).await
+        self.on_read_pool(caller, |pool| async move {
+            match limit {
+                None => self.measured(pool.acquire()).await.map(Reader::Pooled),
+                Some(limit) => self
+                    .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
+                    .await
+                    .map(Reader::Limited),
             }
-            reader => reader,
-        }
-    }
-
-    async fn reader_on(
-        &self,
-        pool: &PgPool,
-        caller: &Caller,
-        limit: Option<std::time::Duration>,
-    ) -> Result<Reader, AppError> {
-        match limit {
-            None => self.measured(pool.acquire()).await.map(Reader::Pooled),
-            Some(limit) => self
-                .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
-                .await
-                .map(Reader::Limited),
-        }
+        })
+        .await
     }
 
     /// Like `begin`, with more transaction-local settings in the same round trip (constants and validated
