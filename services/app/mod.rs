@@ -143,8 +143,7 @@ impl App {
             }
             opened => opened,
         };
-        let label = if on_replica { "replica" } else { "primary" };
-        self.metrics.reads.get_or_create(&crate::metrics::ReadLabels { pool: label.into() }).inc();
+        if on_replica { &self.metrics.reads_on_replica } else { &self.metrics.reads_on_primary }.inc();
         opened
     }
 
