@@ -91,10 +91,12 @@ impl Application {
         }
         let replica = crate::replica::ReadReplica::spawn(self.pool.clone(), &self.config.database, metrics.clone())
             .context("DATABASE_READ_URL is not a usable PostgreSQL URL")?;
+        let with_replica = replica.is_some();
         if let Some(replica) = replica {
             app = app.with_read_replica(replica);
         }
-        let consistency = crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone());
+        // Tokens only matter when reads may go to a replica: without one, calls do not pass through the layer.
+        let consistency = with_replica.then(|| crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone()));
         let api = crate::grpc::Api {
             app,
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
@@ -111,7 +113,7 @@ impl Application {
                 metrics.clone(),
                 self.config.limits.max_concurrent_rpcs,
             ))
-            .layer(consistency)
+            .layer(tower::util::option_layer(consistency))
             .add_routes(crate::grpc::routes(api, self.config.limits.max_request_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -118,3 +118,16 @@ async fn revoking_a_key_reaches_both_replicas_within_the_cache_lifetime() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn without_a_read_replica_no_call_carries_a_consistency_token() {
+    let app = TestApp::start().await;
+    let created = EventServiceClient::new(app.rw())
+        .create_event(pb::CreateEventRequest {
+            event: Some(crate::fixtures::new_event("Single", "single")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create");
+    assert!(created.metadata().get("x-eventdata-consistency-token").is_none(), "single-node writes are as before");
+}
