@@ -36,12 +36,7 @@ fn standby(action: &[&str]) -> bool {
 }
 
 fn pg_ctl_standby(action: &str) {
-    let version = std::fs::read_dir("/etc/postgresql")
-        .ok()
-        .and_then(|mut entries| entries.next())
-        .and_then(Result::ok)
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .unwrap_or_else(|| "15".into());
+    let version = crate::common::cluster_version();
     let status = std::process::Command::new("pg_ctlcluster")
         .args(["--skip-systemctl-redirect", &version, "standby", action, "-m", "fast"])
         .status()

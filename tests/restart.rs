@@ -14,16 +14,7 @@ use eventdata::proto::v1 as pb;
 use pb::event_service_client::EventServiceClient;
 use tonic::Code;
 
-use crate::common::{TestApp, eventually};
-
-fn cluster_version() -> String {
-    std::fs::read_dir("/etc/postgresql")
-        .ok()
-        .and_then(|mut entries| entries.next())
-        .and_then(|entry| entry.ok())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .unwrap_or_else(|| "15".into())
-}
+use crate::common::{TestApp, cluster_version, eventually};
 
 fn pg_ctlcluster(action: &str) -> bool {
     std::process::Command::new("pg_ctlcluster")

@@ -542,3 +542,13 @@ pub fn violations(schema: &serde_json::Value, value: &serde_json::Value, path: &
         }
     }
 }
+
+/// The local PostgreSQL major version (the cluster directory under /etc/postgresql), for `pg_ctlcluster`.
+pub fn cluster_version() -> String {
+    std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .unwrap_or_else(|| "15".into())
+}
