@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let found =
             search::nearest(&mut tx, org, Kind::Event, NearestTo::Vector(values), None, k, DEFAULT_EF_SEARCH).await?;
-        service.add(&exact, found.iter().filter_map(|(v, _)| v["id"].as_str()?.parse().ok()), started);
+        service.add(&exact, found.iter().map(|(resource, _)| resource.id()), started);
         let started = Instant::now();
         let bare: Vec<Uuid> =
             sqlx::query_scalar("SELECT id FROM events WHERE embedding IS NOT NULL ORDER BY embedding <=> $1 LIMIT $2")

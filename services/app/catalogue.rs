@@ -9,17 +9,18 @@ use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::Kind;
 use crate::domain::fields::Columns;
 use crate::domain::queries::QUALITY_ORDER_TAKES_ONLY_BOUNDS;
+use crate::domain::resources::Resource;
 use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
 use crate::store::{idempotency, lists, locks};
 
 /// Most ids a BatchGet takes.
 pub const MAX_BATCH_GET: usize = 1000;
 
-/// A page of resources.
+/// A page of resources or relations.
 #[derive(Debug)]
-pub struct Page {
-    /// The resources, as the API renders them.
-    pub items: Vec<Value>,
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
     /// Empty on the last page.
     pub next_page_token: String,
 }
@@ -45,7 +46,7 @@ impl App {
     /// Creates the resources, all or none, with one `<kind>.created` change each. A replay of the same request id
     /// with the same body returns the originally created resources and writes nothing.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
-    pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Value>, AppError> {
+    pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Resource>, AppError> {
         let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&request.rows).unwrap_or_default()).into();
         let created = retrying(|| async move {
             let rows: Vec<Value> = request
@@ -122,7 +123,7 @@ impl App {
 
     /// The resources with `ids`, in that order; NOT_FOUND naming the first missing one.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "get", db.system = "postgresql"))]
-    pub async fn get(&self, caller: &Caller, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, AppError> {
+    pub async fn get(&self, caller: &Caller, kind: Kind, ids: &[Uuid]) -> Result<Vec<Resource>, AppError> {
         if ids.len() > MAX_BATCH_GET {
             return Err(AppError::invalid("ids", format!("at most {MAX_BATCH_GET} ids")));
         }
@@ -130,11 +131,8 @@ impl App {
         let found = store::get_many(&mut reader, caller.org_id, kind, ids).await?;
         reader.finish().await?;
         if found.len() != ids.len() {
-            let missing = ids
-                .iter()
-                .find(|id| !found.iter().any(|r| r["id"].as_str() == Some(&id.to_string())))
-                .map(Uuid::to_string)
-                .unwrap_or_default();
+            let missing =
+                ids.iter().find(|id| !found.iter().any(|r| r.id() == **id)).map(Uuid::to_string).unwrap_or_default();
             return Err(AppError::NotFound { kind: kind.name(), id: missing });
         }
         Ok(found)
@@ -150,7 +148,7 @@ impl App {
         columns: &Columns,
         etag: Option<i64>,
         field_prefix: &str,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Resource, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[id]).await?;
@@ -159,7 +157,7 @@ impl App {
                 .map_err(|e| AppError::from_db(e, field_prefix))?;
             tx.commit().await?;
             match outcome {
-                UpdateOutcome::Updated(resource) | UpdateOutcome::Unchanged(resource) => Ok(resource),
+                UpdateOutcome::Updated(resource) | UpdateOutcome::Unchanged(resource) => Ok(*resource),
                 UpdateOutcome::NotFound => Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
                 UpdateOutcome::EtagMismatch => Err(stale(kind, id)),
             }
@@ -169,14 +167,14 @@ impl App {
 
     /// Deletes resource `id`; returns its last state.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "delete", db.system = "postgresql"))]
-    pub async fn delete(&self, caller: &Caller, kind: Kind, id: Uuid, etag: Option<i64>) -> Result<Value, AppError> {
+    pub async fn delete(&self, caller: &Caller, kind: Kind, id: Uuid, etag: Option<i64>) -> Result<Resource, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[id]).await?;
             let outcome = store::delete(&mut tx, kind, id, etag, &caller.change_context()).await?;
             tx.commit().await?;
             match outcome {
-                DeleteOutcome::Deleted(resource) => Ok(resource),
+                DeleteOutcome::Deleted(resource) => Ok(*resource),
                 DeleteOutcome::NotFound => Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
                 DeleteOutcome::EtagMismatch => Err(stale(kind, id)),
             }
@@ -193,7 +191,7 @@ impl App {
         filter: &lists::EventFilter,
         by_quality: bool,
         page: &PageRequest,
-    ) -> Result<Page, AppError> {
+    ) -> Result<Page<Resource>, AppError> {
         if by_quality {
             if !filter.only_quality() {
                 return Err(AppError::invalid("order_by", QUALITY_ORDER_TAKES_ONLY_BOUNDS));
@@ -216,7 +214,7 @@ impl App {
         filter: &lists::SimpleFilter,
         parent: Option<(Kind, Uuid)>,
         page: &PageRequest,
-    ) -> Result<Page, AppError> {
+    ) -> Result<Page<Resource>, AppError> {
         let mut reader = self.reader(caller).await?;
         let rows = lists::by_id(&mut reader, caller.org_id, kind, filter, page.after_id(), page.size + 1).await?;
         if let Some((parent_kind, parent_id)) = parent
@@ -237,7 +235,7 @@ impl App {
         kind: Kind,
         filter: &lists::SimpleFilter,
         page: &PageRequest,
-    ) -> Result<Page, AppError> {
+    ) -> Result<Page<Resource>, AppError> {
         if !filter.only_quality() {
             return Err(AppError::invalid("order_by", QUALITY_ORDER_TAKES_ONLY_BOUNDS));
         }
@@ -252,7 +250,7 @@ impl App {
         kind: Kind,
         range: lists::QualityRange,
         page: &PageRequest,
-    ) -> Result<Page, AppError> {
+    ) -> Result<Page<Resource>, AppError> {
         let after = page.after_quality()?;
         let mut reader = self.reader(caller).await?;
         let mut rows = lists::by_quality(&mut reader, caller.org_id, kind, range, after, page.size + 1).await?;
@@ -267,7 +265,7 @@ impl App {
     }
 
     /// Cuts `rows` (fetched with one extra) to a page and signs the next token.
-    fn page_of(&self, mut rows: Vec<lists::ListedRow>, page: &PageRequest) -> Page {
+    fn page_of(&self, mut rows: Vec<lists::ListedRow>, page: &PageRequest) -> Page<Resource> {
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
         let last = rows.last().map(|(_, sort, id)| (sort.map(|t| t.to_rfc3339()), *id));
@@ -284,7 +282,7 @@ async fn replay(
     org: Uuid,
     kind: Kind,
     claim: &IdempotencyClaim<'_>,
-) -> Result<Vec<Value>, AppError> {
+) -> Result<Vec<Resource>, AppError> {
     let record = idempotency::find(tx, claim.request_id)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record vanished")))?;

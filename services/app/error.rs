@@ -137,6 +137,13 @@ impl AppError {
     }
 }
 
+/// A use case handed a resource of another kind than its caller asked for: a defect of ours.
+impl From<crate::domain::resources::WrongKind> for AppError {
+    fn from(err: crate::domain::resources::WrongKind) -> Self {
+        AppError::Internal(err.into())
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         AppError::from_db(err, "")

@@ -4,12 +4,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{App, AppError, Caller};
 use crate::domain::catalogue::Kind;
+use crate::domain::resources::{Event, Speaker};
 use crate::store::graph::{self, EdgeKind, Frontier};
 use crate::store::lists::exists;
 
@@ -48,7 +48,7 @@ pub struct Path {
 }
 
 /// A related event: the event, shared speakers, companies and topics, and its score.
-pub type RelatedEvent = (Value, i64, i64, i64, f64);
+pub type RelatedEvent = (Event, i64, i64, i64, f64);
 
 /// For each node a search side reached: the previous node towards that side's root, the edge kind, the distance.
 type Parents = HashMap<NodeKey, (Option<NodeKey>, Option<EdgeKind>, u32)>;
@@ -280,7 +280,7 @@ impl App {
         caller: &Caller,
         speaker_id: Uuid,
         limit: i64,
-    ) -> Result<Vec<(Value, i64)>, AppError> {
+    ) -> Result<Vec<(Speaker, i64)>, AppError> {
         let mut tx = self.begin_read(caller).await?;
         if !exists(&mut tx, caller.org_id, Kind::Speaker, speaker_id).await? {
             return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });

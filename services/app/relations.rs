@@ -1,6 +1,5 @@
 //! Adding, changing, removing and listing an event's speakers, companies and topics.
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::catalogue::Page;
@@ -8,6 +7,7 @@ use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::fields::Columns;
+use crate::domain::resources::Relation;
 use crate::store::relations::{self as store, From, NewRelation};
 use crate::store::{lists, locks};
 
@@ -23,7 +23,7 @@ impl App {
         other_id: Uuid,
         columns: &Columns,
         field_prefix: &str,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[event_id]).await?;
@@ -49,7 +49,7 @@ impl App {
         relations: &[NewRelation],
         items: &str,
         field_prefix: &str,
-    ) -> Result<Vec<Value>, AppError> {
+    ) -> Result<Vec<Relation>, AppError> {
         let added = retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             let mut events: Vec<Uuid> = relations.iter().map(|r| r.event_id).collect();
@@ -118,7 +118,7 @@ impl App {
         other_id: Uuid,
         columns: &Columns,
         field_prefix: &str,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[event_id]).await?;
@@ -139,7 +139,7 @@ impl App {
         kind: RelationKind,
         event_id: Uuid,
         other_id: Uuid,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[event_id]).await?;
@@ -160,7 +160,7 @@ impl App {
         from: From,
         id: Uuid,
         page: &PageRequest,
-    ) -> Result<Page, AppError> {
+    ) -> Result<Page<Relation>, AppError> {
         let mut reader = self.reader(caller).await?;
         let mut rows = store::list(&mut reader, caller.org_id, kind, from, id, page.after_id(), page.size + 1).await?;
         let anchor = match from {

@@ -1,6 +1,5 @@
 //! Embeddings and search: nearest neighbours, full text, name lookup and hybrid (reciprocal rank fusion).
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, retrying};
@@ -8,6 +7,7 @@ use crate::domain::catalogue::Kind;
 use crate::domain::embedding::Embedding;
 use crate::domain::fusion::reciprocal_rank_fusion;
 use crate::domain::page_token::Cursor;
+use crate::domain::resources::{Event, Resource};
 use crate::store::lists::EventFilter;
 use crate::store::search::NearestTo;
 use crate::store::{catalogue, embeddings, locks, search};
@@ -32,7 +32,7 @@ pub enum Near {
 #[derive(Debug, Clone)]
 pub struct HybridHit {
     /// The event.
-    pub event: Value,
+    pub event: Event,
     /// Fused score.
     pub score: f64,
     /// 1-based rank in the text list, or 0.
@@ -42,7 +42,7 @@ pub struct HybridHit {
 }
 
 /// A page of text hits: (event, rank, snippet) and the next token.
-pub type TextPage = (Vec<(Value, f64, String)>, String);
+pub type TextPage = (Vec<(Event, f64, String)>, String);
 
 impl App {
     /// Sets or clears (`None`) an embedding; NOT_FOUND when the resource does not exist.
@@ -88,7 +88,7 @@ impl App {
         }
     }
 
-    /// The `k` nearest resources of `kind` (events may be filtered): JSON and cosine distance, nearest first.
+    /// The `k` nearest resources of `kind` (events may be filtered) and their cosine distances, nearest first.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "similar", db.system = "postgresql"))]
     pub async fn similar(
         &self,
@@ -98,7 +98,7 @@ impl App {
         filter: Option<&EventFilter>,
         k: i64,
         ef_search: u32,
-    ) -> Result<Vec<(Value, f64)>, AppError> {
+    ) -> Result<Vec<(Resource, f64)>, AppError> {
         // One confined statement (it sets the search settings itself); a second only when nothing was found near a
         // stored resource, to tell a missing resource from one without an embedding.
         let mut reader = self.reader(caller).await?;
@@ -220,13 +220,13 @@ impl App {
         let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
         let events = catalogue::get_many(&mut reader, caller.org_id, Kind::Event, &ids).await?;
         reader.finish().await?;
-        let mut by_id: std::collections::HashMap<String, Value> =
-            events.into_iter().map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v)).collect();
+        let mut by_id: std::collections::HashMap<Uuid, Event> =
+            events.into_iter().map(|r| Ok((r.id(), r.into_event()?))).collect::<Result<_, AppError>>()?;
         // An event deleted between the two statements is left out, as before.
         Ok(fused
             .into_iter()
             .filter_map(|f| {
-                by_id.remove(&f.item.to_string()).map(|event| HybridHit {
+                by_id.remove(&f.item).map(|event| HybridHit {
                     event,
                     score: f.score,
                     text_rank: f.ranks[0],

@@ -7,6 +7,7 @@ use super::catalogue::CreateRequest;
 use super::{App, AppError, Caller};
 use crate::domain::catalogue::Kind;
 use crate::domain::fields::{Columns, Input, validate_create, validate_update};
+use crate::domain::resources::Resource;
 use crate::store::catalogue::{self as store, NaturalKey};
 
 /// How often an upsert that lost a creation race looks again.
@@ -22,7 +23,7 @@ impl App {
         kind: Kind,
         inputs: &[(&'static str, Input)],
         field_prefix: &'static str,
-    ) -> Result<(Value, bool), AppError> {
+    ) -> Result<(Resource, bool), AppError> {
         let create = validate_create(kind.fields(), inputs, field_prefix).map_err(AppError::InvalidArgument)?;
         let given: Vec<String> = inputs
             .iter()
@@ -50,7 +51,7 @@ impl App {
         create: &Columns,
         patch: &Columns,
         field_prefix: &'static str,
-    ) -> Result<(Value, bool), AppError> {
+    ) -> Result<(Resource, bool), AppError> {
         let name = create.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let domain = create.get("domain").and_then(Value::as_str).map(str::to_owned);
         for attempt in 1..=ATTEMPTS {

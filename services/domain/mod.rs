@@ -12,3 +12,4 @@ pub mod lsn;
 pub mod org_slug;
 pub mod page_token;
 pub mod queries;
+pub mod resources;

@@ -1,6 +1,5 @@
-//! Conversions between the generated proto types and the domain: requests become validated inputs; resource JSON
-//! (as the store renders it) becomes proto messages. Messages are destructured in full, so a new proto field
-//! does not compile until it is handled here.
+//! Conversions between the generated proto types and the domain's scalar inputs: ids, etags, request ids,
+//! filters, timestamps, enums and Struct ⇄ JSON. Whole resources are converted in `super::resources`.
 
 use chrono::{DateTime, Utc};
 use prost_types::{ListValue, Struct, Timestamp, value::Kind as ValueKind};
@@ -171,11 +170,6 @@ pub(crate) fn enum_input(value: i32, names: &'static [&'static str]) -> Input {
     }
 }
 
-/// The proto enum number of a stored name (`names[n-1]` is value n).
-pub(crate) fn enum_number(name: &str, names: &[&str]) -> Option<i32> {
-    names.iter().position(|n| *n == name).map(|i| i as i32 + 1)
-}
-
 pub(crate) fn object_input(value: Option<Struct>) -> Input {
     match value {
         None => Input::Object(None),
@@ -226,109 +220,6 @@ fn json_to_value(v: &Value) -> prost_types::Value {
         Value::Object(o) => ValueKind::StructValue(json_to_struct(o)),
     };
     prost_types::Value { kind: Some(kind) }
-}
-
-// ---- resource JSON -> proto ---------------------------------------------------------------------------------
-
-/// Strict reads of a resource rendered by the store's projections. The projection promises every key (a NULL
-/// column is a JSON null); a key that is missing or of another type is a defect of ours, answered INTERNAL, never
-/// read as an empty default.
-pub struct Json<'a>(pub &'a Value);
-
-/// What a rendered resource lacked.
-fn malformed(key: &str, expected: &str) -> AppError {
-    AppError::Internal(anyhow::anyhow!("a stored resource's `{key}` is missing or not {expected}"))
-}
-
-impl Json<'_> {
-    fn field(&self, key: &str) -> Result<&Value, AppError> {
-        self.0.get(key).ok_or_else(|| malformed(key, "present"))
-    }
-
-    /// A text field that is never NULL.
-    pub fn s(&self, key: &str) -> Result<String, AppError> {
-        self.field(key)?.as_str().map(str::to_owned).ok_or_else(|| malformed(key, "a string"))
-    }
-
-    /// A text field that may be NULL.
-    pub fn opt_s(&self, key: &str) -> Result<Option<String>, AppError> {
-        match self.field(key)? {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            _ => Err(malformed(key, "a string or null")),
-        }
-    }
-
-    /// A number that may be NULL.
-    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, AppError> {
-        match self.field(key)? {
-            Value::Null => Ok(None),
-            v => v.as_f64().map(Some).ok_or_else(|| malformed(key, "a number or null")),
-        }
-    }
-
-    /// An integer that may be NULL.
-    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, AppError> {
-        match self.field(key)? {
-            Value::Null => Ok(None),
-            v => v.as_i64().map(Some).ok_or_else(|| malformed(key, "an integer or null")),
-        }
-    }
-
-    /// A number that is never NULL.
-    pub fn f64(&self, key: &str) -> Result<f64, AppError> {
-        self.field(key)?.as_f64().ok_or_else(|| malformed(key, "a number"))
-    }
-
-    /// A time that may be NULL (RFC 3339, as PostgreSQL renders `timestamptz` in JSON).
-    pub fn time(&self, key: &str) -> Result<Option<Timestamp>, AppError> {
-        let raw = match self.field(key)? {
-            Value::Null => return Ok(None),
-            Value::String(raw) => raw,
-            _ => return Err(malformed(key, "a time or null")),
-        };
-        let t = DateTime::parse_from_rfc3339(raw).map_err(|_| malformed(key, "an RFC 3339 time"))?;
-        Ok(Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }))
-    }
-
-    /// A JSON object (as a Struct) that may be NULL.
-    pub fn object(&self, key: &str) -> Result<Option<Struct>, AppError> {
-        match self.field(key)? {
-            Value::Null => Ok(None),
-            Value::Object(map) => Ok(Some(json_to_struct(map))),
-            _ => Err(malformed(key, "an object or null")),
-        }
-    }
-
-    /// A stored enum name as its proto number (`names` in proto order, from 1).
-    pub fn enumerated(&self, key: &str, names: &[&str]) -> Result<i32, AppError> {
-        let name = self.s(key)?;
-        enum_number(&name, names).ok_or_else(|| malformed(key, &format!("one of {names:?}")))
-    }
-
-    /// The items of an array that is never NULL.
-    pub fn items(&self, key: &str) -> Result<&[Value], AppError> {
-        self.field(key)?.as_array().map(Vec::as_slice).ok_or_else(|| malformed(key, "an array"))
-    }
-
-    /// An object that is never NULL.
-    pub fn nested_required(&self, key: &str) -> Result<&Value, AppError> {
-        Some(self.field(key)?).filter(|v| v.is_object()).ok_or_else(|| malformed(key, "an object"))
-    }
-
-    /// An object that may be NULL.
-    pub fn opt_nested(&self, key: &str) -> Result<Option<&Value>, AppError> {
-        match self.field(key)? {
-            Value::Null => Ok(None),
-            v if v.is_object() => Ok(Some(v)),
-            _ => Err(malformed(key, "an object or null")),
-        }
-    }
-
-    /// An embedded resource, where a listing embeds one (absent or NULL otherwise).
-    pub fn nested(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| v.is_object())
-    }
 }
 
 /// Quality bounds from a List request: each in [0, 1], min not above max.

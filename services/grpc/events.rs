@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{known_enum, parse_id, parse_opt_id, quality_range, text_filter, time_filter};
 use super::handlers::Api;
-use super::resources::{event, event_context, event_inputs};
+use super::resources::{event_context, event_from, event_inputs};
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{EVENT_STATUSES, Kind};
@@ -20,7 +20,7 @@ pub const MAX_BATCH_CREATE: usize = 500;
 impl EventService for Api {
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::Event>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
-        Ok(Response::new(event(&self.get(&caller, Kind::Event, &request.get_ref().id).await?)?))
+        Ok(Response::new(event_from(self.get(&caller, Kind::Event, &request.get_ref().id).await?)?))
     }
 
     async fn list_events(
@@ -67,7 +67,7 @@ impl EventService for Api {
             self.app.page_request(&caller, &format!("ListEvents|{filter:?}|{order_by}"), page_size, &page_token)?;
         let page = self.app.list_events(&caller, &filter, order == pb::EventOrder::QualityScore, &page).await?;
         Ok(Response::new(pb::ListEventsResponse {
-            events: page.items.iter().map(event).collect::<Result<_, _>>()?,
+            events: page.items.into_iter().map(event_from).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -78,7 +78,9 @@ impl EventService for Api {
     ) -> Result<Response<pb::BatchGetEventsResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let events = self.batch_get(&caller, Kind::Event, &request.get_ref().ids).await?;
-        Ok(Response::new(pb::BatchGetEventsResponse { events: events.iter().map(event).collect::<Result<_, _>>()? }))
+        Ok(Response::new(pb::BatchGetEventsResponse {
+            events: events.into_iter().map(event_from).collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn get_event_context(
@@ -89,8 +91,9 @@ impl EventService for Api {
         let pb::GetEventContextRequest { id, format } = request.into_inner();
         let id = parse_id("id", &id)?;
         let with_text = context_text(format)?;
-        let found = self.app.event_contexts(&caller, &[id]).await?;
-        Ok(Response::new(event_context(&found[0], with_text)?))
+        let found = self.app.event_contexts(&caller, &[id]).await?.into_iter().next();
+        let found = found.ok_or_else(|| AppError::Internal(anyhow::anyhow!("a found context went missing")))?;
+        Ok(Response::new(event_context(found, with_text)?))
     }
 
     async fn batch_get_event_contexts(
@@ -103,7 +106,7 @@ impl EventService for Api {
         let with_text = context_text(format)?;
         let found = self.app.event_contexts(&caller, &ids).await?;
         Ok(Response::new(pb::BatchGetEventContextsResponse {
-            contexts: found.iter().map(|c| event_context(c, with_text)).collect::<Result<_, _>>()?,
+            contexts: found.into_iter().map(|c| event_context(c, with_text)).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -112,7 +115,7 @@ impl EventService for Api {
         let pb::CreateEventRequest { event: input, request_id } = request.into_inner();
         let created =
             self.create(&caller, Kind::Event, input.map(event_inputs), &request_id, "CreateEvent", "event.").await?;
-        Ok(Response::new(event(&created)?))
+        Ok(Response::new(event_from(created)?))
     }
 
     async fn batch_create_events(
@@ -127,7 +130,7 @@ impl EventService for Api {
         let items = requests.into_iter().map(|r| r.event.map(event_inputs)).collect();
         let created = self.create_many(&caller, Kind::Event, items, &request_id, "BatchCreateEvents", "event.").await?;
         Ok(Response::new(pb::BatchCreateEventsResponse {
-            events: created.iter().map(event).collect::<Result<_, _>>()?,
+            events: created.into_iter().map(event_from).collect::<Result<_, _>>()?,
         }))
     }
 
@@ -137,7 +140,7 @@ impl EventService for Api {
         let input = input.ok_or_else(|| AppError::invalid("event", "is required"))?;
         let (id, etag) = (input.id.clone(), input.etag.clone());
         let updated = self.update(&caller, Kind::Event, &id, &etag, event_inputs(input), update_mask, "event.").await?;
-        Ok(Response::new(event(&updated)?))
+        Ok(Response::new(event_from(updated)?))
     }
 
     async fn delete_event(&self, request: Request<pb::DeleteEventRequest>) -> Result<Response<()>, Status> {

@@ -146,16 +146,14 @@ impl GraphService for Api {
         let found = self.app.related_events(&caller, id, i64::from(limit), similarity_weight).await?;
         let events = found
             .into_iter()
-            .map(|(e, s, c, t, score)| {
-                Ok(pb::RelatedEvent {
-                    event: Some(event(&e)?),
-                    shared_speakers: s as i32,
-                    shared_companies: c as i32,
-                    shared_topics: t as i32,
-                    score,
-                })
+            .map(|(e, s, c, t, score)| pb::RelatedEvent {
+                event: Some(event(e)),
+                shared_speakers: s as i32,
+                shared_companies: c as i32,
+                shared_topics: t as i32,
+                score,
             })
-            .collect::<Result<_, AppError>>()?;
+            .collect();
         Ok(Response::new(pb::RelatedEventsResponse { events }))
     }
 
@@ -170,8 +168,8 @@ impl GraphService for Api {
         let found = self.app.co_speakers(&caller, id, i64::from(limit)).await?;
         let speakers = found
             .into_iter()
-            .map(|(s, n)| Ok(pb::CoSpeaker { speaker: Some(speaker(&s)?), shared_events: n as i32 }))
-            .collect::<Result<_, AppError>>()?;
+            .map(|(s, n)| pb::CoSpeaker { speaker: Some(speaker(s)), shared_events: n as i32 })
+            .collect();
         Ok(Response::new(pb::CoSpeakersResponse { speakers }))
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use prost_types::FieldMask;
-use serde_json::Value;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
@@ -16,6 +15,7 @@ use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::fields::{Input, Violations, validate_create, validate_update};
 use crate::domain::queries::From;
+use crate::domain::resources::{Relation, Resource};
 
 /// Validated inputs of one resource, keyed by API path.
 pub type Inputs = Vec<(&'static str, Input)>;
@@ -41,13 +41,13 @@ impl Api {
     }
 
     /// Get by id.
-    pub async fn get(&self, caller: &Caller, kind: Kind, id: &str) -> Result<Value, Status> {
+    pub async fn get(&self, caller: &Caller, kind: Kind, id: &str) -> Result<Resource, Status> {
         let id = parse_id("id", id)?;
         Ok(self.app.get(caller, kind, &[id]).await?.remove(0))
     }
 
     /// BatchGet by ids.
-    pub async fn batch_get(&self, caller: &Caller, kind: Kind, ids: &[String]) -> Result<Vec<Value>, Status> {
+    pub async fn batch_get(&self, caller: &Caller, kind: Kind, ids: &[String]) -> Result<Vec<Resource>, Status> {
         let ids = parse_ids("ids", ids)?;
         Ok(self.app.get(caller, kind, &ids).await?)
     }
@@ -61,7 +61,7 @@ impl Api {
         request_id: &str,
         method: &'static str,
         field_prefix: &'static str,
-    ) -> Result<Value, Status> {
+    ) -> Result<Resource, Status> {
         let mut checks = Checks::default();
         let request_id = checks.take(parse_request_id(request_id));
         let inputs = inputs.unwrap_or_default();
@@ -82,7 +82,7 @@ impl Api {
         request_id: &str,
         method: &'static str,
         field_prefix: &'static str,
-    ) -> Result<Vec<Value>, Status> {
+    ) -> Result<Vec<Resource>, Status> {
         let mut checks = Checks::default();
         let request_id = checks.take(parse_request_id(request_id));
         let mut violations = Violations::default();
@@ -113,7 +113,7 @@ impl Api {
         inputs: Inputs,
         mask: Option<FieldMask>,
         field_prefix: &'static str,
-    ) -> Result<Value, Status> {
+    ) -> Result<Resource, Status> {
         let mut checks = Checks::default();
         let id = checks.take(parse_id(&format!("{field_prefix}id"), id));
         let etag = checks.take(parse_etag(&format!("{field_prefix}etag"), etag));
@@ -145,7 +145,7 @@ impl Api {
         kind: Kind,
         inputs: Option<Inputs>,
         field_prefix: &'static str,
-    ) -> Result<(Value, bool), Status> {
+    ) -> Result<(Resource, bool), Status> {
         Ok(self.app.upsert(caller, kind, &inputs.unwrap_or_default(), field_prefix).await?)
     }
 
@@ -160,7 +160,7 @@ impl Api {
         query: &str,
         page_size: i32,
         page_token: &str,
-    ) -> Result<Page, Status> {
+    ) -> Result<Page<Resource>, Status> {
         let page = self.app.page_request(caller, query, page_size, page_token)?;
         Ok(self.app.list_by_id(caller, kind, filter, parent, &page).await?)
     }
@@ -174,7 +174,7 @@ impl Api {
         query: &str,
         page_size: i32,
         page_token: &str,
-    ) -> Result<Page, Status> {
+    ) -> Result<Page<Resource>, Status> {
         let page = self.app.page_request(caller, query, page_size, page_token)?;
         Ok(self.app.list_by_quality(caller, kind, filter, &page).await?)
     }
@@ -190,7 +190,7 @@ impl Api {
         id_field: &str,
         page_size: i32,
         page_token: &str,
-    ) -> Result<Page, Status> {
+    ) -> Result<Page<Relation>, Status> {
         let id = parse_id(id_field, id)?;
         let query = format!("relations|{kind:?}|{from:?}|{id}");
         let page = self.app.page_request(caller, &query, page_size, page_token)?;

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::parse_id;
 use super::handlers::Api;
-use super::resources::{media, media_inputs};
+use super::resources::{media_from, media_inputs};
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::Kind;
@@ -16,7 +16,7 @@ use crate::proto::v1::media_service_server::MediaService;
 impl MediaService for Api {
     async fn get_media(&self, request: Request<pb::GetMediaRequest>) -> Result<Response<pb::Media>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
-        Ok(Response::new(media(&self.get(&caller, Kind::Media, &request.get_ref().id).await?)?))
+        Ok(Response::new(media_from(self.get(&caller, Kind::Media, &request.get_ref().id).await?)?))
     }
 
     async fn list_media(
@@ -31,7 +31,7 @@ impl MediaService for Api {
         let parent = Some((Kind::Event, event_id));
         let page = self.list_by_id(&caller, Kind::Media, &filter, parent, &query, r.page_size, &r.page_token).await?;
         Ok(Response::new(pb::ListMediaResponse {
-            media: page.items.iter().map(media).collect::<Result<_, _>>()?,
+            media: page.items.into_iter().map(media_from).collect::<Result<_, _>>()?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -42,7 +42,9 @@ impl MediaService for Api {
     ) -> Result<Response<pb::BatchGetMediaResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let found = self.batch_get(&caller, Kind::Media, &request.get_ref().ids).await?;
-        Ok(Response::new(pb::BatchGetMediaResponse { media: found.iter().map(media).collect::<Result<_, _>>()? }))
+        Ok(Response::new(pb::BatchGetMediaResponse {
+            media: found.into_iter().map(media_from).collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn create_media(&self, request: Request<pb::CreateMediaRequest>) -> Result<Response<pb::Media>, Status> {
@@ -50,7 +52,7 @@ impl MediaService for Api {
         let pb::CreateMediaRequest { media: input, request_id } = request.into_inner();
         let created =
             self.create(&caller, Kind::Media, input.map(media_inputs), &request_id, "CreateMedia", "media.").await?;
-        Ok(Response::new(media(&created)?))
+        Ok(Response::new(media_from(created)?))
     }
 
     async fn update_media(&self, request: Request<pb::UpdateMediaRequest>) -> Result<Response<pb::Media>, Status> {
@@ -59,7 +61,7 @@ impl MediaService for Api {
         let input = input.ok_or_else(|| AppError::invalid("media", "is required"))?;
         let (id, etag) = (input.id.clone(), input.etag.clone());
         let updated = self.update(&caller, Kind::Media, &id, &etag, media_inputs(input), update_mask, "media.").await?;
-        Ok(Response::new(media(&updated)?))
+        Ok(Response::new(media_from(updated)?))
     }
 
     async fn delete_media(&self, request: Request<pb::DeleteMediaRequest>) -> Result<Response<()>, Status> {

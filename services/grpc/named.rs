@@ -6,7 +6,8 @@ use tonic::{Request, Response, Status};
 use super::convert::{known_enum, parse_opt_id, quality_range, text_filter};
 use super::handlers::Api;
 use super::resources::{
-    company, company_inputs, event_company, event_speaker, event_topic, speaker, speaker_inputs, topic, topic_inputs,
+    company_from, company_inputs, event_company_from, event_speaker_from, event_topic_from, speaker_from,
+    speaker_inputs, topic_from, topic_inputs,
 };
 use crate::app::AppError;
 use crate::domain::api_key::Scope;
@@ -33,7 +34,7 @@ macro_rules! named_service {
         impl pb::$service_mod::$service for Api {
             async fn $get(&self, request: Request<pb::$get_req>) -> Result<Response<pb::$msg>, Status> {
                 let caller = self.caller(&request, Scope::Read).await?;
-                Ok(Response::new($render(&self.get(&caller, $kind, &request.get_ref().id).await?)?))
+                Ok(Response::new($render(self.get(&caller, $kind, &request.get_ref().id).await?)?))
             }
 
             async fn $list(&self, request: Request<pb::$list_req>) -> Result<Response<pb::$list_resp>, Status> {
@@ -47,7 +48,7 @@ macro_rules! named_service {
                     self.list_by_id(&caller, $kind, &filter, None, &query, r.page_size, &r.page_token).await?
                 };
                 Ok(Response::new(pb::$list_resp {
-                    $items: page.items.iter().map($render).collect::<Result<_, _>>()?,
+                    $items: page.items.into_iter().map($render).collect::<Result<_, _>>()?,
                     next_page_token: page.next_page_token,
                 }))
             }
@@ -55,7 +56,7 @@ macro_rules! named_service {
             async fn $batch(&self, request: Request<pb::$batch_req>) -> Result<Response<pb::$batch_resp>, Status> {
                 let caller = self.caller(&request, Scope::Read).await?;
                 let found = self.batch_get(&caller, $kind, &request.get_ref().ids).await?;
-                Ok(Response::new(pb::$batch_resp { $items: found.iter().map($render).collect::<Result<_, _>>()? }))
+                Ok(Response::new(pb::$batch_resp { $items: found.into_iter().map($render).collect::<Result<_, _>>()? }))
             }
 
             async fn $create(&self, request: Request<pb::$create_req>) -> Result<Response<pb::$msg>, Status> {
@@ -63,7 +64,7 @@ macro_rules! named_service {
                 let pb::$create_req { $field: input, request_id } = request.into_inner();
                 let created =
                     self.create(&caller, $kind, input.map($inputs), &request_id, $create_method, $prefix).await?;
-                Ok(Response::new($render(&created)?))
+                Ok(Response::new($render(created)?))
             }
 
             async fn $update(&self, request: Request<pb::$update_req>) -> Result<Response<pb::$msg>, Status> {
@@ -72,7 +73,7 @@ macro_rules! named_service {
                 let input = input.ok_or_else(|| crate::app::AppError::invalid(stringify!($field), "is required"))?;
                 let (id, etag) = (input.id.clone(), input.etag.clone());
                 let updated = self.update(&caller, $kind, &id, &etag, $inputs(input), update_mask, $prefix).await?;
-                Ok(Response::new($render(&updated)?))
+                Ok(Response::new($render(updated)?))
             }
 
             async fn $delete(&self, request: Request<pb::$delete_req>) -> Result<Response<()>, Status> {
@@ -85,7 +86,7 @@ macro_rules! named_service {
                 let caller = self.caller(&request, Scope::Write).await?;
                 let input = request.into_inner().$field.map($inputs);
                 let (resource, created) = self.upsert(&caller, $kind, input, $prefix).await?;
-                Ok(Response::new(pb::$upsert_resp { $field: Some($render(&resource)?), created }))
+                Ok(Response::new(pb::$upsert_resp { $field: Some($render(resource)?), created }))
             }
 
             async fn $events(&self, request: Request<pb::$events_req>) -> Result<Response<pb::$events_resp>, Status> {
@@ -96,7 +97,7 @@ macro_rules! named_service {
                     .list_relations(&caller, $relation, From::Other, &r.$anchor, field, r.page_size, &r.page_token)
                     .await?;
                 Ok(Response::new(pb::$events_resp {
-                    $relations: page.items.iter().map($render_relation).collect::<Result<_, _>>()?,
+                    $relations: page.items.into_iter().map($render_relation).collect::<Result<_, _>>()?,
                     next_page_token: page.next_page_token,
                 }))
             }
@@ -106,7 +107,7 @@ macro_rules! named_service {
 
 named_service! {
     speaker_service_server::SpeakerService for Kind::Speaker, RelationKind::Speaker, field speaker, prefix "speaker.",
-    inputs speaker_inputs, render speaker, render_relation event_speaker,
+    inputs speaker_inputs, render speaker_from, render_relation event_speaker_from,
     get get_speaker(GetSpeakerRequest) -> Speaker,
     list list_speakers(ListSpeakersRequest) -> ListSpeakersResponse.speakers,
     batch batch_get_speakers(BatchGetSpeakersRequest) -> BatchGetSpeakersResponse,
@@ -120,7 +121,7 @@ named_service! {
 
 named_service! {
     company_service_server::CompanyService for Kind::Company, RelationKind::Company, field company, prefix "company.",
-    inputs company_inputs, render company, render_relation event_company,
+    inputs company_inputs, render company_from, render_relation event_company_from,
     get get_company(GetCompanyRequest) -> Company,
     list list_companies(ListCompaniesRequest) -> ListCompaniesResponse.companies,
     batch batch_get_companies(BatchGetCompaniesRequest) -> BatchGetCompaniesResponse,
@@ -134,7 +135,7 @@ named_service! {
 
 named_service! {
     topic_service_server::TopicService for Kind::Topic, RelationKind::Topic, field topic, prefix "topic.",
-    inputs topic_inputs, render topic, render_relation event_topic,
+    inputs topic_inputs, render topic_from, render_relation event_topic_from,
     get get_topic(GetTopicRequest) -> Topic,
     list list_topics(ListTopicsRequest) -> ListTopicsResponse.topics,
     batch batch_get_topics(BatchGetTopicsRequest) -> BatchGetTopicsResponse,

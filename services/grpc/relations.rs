@@ -3,17 +3,17 @@
 //! EventService methods only delegate.
 
 use prost_types::FieldMask;
-use serde_json::Value;
 use tonic::{Response, Status};
 
 use super::convert::{Checks, enum_input, parse_id};
 use super::events::MAX_BATCH_CREATE;
 use super::handlers::{Api, mask_paths};
-use super::resources::{event_company, event_speaker, event_topic};
+use super::resources::{event_company_from, event_speaker_from, event_topic_from};
 use crate::app::{AppError, Caller};
 use crate::domain::catalogue::{COMPANY_RELATIONS, RelationKind, SPEAKER_ROLES};
 use crate::domain::fields::{Input, validate_create, validate_update};
 use crate::domain::queries::{From, NewRelation};
+use crate::domain::resources::Relation;
 use crate::proto::v1 as pb;
 
 /// A relation message of the API: `EventSpeaker`, `EventCompany` or `EventTopic`.
@@ -30,8 +30,8 @@ pub trait RelationMessage: Default + Sized + Send + 'static {
     fn other_id(&self) -> &str;
     /// Its attributes, keyed by API path.
     fn attributes(&self) -> Vec<(&'static str, Input)>;
-    /// The message from its stored JSON.
-    fn render(stored: &Value) -> Result<Self, AppError>;
+    /// The message of a relation the use case returned for [`RelationMessage::KIND`].
+    fn render(stored: Relation) -> Result<Self, AppError>;
 }
 
 /// Implements [`RelationMessage`] for one relation message: its kind, request field, other-end id field, the
@@ -52,29 +52,29 @@ macro_rules! relation_message {
                 let $r = self;
                 $attributes
             }
-            fn render(stored: &Value) -> Result<Self, AppError> {
+            fn render(stored: Relation) -> Result<Self, AppError> {
                 $render(stored)
             }
         }
     };
 }
 
-relation_message!(EventSpeaker, Speaker, "event_speaker.", speaker_id, event_speaker, |r| vec![
+relation_message!(EventSpeaker, Speaker, "event_speaker.", speaker_id, event_speaker_from, |r| vec![
     ("role", enum_input(r.role, SPEAKER_ROLES)),
     ("talk_title", Input::Text(r.talk_title.clone())),
 ]);
-relation_message!(EventCompany, Company, "event_company.", company_id, event_company, |r| vec![(
+relation_message!(EventCompany, Company, "event_company.", company_id, event_company_from, |r| vec![(
     "relation",
     enum_input(r.relation, COMPANY_RELATIONS)
 )]);
-relation_message!(EventTopic, Topic, "event_topic.", topic_id, event_topic, |r| vec![(
+relation_message!(EventTopic, Topic, "event_topic.", topic_id, event_topic_from, |r| vec![(
     "relevance",
     Input::Float(r.relevance)
 )]);
 
 /// Renders stored relations.
-fn render_all<M: RelationMessage>(stored: &[Value]) -> Result<Vec<M>, Status> {
-    Ok(stored.iter().map(M::render).collect::<Result<_, _>>()?)
+fn render_all<M: RelationMessage>(stored: Vec<Relation>) -> Result<Vec<M>, Status> {
+    Ok(stored.into_iter().map(M::render).collect::<Result<_, _>>()?)
 }
 
 impl Api {
@@ -86,7 +86,7 @@ impl Api {
     ) -> Result<Response<M>, Status> {
         let r = relation.unwrap_or_default();
         let added = self.add_relation(caller, M::KIND, r.event_id(), r.other_id(), r.attributes(), M::FIELD).await?;
-        Ok(Response::new(M::render(&added)?))
+        Ok(Response::new(M::render(added)?))
     }
 
     /// Add a batch of relations, all or none.
@@ -101,7 +101,7 @@ impl Api {
                 (r.event_id().to_owned(), r.other_id().to_owned(), r.attributes())
             })
             .collect();
-        render_all(&self.add_relations(caller, M::KIND, items, M::FIELD).await?)
+        render_all(self.add_relations(caller, M::KIND, items, M::FIELD).await?)
     }
 
     /// Update one relation's attributes.
@@ -115,7 +115,7 @@ impl Api {
         let updated = self
             .update_relation(caller, M::KIND, r.event_id(), r.other_id(), r.attributes(), update_mask, M::FIELD)
             .await?;
-        Ok(Response::new(M::render(&updated)?))
+        Ok(Response::new(M::render(updated)?))
     }
 
     /// Remove one relation.
@@ -138,7 +138,7 @@ impl Api {
     ) -> Result<(Vec<M>, String), Status> {
         let page =
             self.list_relations(caller, M::KIND, From::Event, event_id, "event_id", page_size, page_token).await?;
-        Ok((render_all(&page.items)?, page.next_page_token))
+        Ok((render_all(page.items)?, page.next_page_token))
     }
 }
 
@@ -155,7 +155,7 @@ impl Api {
         kind: RelationKind,
         items: Vec<RelationItem>,
         prefix: &'static str,
-    ) -> Result<Vec<serde_json::Value>, Status> {
+    ) -> Result<Vec<Relation>, Status> {
         if items.is_empty() || items.len() > MAX_BATCH_CREATE {
             return Err(AppError::invalid("requests", format!("must hold 1 to {MAX_BATCH_CREATE} relations")).into());
         }
@@ -187,7 +187,7 @@ impl Api {
         other_id: &str,
         attributes: Vec<(&'static str, Input)>,
         prefix: &'static str,
-    ) -> Result<serde_json::Value, Status> {
+    ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
         let columns = validate_create(kind.fields(), &attributes, prefix).map_err(AppError::InvalidArgument)?;
         Ok(self.app.add_relation(caller, kind, event_id, other_id, &columns, prefix).await?)
@@ -203,7 +203,7 @@ impl Api {
         attributes: Vec<(&'static str, Input)>,
         mask: Option<prost_types::FieldMask>,
         prefix: &'static str,
-    ) -> Result<serde_json::Value, Status> {
+    ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
         let output_only = ["event_id", "speaker_id", "company_id", "topic_id", "create_time", "update_time"];
         let (columns, _) = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only, prefix)

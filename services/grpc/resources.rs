@@ -1,11 +1,18 @@
-//! Each resource's proto message ⇄ domain: inputs for validation, and the store's JSON back to the message.
+//! Each resource's proto message ⇄ domain: inputs for validation, and the typed resources back to the messages.
+//! Both directions destructure in full, so a new field on either side does not compile until it is handled here.
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
 
-use super::convert::{Json, enum_input, object_input, opt_text, text, time_input};
+use super::convert::{enum_input, json_to_struct, object_input, opt_text, text, time_input};
 use crate::app::AppError;
-use crate::domain::catalogue::{COMPANY_RELATIONS, EVENT_STATUSES, MEDIA_KINDS, SPEAKER_ROLES};
+use crate::domain::catalogue::{EVENT_STATUSES, MEDIA_KINDS};
 use crate::domain::fields::Input;
+use crate::domain::resources::{
+    Company, CompanyRelation, ContextCompany, ContextCounts, ContextSpeaker, ContextTopic, Event, EventCompany,
+    EventContext, EventSpeaker, EventStatus, EventTopic, Media, MediaKind, Quality, Relation, Resource, Speaker,
+    SpeakerRole, Topic,
+};
 use crate::proto::v1 as pb;
 
 /// Inputs of an Event, keyed by API path.
@@ -47,31 +54,6 @@ pub fn event_inputs(event: pb::Event) -> Vec<(&'static str, Input)> {
     ]
 }
 
-/// An Event from its JSON.
-pub fn event(v: &Value) -> Result<pb::Event, AppError> {
-    let j = Json(v);
-    Ok(pb::Event {
-        id: j.s("id")?,
-        name: j.s("name")?,
-        slug: j.s("slug")?,
-        description: j.opt_s("description")?,
-        status: j.enumerated("status", EVENT_STATUSES)?,
-        start_time: j.time("start_time")?,
-        end_time: j.time("end_time")?,
-        timezone: j.opt_s("timezone")?,
-        venue: j.opt_s("venue")?,
-        city: j.opt_s("city")?,
-        country: j.opt_s("country")?,
-        online_url: j.opt_s("online_url")?,
-        website_url: j.opt_s("website_url")?,
-        metadata: j.object("metadata")?,
-        etag: j.s("etag")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        quality: quality(&j)?,
-    })
-}
-
 /// Inputs of a Speaker.
 pub fn speaker_inputs(speaker: pb::Speaker) -> Vec<(&'static str, Input)> {
     let pb::Speaker {
@@ -104,28 +86,6 @@ pub fn speaker_inputs(speaker: pb::Speaker) -> Vec<(&'static str, Input)> {
     ]
 }
 
-/// A Speaker from its JSON.
-pub fn speaker(v: &Value) -> Result<pb::Speaker, AppError> {
-    let j = Json(v);
-    Ok(pb::Speaker {
-        id: j.s("id")?,
-        name: j.s("name")?,
-        normalized_name: j.s("normalized_name")?,
-        title: j.opt_s("title")?,
-        bio: j.opt_s("bio")?,
-        company_id: j.opt_s("company_id")?,
-        linkedin_url: j.opt_s("linkedin_url")?,
-        twitter_url: j.opt_s("twitter_url")?,
-        website_url: j.opt_s("website_url")?,
-        avatar_url: j.opt_s("avatar_url")?,
-        confidence_score: j.opt_f64("confidence_score")?,
-        etag: j.s("etag")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        quality: quality(&j)?,
-    })
-}
-
 /// Inputs of a Company.
 pub fn company_inputs(company: pb::Company) -> Vec<(&'static str, Input)> {
     let pb::Company {
@@ -154,46 +114,11 @@ pub fn company_inputs(company: pb::Company) -> Vec<(&'static str, Input)> {
     ]
 }
 
-/// A Company from its JSON.
-pub fn company(v: &Value) -> Result<pb::Company, AppError> {
-    let j = Json(v);
-    Ok(pb::Company {
-        id: j.s("id")?,
-        name: j.s("name")?,
-        normalized_name: j.s("normalized_name")?,
-        domain: j.opt_s("domain")?,
-        description: j.opt_s("description")?,
-        website_url: j.opt_s("website_url")?,
-        logo_url: j.opt_s("logo_url")?,
-        size: j.opt_s("size")?,
-        location: j.opt_s("location")?,
-        etag: j.s("etag")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        quality: quality(&j)?,
-    })
-}
-
 /// Inputs of a Topic.
 pub fn topic_inputs(topic: pb::Topic) -> Vec<(&'static str, Input)> {
     let pb::Topic { id: _, name, normalized_name: _, description, parent_id, etag: _, create_time: _, update_time: _ } =
         topic;
     vec![("name", text(name)), ("description", opt_text(description)), ("parent_id", opt_text(parent_id))]
-}
-
-/// A Topic from its JSON.
-pub fn topic(v: &Value) -> Result<pb::Topic, AppError> {
-    let j = Json(v);
-    Ok(pb::Topic {
-        id: j.s("id")?,
-        name: j.s("name")?,
-        normalized_name: j.s("normalized_name")?,
-        description: j.opt_s("description")?,
-        parent_id: j.opt_s("parent_id")?,
-        etag: j.s("etag")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-    })
 }
 
 /// Inputs of a Media item.
@@ -224,199 +149,379 @@ pub fn media_inputs(media: pb::Media) -> Vec<(&'static str, Input)> {
     ]
 }
 
-/// A Media item from its JSON.
-pub fn media(v: &Value) -> Result<pb::Media, AppError> {
-    let j = Json(v);
-    Ok(pb::Media {
-        id: j.s("id")?,
-        event_id: j.s("event_id")?,
-        kind: j.enumerated("kind", MEDIA_KINDS)?,
-        url: j.s("url")?,
-        title: j.opt_s("title")?,
-        mime_type: j.opt_s("mime_type")?,
-        bytes: j.opt_i64("bytes")?,
-        capture_time: j.time("capture_time")?,
-        metadata: j.object("metadata")?,
-        etag: j.s("etag")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-    })
+// ---- typed resources -> proto ------------------------------------------------------------------------------
+
+fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
-/// An EventSpeaker from its JSON (with `speaker` or `event` embedded when listed).
-pub fn event_speaker(v: &Value) -> Result<pb::EventSpeaker, AppError> {
-    let j = Json(v);
-    Ok(pb::EventSpeaker {
-        event_id: j.s("event_id")?,
-        speaker_id: j.s("speaker_id")?,
-        role: j.enumerated("role", SPEAKER_ROLES)?,
-        talk_title: j.opt_s("talk_title")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        speaker: j.nested("speaker").map(speaker).transpose()?,
-        event: j.nested("event").map(event).transpose()?,
-    })
+fn status(status: EventStatus) -> pb::EventStatus {
+    match status {
+        EventStatus::Draft => pb::EventStatus::Draft,
+        EventStatus::Scheduled => pb::EventStatus::Scheduled,
+        EventStatus::Live => pb::EventStatus::Live,
+        EventStatus::Completed => pb::EventStatus::Completed,
+        EventStatus::Cancelled => pb::EventStatus::Cancelled,
+    }
 }
 
-/// An EventCompany from its JSON.
-pub fn event_company(v: &Value) -> Result<pb::EventCompany, AppError> {
-    let j = Json(v);
-    Ok(pb::EventCompany {
-        event_id: j.s("event_id")?,
-        company_id: j.s("company_id")?,
-        relation: j.enumerated("relation", COMPANY_RELATIONS)?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        company: j.nested("company").map(company).transpose()?,
-        event: j.nested("event").map(event).transpose()?,
-    })
+fn media_kind(kind: MediaKind) -> pb::MediaKind {
+    match kind {
+        MediaKind::Image => pb::MediaKind::Image,
+        MediaKind::Video => pb::MediaKind::Video,
+        MediaKind::Audio => pb::MediaKind::Audio,
+        MediaKind::Document => pb::MediaKind::Document,
+        MediaKind::Slides => pb::MediaKind::Slides,
+        MediaKind::Other => pb::MediaKind::Other,
+    }
 }
 
-/// An EventTopic from its JSON.
-pub fn event_topic(v: &Value) -> Result<pb::EventTopic, AppError> {
-    let j = Json(v);
-    Ok(pb::EventTopic {
-        event_id: j.s("event_id")?,
-        topic_id: j.s("topic_id")?,
-        relevance: j.opt_f64("relevance")?,
-        create_time: j.time("create_time")?,
-        update_time: j.time("update_time")?,
-        topic: j.nested("topic").map(topic).transpose()?,
-        event: j.nested("event").map(event).transpose()?,
-    })
+fn role(role: SpeakerRole) -> pb::SpeakerRole {
+    match role {
+        SpeakerRole::Keynote => pb::SpeakerRole::Keynote,
+        SpeakerRole::Speaker => pb::SpeakerRole::Speaker,
+        SpeakerRole::Panelist => pb::SpeakerRole::Panelist,
+        SpeakerRole::Moderator => pb::SpeakerRole::Moderator,
+    }
 }
 
-/// The quality of an event, speaker or company from its JSON.
-fn quality(j: &Json<'_>) -> Result<Option<pb::Quality>, AppError> {
-    let q = Json(j.nested_required("quality")?);
-    let reasons = q
-        .items("reasons")?
-        .iter()
-        .map(|r| {
-            r.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a quality reason is not text")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(pb::Quality { score: q.f64("score")?, reasons }))
+fn company_relation(relation: CompanyRelation) -> pb::CompanyRelation {
+    match relation {
+        CompanyRelation::Host => pb::CompanyRelation::Host,
+        CompanyRelation::Sponsor => pb::CompanyRelation::Sponsor,
+        CompanyRelation::Exhibitor => pb::CompanyRelation::Exhibitor,
+        CompanyRelation::Partner => pb::CompanyRelation::Partner,
+    }
 }
 
-/// An EventContext from its JSON (`store::contexts`), with the text rendering when asked.
-pub fn event_context(v: &Value, with_text: bool) -> Result<pb::EventContext, AppError> {
-    let j = Json(v);
-    let counts = Json(j.nested_required("counts")?);
-    let count = |key: &str| -> Result<i32, AppError> {
-        counts
-            .opt_i64(key)?
-            .map(|n| n as i32)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("context count {key} is null")))
+fn quality(Quality { score, reasons }: Quality) -> Option<pb::Quality> {
+    Some(pb::Quality { score, reasons })
+}
+
+/// An Event.
+pub fn event(event: Event) -> pb::Event {
+    let Event {
+        id,
+        name,
+        slug,
+        description,
+        status: stored_status,
+        start_time,
+        end_time,
+        timezone,
+        venue,
+        city,
+        country,
+        online_url,
+        website_url,
+        metadata,
+        etag,
+        create_time,
+        update_time,
+        quality: stored_quality,
+    } = event;
+    pb::Event {
+        id: id.to_string(),
+        name,
+        slug,
+        description,
+        status: status(stored_status) as i32,
+        start_time: start_time.map(timestamp),
+        end_time: end_time.map(timestamp),
+        timezone,
+        venue,
+        city,
+        country,
+        online_url,
+        website_url,
+        metadata: metadata.as_ref().map(json_to_struct),
+        etag,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        quality: quality(stored_quality),
+    }
+}
+
+/// A Speaker.
+pub fn speaker(speaker: Speaker) -> pb::Speaker {
+    let Speaker {
+        id,
+        name,
+        normalized_name,
+        title,
+        bio,
+        company_id,
+        linkedin_url,
+        twitter_url,
+        website_url,
+        avatar_url,
+        confidence_score,
+        etag,
+        create_time,
+        update_time,
+        quality: stored_quality,
+    } = speaker;
+    pb::Speaker {
+        id: id.to_string(),
+        name,
+        normalized_name,
+        title,
+        bio,
+        company_id: company_id.map(|id| id.to_string()),
+        linkedin_url,
+        twitter_url,
+        website_url,
+        avatar_url,
+        confidence_score,
+        etag,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        quality: quality(stored_quality),
+    }
+}
+
+/// A Company.
+pub fn company(company: Company) -> pb::Company {
+    let Company {
+        id,
+        name,
+        normalized_name,
+        domain,
+        description,
+        website_url,
+        logo_url,
+        size,
+        location,
+        etag,
+        create_time,
+        update_time,
+        quality: stored_quality,
+    } = company;
+    pb::Company {
+        id: id.to_string(),
+        name,
+        normalized_name,
+        domain,
+        description,
+        website_url,
+        logo_url,
+        size,
+        location,
+        etag,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        quality: quality(stored_quality),
+    }
+}
+
+/// A Topic.
+pub fn topic(topic: Topic) -> pb::Topic {
+    let Topic { id, name, normalized_name, description, parent_id, etag, create_time, update_time } = topic;
+    pb::Topic {
+        id: id.to_string(),
+        name,
+        normalized_name,
+        description,
+        parent_id: parent_id.map(|id| id.to_string()),
+        etag,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+    }
+}
+
+/// A Media item.
+pub fn media(media: Media) -> pb::Media {
+    let Media {
+        id,
+        event_id,
+        kind,
+        url,
+        title,
+        mime_type,
+        bytes,
+        capture_time,
+        metadata,
+        etag,
+        create_time,
+        update_time,
+    } = media;
+    pb::Media {
+        id: id.to_string(),
+        event_id: event_id.to_string(),
+        kind: media_kind(kind) as i32,
+        url,
+        title,
+        mime_type,
+        bytes,
+        capture_time: capture_time.map(timestamp),
+        metadata: metadata.as_ref().map(json_to_struct),
+        etag,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+    }
+}
+
+/// An EventSpeaker (with `speaker` or `event` embedded when listed).
+pub fn event_speaker(relation: EventSpeaker) -> pb::EventSpeaker {
+    let EventSpeaker {
+        event_id,
+        speaker_id,
+        role: stored_role,
+        talk_title,
+        create_time,
+        update_time,
+        speaker: far,
+        event: near,
+    } = relation;
+    pb::EventSpeaker {
+        event_id: event_id.to_string(),
+        speaker_id: speaker_id.to_string(),
+        role: role(stored_role) as i32,
+        talk_title,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        speaker: far.map(speaker),
+        event: near.map(event),
+    }
+}
+
+/// An EventCompany (with `company` or `event` embedded when listed).
+pub fn event_company(relation: EventCompany) -> pb::EventCompany {
+    let EventCompany {
+        event_id,
+        company_id,
+        relation: stored_relation,
+        create_time,
+        update_time,
+        company: far,
+        event: near,
+    } = relation;
+    pb::EventCompany {
+        event_id: event_id.to_string(),
+        company_id: company_id.to_string(),
+        relation: company_relation(stored_relation) as i32,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        company: far.map(company),
+        event: near.map(event),
+    }
+}
+
+/// An EventTopic (with `topic` or `event` embedded when listed).
+pub fn event_topic(relation: EventTopic) -> pb::EventTopic {
+    let EventTopic { event_id, topic_id, relevance, create_time, update_time, topic: far, event: near } = relation;
+    pb::EventTopic {
+        event_id: event_id.to_string(),
+        topic_id: topic_id.to_string(),
+        relevance,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+        topic: far.map(topic),
+        event: near.map(event),
+    }
+}
+
+/// An EventContext, with the text rendering when asked (rendered from the context's JSON form, the form the
+/// documented text layout reads).
+pub fn event_context(context: EventContext, with_text: bool) -> Result<pb::EventContext, AppError> {
+    let text = if with_text {
+        let json = serde_json::to_value(&context).map_err(|e| AppError::Internal(e.into()))?;
+        crate::domain::context_text::render(&json)
+    } else {
+        String::new()
     };
+    let EventContext { event: subject, speakers, companies, topics, media: items, counts } = context;
+    let ContextCounts { speakers: speaker_count, companies: company_count, topics: topic_count, media: media_count } =
+        counts;
     Ok(pb::EventContext {
-        event: Some(event(j.nested_required("event")?)?),
-        speakers: j
-            .items("speakers")?
-            .iter()
-            .map(|s| {
-                let s = Json(s);
-                Ok(pb::ContextSpeaker {
-                    speaker: Some(speaker(s.nested_required("speaker")?)?),
-                    role: s.enumerated("role", SPEAKER_ROLES)?,
-                    talk_title: s.opt_s("talk_title")?,
-                    company: s.opt_nested("company")?.map(company).transpose()?,
-                })
+        event: Some(event(subject)),
+        speakers: speakers
+            .into_iter()
+            .map(|ContextSpeaker { speaker: s, role: r, talk_title, company: employer }| pb::ContextSpeaker {
+                speaker: Some(speaker(s)),
+                role: role(r) as i32,
+                talk_title,
+                company: employer.map(company),
             })
-            .collect::<Result<_, AppError>>()?,
-        companies: j
-            .items("companies")?
-            .iter()
-            .map(|c| {
-                let c = Json(c);
-                Ok(pb::ContextCompany {
-                    company: Some(company(c.nested_required("company")?)?),
-                    relation: c.enumerated("relation", COMPANY_RELATIONS)?,
-                })
+            .collect(),
+        companies: companies
+            .into_iter()
+            .map(|ContextCompany { company: c, relation }| pb::ContextCompany {
+                company: Some(company(c)),
+                relation: company_relation(relation) as i32,
             })
-            .collect::<Result<_, AppError>>()?,
-        topics: j
-            .items("topics")?
-            .iter()
-            .map(|t| {
-                let t = Json(t);
-                Ok(pb::ContextTopic {
-                    topic: Some(topic(t.nested_required("topic")?)?),
-                    relevance: t.f64("relevance")?,
-                    parent: t.opt_nested("parent")?.map(topic).transpose()?,
-                })
+            .collect(),
+        topics: topics
+            .into_iter()
+            .map(|ContextTopic { topic: t, relevance, parent }| pb::ContextTopic {
+                topic: Some(topic(t)),
+                relevance,
+                parent: parent.map(topic),
             })
-            .collect::<Result<_, AppError>>()?,
-        media: j.items("media")?.iter().map(media).collect::<Result<_, _>>()?,
+            .collect(),
+        media: items.into_iter().map(media).collect(),
         counts: Some(pb::ContextCounts {
-            speakers: count("speakers")?,
-            companies: count("companies")?,
-            topics: count("topics")?,
-            media: count("media")?,
+            speakers: speaker_count,
+            companies: company_count,
+            topics: topic_count,
+            media: media_count,
         }),
-        text: if with_text { crate::domain::context_text::render(v) } else { String::new() },
+        text,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
+// ---- resources of a kind the handler names -------------------------------------------------------------------
 
-    use super::*;
+/// An Event from a resource the use case returned for `Kind::Event`.
+pub fn event_from(resource: Resource) -> Result<pb::Event, AppError> {
+    Ok(event(resource.into_event()?))
+}
 
-    fn stored_topic() -> Value {
-        json!({
-            "id": "018cc251-f400-712a-b277-27f5fdd2d347", "name": "Rust", "normalized_name": "rust",
-            "description": null, "parent_id": null, "etag": "3",
-            "create_time": "2026-11-30T10:00:00.5+00:00", "update_time": "2026-11-30T11:00:00+00:00"
-        })
+/// A Speaker from a resource returned for `Kind::Speaker`.
+pub fn speaker_from(resource: Resource) -> Result<pb::Speaker, AppError> {
+    Ok(speaker(resource.into_speaker()?))
+}
+
+/// A Company from a resource returned for `Kind::Company`.
+pub fn company_from(resource: Resource) -> Result<pb::Company, AppError> {
+    Ok(company(resource.into_company()?))
+}
+
+/// A Topic from a resource returned for `Kind::Topic`.
+pub fn topic_from(resource: Resource) -> Result<pb::Topic, AppError> {
+    Ok(topic(resource.into_topic()?))
+}
+
+/// A Media item from a resource returned for `Kind::Media`.
+pub fn media_from(resource: Resource) -> Result<pb::Media, AppError> {
+    Ok(media(resource.into_media()?))
+}
+
+/// A relation of another kind than the handler's: a defect of ours.
+fn wrong_relation(expected: &'static str, got: &Relation) -> AppError {
+    AppError::Internal(anyhow::anyhow!("expected an event {expected} relation, got {:?}", got.kind()))
+}
+
+/// An EventSpeaker from a relation returned for `RelationKind::Speaker`.
+pub fn event_speaker_from(relation: Relation) -> Result<pb::EventSpeaker, AppError> {
+    match relation {
+        Relation::Speaker(r) => Ok(event_speaker(r)),
+        other => Err(wrong_relation("speaker", &other)),
     }
+}
 
-    fn stored_media() -> Value {
-        json!({
-            "id": "018cc251-f400-712a-b277-27f5fdd2d348", "event_id": "018cc251-f400-712a-b277-27f5fdd2d347",
-            "kind": "video", "url": "https://x.test/v", "title": null, "mime_type": null, "bytes": 42,
-            "capture_time": null, "metadata": {"a": 1}, "etag": "1",
-            "create_time": "2026-11-30T10:00:00+00:00", "update_time": "2026-11-30T10:00:00+00:00"
-        })
+/// An EventCompany from a relation returned for `RelationKind::Company`.
+pub fn event_company_from(relation: Relation) -> Result<pb::EventCompany, AppError> {
+    match relation {
+        Relation::Company(r) => Ok(event_company(r)),
+        other => Err(wrong_relation("company", &other)),
     }
+}
 
-    fn is_internal<T: std::fmt::Debug>(rendered: Result<T, AppError>) -> bool {
-        matches!(rendered, Err(AppError::Internal(_)))
-    }
-
-    #[test]
-    fn a_stored_resource_renders_with_nulls_as_unset() {
-        let topic = topic(&stored_topic()).expect("renders");
-        assert_eq!((topic.name.as_str(), topic.etag.as_str(), topic.description), ("Rust", "3", None));
-        assert_eq!(topic.create_time.map(|t| (t.seconds, t.nanos)), Some((1_796_032_800, 500_000_000)));
-        let media = media(&stored_media()).expect("renders");
-        assert_eq!((media.kind, media.bytes, media.capture_time), (pb::MediaKind::Video as i32, Some(42), None));
-    }
-
-    #[test]
-    fn a_missing_key_is_an_internal_error_not_an_empty_string() {
-        let mut v = stored_topic();
-        v.as_object_mut().expect("object").remove("name");
-        assert!(is_internal(topic(&v)));
-        let mut v = stored_topic();
-        v["etag"] = json!(3);
-        assert!(is_internal(topic(&v)), "a number where text is promised");
-    }
-
-    #[test]
-    fn an_unknown_enum_name_is_an_internal_error_not_unspecified() {
-        let mut v = stored_media();
-        v["kind"] = json!("hologram");
-        assert!(is_internal(media(&v)));
-    }
-
-    #[test]
-    fn an_unparsable_time_is_an_internal_error_not_unset() {
-        let mut v = stored_topic();
-        v["update_time"] = json!("yesterday");
-        assert!(is_internal(topic(&v)));
+/// An EventTopic from a relation returned for `RelationKind::Topic`.
+pub fn event_topic_from(relation: Relation) -> Result<pb::EventTopic, AppError> {
+    match relation {
+        Relation::Topic(r) => Ok(event_topic(r)),
+        other => Err(wrong_relation("topic", &other)),
     }
 }

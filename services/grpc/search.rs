@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{enum_input, parse_id, parse_opt_id, text_filter, time_filter};
 use super::handlers::Api;
-use super::resources::{event, speaker, topic};
+use super::resources::{event, event_from, speaker_from, topic_from};
 use crate::app::AppError;
 use crate::app::search::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH, Near};
 use crate::domain::api_key::Scope;
@@ -164,8 +164,8 @@ impl SearchService for Api {
         let (near, k, ef, filter) = (near(query)?, top_k(k)?, ef_search(ef)?, event_filter(filter)?);
         let found = self.app.similar(&caller, Kind::Event, near, Some(&filter), k, ef).await?;
         let results = found
-            .iter()
-            .map(|(e, d)| Ok(pb::SimilarEvent { event: Some(event(e)?), distance: *d, score: score(*d) }))
+            .into_iter()
+            .map(|(e, d)| Ok(pb::SimilarEvent { event: Some(event_from(e)?), distance: d, score: score(d) }))
             .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarEventsResponse { results }))
     }
@@ -178,8 +178,8 @@ impl SearchService for Api {
         let pb::SimilarRequest { query, k, ef_search: ef } = request.into_inner();
         let found = self.app.similar(&caller, Kind::Speaker, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
         let results = found
-            .iter()
-            .map(|(s, d)| Ok(pb::SimilarSpeaker { speaker: Some(speaker(s)?), distance: *d, score: score(*d) }))
+            .into_iter()
+            .map(|(s, d)| Ok(pb::SimilarSpeaker { speaker: Some(speaker_from(s)?), distance: d, score: score(d) }))
             .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarSpeakersResponse { results }))
     }
@@ -192,8 +192,8 @@ impl SearchService for Api {
         let pb::SimilarRequest { query, k, ef_search: ef } = request.into_inner();
         let found = self.app.similar(&caller, Kind::Topic, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
         let results = found
-            .iter()
-            .map(|(t, d)| Ok(pb::SimilarTopic { topic: Some(topic(t)?), distance: *d, score: score(*d) }))
+            .into_iter()
+            .map(|(t, d)| Ok(pb::SimilarTopic { topic: Some(topic_from(t)?), distance: d, score: score(d) }))
             .collect::<Result<_, AppError>>()?;
         Ok(Response::new(pb::SimilarTopicsResponse { results }))
     }
@@ -212,9 +212,8 @@ impl SearchService for Api {
             n => i64::from(n).min(100),
         };
         let (hits, next_page_token) = self.app.search_text(&caller, &query, &filter, size, &page_token, true).await?;
-        let hits =
-            hits.into_iter().map(|(e, rank, snippet)| Ok(pb::TextHit { event: Some(event(&e)?), rank, snippet }));
-        let hits = hits.collect::<Result<_, AppError>>()?;
+        let hits = hits.into_iter().map(|(e, rank, snippet)| pb::TextHit { event: Some(event(e)), rank, snippet });
+        let hits = hits.collect();
         Ok(Response::new(pb::SearchEventsResponse { hits, next_page_token }))
     }
 
@@ -285,15 +284,13 @@ impl SearchService for Api {
             self.app.hybrid_search(&caller, text.as_deref(), vector, &filter, top_k(k)?, rrf_k, weights).await?;
         let hits = found
             .into_iter()
-            .map(|h| {
-                Ok(pb::HybridHit {
-                    event: Some(event(&h.event)?),
-                    score: h.score,
-                    text_rank: h.text_rank as i32,
-                    vector_rank: h.vector_rank as i32,
-                })
+            .map(|h| pb::HybridHit {
+                event: Some(event(h.event)),
+                score: h.score,
+                text_rank: h.text_rank as i32,
+                vector_rank: h.vector_rank as i32,
             })
-            .collect::<Result<_, AppError>>()?;
+            .collect();
         Ok(Response::new(pb::HybridSearchEventsResponse { hits }))
     }
 }

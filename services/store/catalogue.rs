@@ -5,9 +5,10 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::tables::resource_table;
+use super::tables::{decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
+use crate::domain::resources::Resource;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
 /// An idempotency record to claim together with a create (AIP-155).
@@ -20,7 +21,8 @@ pub struct IdempotencyClaim<'a> {
     pub request_hash: [u8; 32],
 }
 
-/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row.
+/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row; returns the
+/// created resources in the order of `rows`.
 /// With a `claim`, nothing is inserted when the request id is already recorded: returns `None` then.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn create(
@@ -29,7 +31,7 @@ pub async fn create(
     rows: &[Value],
     claim: Option<&IdempotencyClaim<'_>>,
     context: &ChangeContext,
-) -> Result<Option<Vec<Value>>, sqlx::Error> {
+) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let sql = create_sql(kind);
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
     let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -45,7 +47,7 @@ pub async fn create(
     if created.is_empty() && !rows.is_empty() {
         return Ok(None);
     }
-    Ok(Some(in_order(created, &ids)))
+    Ok(Some(in_order(decode_all(kind, created)?, &ids)))
 }
 
 /// The statement of [`create`]: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim (request id, method,
@@ -85,7 +87,12 @@ pub fn create_sql(kind: Kind) -> String {
 
 /// The resources with these ids that exist in `org`, in the order of `ids` (one confined statement).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn get_many(conn: &mut PgConnection, org: Uuid, kind: Kind, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn get_many(
+    conn: &mut PgConnection,
+    org: Uuid,
+    kind: Kind,
+    ids: &[Uuid],
+) -> Result<Vec<Resource>, sqlx::Error> {
     let table = resource_table(kind);
     let read = format!("SELECT {} FROM {} t WHERE t.id = ANY($1)", table.projection, table.table);
     let found: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
@@ -94,16 +101,16 @@ pub async fn get_many(conn: &mut PgConnection, org: Uuid, kind: Kind, ids: &[Uui
         .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await?;
-    Ok(in_order(found, ids))
+    Ok(in_order(decode_all(kind, found)?, ids))
 }
 
 /// What an update did.
 #[derive(Debug)]
 pub enum UpdateOutcome {
     /// Changed; the new state.
-    Updated(Value),
+    Updated(Box<Resource>),
     /// The values were already as asked: nothing written, no change emitted; the current state.
-    Unchanged(Value),
+    Unchanged(Box<Resource>),
     /// No such resource.
     NotFound,
     /// The resource's etag differs from the expected one.
@@ -158,12 +165,12 @@ pub async fn update(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(resource) = updated {
-        return Ok(UpdateOutcome::Updated(resource));
+        return Ok(UpdateOutcome::Updated(Box::new(decode_resource(kind, resource)?)));
     }
     Ok(match current_state(conn, kind, id).await? {
         None => UpdateOutcome::NotFound,
         Some((version, _)) if expected_version.is_some_and(|v| v != version) => UpdateOutcome::EtagMismatch,
-        Some((_, resource)) => UpdateOutcome::Unchanged(resource),
+        Some((_, resource)) => UpdateOutcome::Unchanged(Box::new(resource)),
     })
 }
 
@@ -171,7 +178,7 @@ pub async fn update(
 #[derive(Debug)]
 pub enum DeleteOutcome {
     /// Deleted; the last state.
-    Deleted(Value),
+    Deleted(Box<Resource>),
     /// No such resource.
     NotFound,
     /// The resource's etag differs from the expected one.
@@ -216,7 +223,7 @@ pub async fn delete(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(resource) = deleted {
-        return Ok(DeleteOutcome::Deleted(resource));
+        return Ok(DeleteOutcome::Deleted(Box::new(decode_resource(kind, resource)?)));
     }
     Ok(match current_state(conn, kind, id).await? {
         None => DeleteOutcome::NotFound,
@@ -225,7 +232,7 @@ pub async fn delete(
 }
 
 /// A resource's version and state, if it exists.
-async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<Option<(i64, Value)>, sqlx::Error> {
+async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<Option<(i64, Resource)>, sqlx::Error> {
     let table = resource_table(kind);
     let sql = format!("SELECT t.version, {} AS resource FROM {} t WHERE t.id = $1", table.projection, table.table);
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -233,7 +240,7 @@ async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|r| Ok((r.try_get("version")?, r.try_get("resource")?))).transpose()
+    row.map(|r| Ok((r.try_get("version")?, decode_resource(kind, r.try_get("resource")?)?))).transpose()
 }
 
 /// Finds an existing resource's id by a unique natural key (`normalized_name` compared with `normalize_name($1)`,
@@ -266,11 +273,13 @@ pub enum NaturalKey<'a> {
     Domain(&'a str),
 }
 
-/// Orders `rows` (JSON objects with an `id`) as `ids`; rows whose id is not in `ids` are dropped.
-fn in_order(rows: Vec<Value>, ids: &[Uuid]) -> Vec<Value> {
-    let by_id: std::collections::HashMap<Uuid, Value> = rows
-        .into_iter()
-        .filter_map(|row| row["id"].as_str().and_then(|s| s.parse().ok()).map(|id| (id, row)))
-        .collect();
+fn decode_all(kind: Kind, rows: Vec<Value>) -> Result<Vec<Resource>, sqlx::Error> {
+    rows.into_iter().map(|row| decode_resource(kind, row)).collect()
+}
+
+/// Orders `resources` as `ids` (an id named twice gets its resource twice); resources whose id is not in `ids` are
+/// dropped.
+fn in_order(resources: Vec<Resource>, ids: &[Uuid]) -> Vec<Resource> {
+    let by_id: std::collections::HashMap<Uuid, Resource> = resources.into_iter().map(|r| (r.id(), r)).collect();
     ids.iter().filter_map(|id| by_id.get(id).cloned()).collect()
 }

@@ -2,22 +2,29 @@
 //! statement whatever the number of related rows. Every resource inside is rendered by its kind's projection, so
 //! a context holds exactly what the individual Get calls return.
 
-use serde_json::Value;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
+use crate::domain::resources::EventContext;
 
 /// The contexts of the events among `ids` that exist in `org`, in the order of `ids` (one confined statement).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT event contexts", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn event_contexts(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&context_sql(), 2)))
-        .persistent(crate::db::named_statements())
-        .bind(ids)
-        .bind(super::confined::org_text(org))
-        .fetch_all(&mut *conn)
-        .await
+pub async fn event_contexts(
+    conn: &mut PgConnection,
+    org: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<EventContext>, sqlx::Error> {
+    let found: Vec<Json<EventContext>> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&context_sql(), 2)))
+            .persistent(crate::db::named_statements())
+            .bind(ids)
+            .bind(super::confined::org_text(org))
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(found.into_iter().map(|context| context.0).collect())
 }
 
 /// The statement. Each nested resource is a scalar subquery over its table aliased `t` (the alias the

@@ -2,12 +2,13 @@
 //! returns every edge touching the frontier, for the edge kinds asked (docs/graph.md compares this with recursive
 //! CTEs on the benchmark data set).
 
-use serde_json::Value;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
+use crate::domain::resources::{Event, Speaker};
 
 pub use crate::domain::queries::EdgeKind;
 
@@ -83,8 +84,12 @@ pub async fn labels(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result
         .await
 }
 
-/// One related event: JSON, shared speakers, companies, topics, and cosine distance of embeddings (if both have one).
-pub type RelatedRow = (Value, i64, i64, i64, Option<f64>);
+/// One related event: the event, shared speakers, companies, topics, and cosine distance of embeddings (if both
+/// have one).
+pub type RelatedRow = (Event, i64, i64, i64, Option<f64>);
+
+/// A [`RelatedRow`] as the statement returns it.
+type RelatedRowJson = (Json<Event>, i64, i64, i64, Option<f64>);
 
 /// Events sharing speakers, companies or topics with `event_id`, by weighted shared count, best `limit`.
 /// Weights: a shared speaker 3, a shared company 2, a shared topic 1.
@@ -116,12 +121,16 @@ pub async fn related_events(
          LIMIT $2",
         projection = resource_table(Kind::Event).projection
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<RelatedRowJson> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(limit)
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(event, speakers, companies, topics, distance)| (event.0, speakers, companies, topics, distance))
+        .collect())
 }
 
 /// Speakers who shared an event with `speaker_id`, with the number of shared events, most first.
@@ -130,7 +139,7 @@ pub async fn co_speakers(
     conn: &mut PgConnection,
     speaker_id: Uuid,
     limit: i64,
-) -> Result<Vec<(Value, i64)>, sqlx::Error> {
+) -> Result<Vec<(Speaker, i64)>, sqlx::Error> {
     let sql = format!(
         "SELECT {projection}, x.n FROM (
            SELECT b.speaker_id, count(DISTINCT b.event_id) AS n
@@ -140,10 +149,11 @@ pub async fn co_speakers(
          ORDER BY x.n DESC, t.id LIMIT $2",
         projection = resource_table(Kind::Speaker).projection
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(Json<Speaker>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(speaker_id)
         .bind(limit)
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(|(speaker, shared)| (speaker.0, shared)).collect())
 }

@@ -9,8 +9,9 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::confined;
-use super::tables::resource_table;
+use super::tables::{decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
+use crate::domain::resources::Resource;
 
 /// Appends the bounds of `range` on `t.quality_score`.
 fn push_quality(range: &QualityRange, q: &mut QueryBuilder<Postgres>) {
@@ -22,8 +23,13 @@ fn push_quality(range: &QualityRange, q: &mut QueryBuilder<Postgres>) {
     }
 }
 
-/// One listed row: the resource JSON, its sort value (for the cursor) and id.
-pub type ListedRow = (Value, Option<DateTime<Utc>>, Uuid);
+/// One listed row: the resource, its sort value (for the cursor) and id.
+pub type ListedRow = (Resource, Option<DateTime<Utc>>, Uuid);
+
+/// Decodes the resources of listed rows `(resource JSON, sort value, id)`.
+fn decode_rows<S>(kind: Kind, rows: Vec<(Value, S, Uuid)>) -> Result<Vec<(Resource, S, Uuid)>, sqlx::Error> {
+    rows.into_iter().map(|(json, sort, id)| Ok((decode_resource(kind, json)?, sort, id))).collect()
+}
 
 /// A page of events after `(after_sort, after_id)`.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
@@ -34,11 +40,12 @@ pub async fn events(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    events_query("", org, filter, after, limit)
+    let rows = events_query("", org, filter, after, limit)
         .build_query_as()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    decode_rows(Kind::Event, rows)
 }
 
 /// The plan PostgreSQL chooses for [`events`] with `filter` (`EXPLAIN`), one line per row: for operators and
@@ -125,11 +132,12 @@ pub async fn by_id(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
-    by_id_query("", org, kind, filter, after, limit)
+    let rows = by_id_query("", org, kind, filter, after, limit)
         .build_query_as()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    decode_rows(kind, rows)
 }
 
 /// The plan of [`by_id`]'s statement (for the index tests).
@@ -175,8 +183,8 @@ fn by_id_query(
     q
 }
 
-/// One row of a quality-ordered listing: the resource JSON, its score (for the cursor) and id.
-pub type QualityRow = (Value, f64, Uuid);
+/// One row of a quality-ordered listing: the resource, its score (for the cursor) and id.
+pub type QualityRow = (Resource, f64, Uuid);
 
 /// A page of `kind` (events, speakers or companies) ordered by `(quality_score, id)`, thinnest first, after the
 /// cursor: an index range scan of `(org_id, quality_score, id)`.
@@ -189,11 +197,12 @@ pub async fn by_quality(
     after: Option<(f64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<QualityRow>, sqlx::Error> {
-    quality_query("", org, kind, range, after, limit)
+    let rows = quality_query("", org, kind, range, after, limit)
         .build_query_as()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    decode_rows(kind, rows)
 }
 
 /// The plan of [`by_quality`]'s statement (for the index tests).

@@ -5,9 +5,10 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::tables::{RelationTable, relation_table, resource_table};
+use super::tables::{RelationTable, decode_relation, relation_table, resource_table};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
+use crate::domain::resources::Relation;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
 pub use crate::domain::queries::{From, NewRelation};
@@ -25,17 +26,18 @@ pub async fn add(
     other_id: Uuid,
     columns: &Map<String, Value>,
     context: &ChangeContext,
-) -> Result<Value, sqlx::Error> {
+) -> Result<Relation, sqlx::Error> {
     let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
     let sql = add_sql(kind, &names);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let added = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .bind(Value::Object(columns.clone()))
         .bind(context.to_param())
         .fetch_one(&mut *conn)
-        .await
+        .await?;
+    decode_relation(kind, added)
 }
 
 /// The statement of [`add`] setting attribute columns `names`: `$1` the event, `$2` the other side, `$3` the
@@ -68,7 +70,7 @@ pub async fn add_many(
     kind: RelationKind,
     relations: &[NewRelation],
     context: &ChangeContext,
-) -> Result<Vec<Value>, sqlx::Error> {
+) -> Result<Vec<Relation>, sqlx::Error> {
     let RelationTable { other_column, .. } = relation_table(kind);
     let mut groups = std::collections::BTreeMap::<Vec<&str>, Vec<Value>>::new();
     for relation in relations {
@@ -78,7 +80,7 @@ pub async fn add_many(
         row.insert((*other_column).into(), Value::from(relation.other_id.to_string()));
         groups.entry(names).or_default().push(Value::Object(row));
     }
-    let mut added = std::collections::HashMap::<(String, String), Value>::new();
+    let mut added = std::collections::HashMap::<(Uuid, Uuid), Relation>::new();
     for (names, rows) in groups {
         let resources: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(add_many_sql(kind, &names)))
             .persistent(crate::db::named_statements())
@@ -87,11 +89,11 @@ pub async fn add_many(
             .fetch_all(&mut *conn)
             .await?;
         for resource in resources {
-            let key = |column: &str| resource[column].as_str().unwrap_or_default().to_owned();
-            added.insert((key("event_id"), key(other_column)), resource);
+            let relation = decode_relation(kind, resource)?;
+            added.insert(relation.ends(), relation);
         }
     }
-    Ok(relations.iter().filter_map(|r| added.remove(&(r.event_id.to_string(), r.other_id.to_string()))).collect())
+    Ok(relations.iter().filter_map(|r| added.remove(&(r.event_id, r.other_id))).collect())
 }
 
 /// The statement of [`add_many`] for items setting attribute columns `names`: `$1` the rows (a JSON array of
@@ -147,7 +149,7 @@ pub async fn update(
     other_id: Uuid,
     columns: &Map<String, Value>,
     context: &ChangeContext,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<Relation>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
     let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
@@ -180,7 +182,7 @@ pub async fn update(
         .fetch_optional(&mut *conn)
         .await?;
     match updated {
-        Some(resource) => Ok(Some(resource)),
+        Some(resource) => Ok(Some(decode_relation(kind, resource)?)),
         None => get(conn, kind, event_id, other_id).await,
     }
 }
@@ -193,7 +195,7 @@ pub async fn remove(
     event_id: Uuid,
     other_id: Uuid,
     context: &ChangeContext,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<Relation>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let sql = format!(
         "WITH removed AS (
@@ -206,13 +208,14 @@ pub async fn remove(
          SELECT resource FROM src",
         changes = changes(ChangeType::RelationRemoved(kind), "src", 3),
     );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let removed: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .bind(context.to_param())
         .fetch_optional(&mut *conn)
-        .await
+        .await?;
+    removed.map(|json| decode_relation(kind, json)).transpose()
 }
 
 /// One relation, if it exists.
@@ -222,19 +225,20 @@ pub async fn get(
     kind: RelationKind,
     event_id: Uuid,
     other_id: Uuid,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<Relation>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
     let sql = format!("SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let found: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
         .fetch_optional(&mut *conn)
-        .await
+        .await?;
+    found.map(|json| decode_relation(kind, json)).transpose()
 }
 
 /// One page of relations from `from`'s side with id `id`, after `after` (the id at the other end), `limit` rows.
-/// Returns each relation JSON and the other end's id (the keyset).
+/// Returns each relation (with the other end embedded) and the other end's id (the keyset).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn list(
     conn: &mut PgConnection,
@@ -244,7 +248,7 @@ pub async fn list(
     id: Uuid,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<(Value, Uuid)>, sqlx::Error> {
+) -> Result<Vec<(Relation, Uuid)>, sqlx::Error> {
     let RelationTable { table, other_column, projection, embed_key } = relation_table(kind);
     let (anchor, far, far_kind, key) = match from {
         From::Event => ("event_id", *other_column, kind.target(), *embed_key),
@@ -259,12 +263,13 @@ pub async fn list(
         far_projection = far_table.projection,
         far_tbl = far_table.table,
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 4)))
+    let rows: Vec<(Value, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 4)))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(after)
         .bind(limit)
         .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    rows.into_iter().map(|(json, far)| Ok((decode_relation(kind, json)?, far))).collect()
 }

@@ -9,8 +9,9 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::lists::{EventFilter, push_event_filters};
-use super::tables::resource_table;
+use super::tables::{decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
+use crate::domain::resources::{Event, Resource};
 
 /// The settings of a vector search, set by the statement itself before its scans start (`super::confined`): the
 /// HNSW search breadth, and iterative scans so filtered searches continue past the first `ef_search` candidates
@@ -38,7 +39,7 @@ pub enum NearestTo<'a> {
 pub const EXACT_SCAN_MAX_ROWS: i64 = 2000;
 
 /// The `k` resources of `kind` nearest to `target` (cosine distance), with event filters when searching events.
-/// Returns each resource's JSON and distance, nearest first; empty when a stored target has no embedding (or
+/// Returns each resource and its distance, nearest first; empty when a stored target has no embedding (or
 /// does not exist: the caller tells those apart). One statement: it counts the organization's embedded rows (at
 /// most [`EXACT_SCAN_MAX_ROWS`] + 1, index-only) and runs either the exact scan or the HNSW scan, confined to
 /// `org` with the vector search settings for `ef_search` (one round trip).
@@ -51,12 +52,13 @@ pub async fn nearest(
     filter: Option<&EventFilter>,
     k: i64,
     ef_search: u32,
-) -> Result<Vec<(Value, f64)>, sqlx::Error> {
-    nearest_query("", org, kind, target, filter, k, ef_search)
+) -> Result<Vec<(Resource, f64)>, sqlx::Error> {
+    let rows: Vec<(Value, f64)> = nearest_query("", org, kind, target, filter, k, ef_search)
         .build_query_as()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
-        .await
+        .await?;
+    rows.into_iter().map(|(json, distance)| Ok((decode_resource(kind, json)?, distance))).collect()
 }
 
 /// The plan of [`nearest`]'s statement (for the plan tests and operators).
@@ -191,8 +193,8 @@ pub async fn hybrid_candidates(
     Ok((text_ids.into_iter().map(|(_, id)| id).collect(), vector_ids.into_iter().map(|(_, id)| id).collect()))
 }
 
-/// One full-text hit: resource JSON, rank, distance (the cursor's sort value), snippet, id.
-pub type TextRow = (Value, f64, f64, String, Uuid);
+/// One full-text hit: the event, rank, distance (the cursor's sort value), snippet, id.
+pub type TextRow = (Event, f64, f64, String, Uuid);
 
 /// The rank reported for an event whose name equals the query: above every ranked match.
 pub const EXACT_NAME_RANK: f64 = 1000.0;
@@ -226,7 +228,7 @@ pub async fn text(
          FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
         resource_table(Kind::Event).projection
     );
-    bind_text_search(
+    let rows: Vec<(sqlx::types::Json<Event>, f64, f64, String, Uuid)> = bind_text_search(
         sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 13))).persistent(crate::db::named_statements()),
         query,
         filter,
@@ -235,7 +237,8 @@ pub async fn text(
     )
     .bind(super::confined::org_text(org))
     .fetch_all(&mut *conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|(event, rank, distance, snippet, id)| (event.0, rank, distance, snippet, id)).collect())
 }
 
 /// The plan `search_events_text` runs for these arguments, as its owner plans it (for the plan tests).

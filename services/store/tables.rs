@@ -2,7 +2,22 @@
 //! JSON (field names as in the proto), and what a delete cascades to. The JSON a statement returns is exactly the
 //! JSON the change payload carries.
 
+use serde_json::Value;
+
 use crate::domain::catalogue::{Kind, RelationKind};
+use crate::domain::resources::{Relation, Resource};
+
+/// A resource of `kind` as its projection rendered it, decoded strictly (`domain::resources`): a projection and
+/// its type that disagree fail every read of that kind, as a decode error (INTERNAL), never a silent default.
+pub fn decode_resource(kind: Kind, json: Value) -> Result<Resource, sqlx::Error> {
+    Resource::from_json(kind, json).map_err(|e| sqlx::Error::Decode(format!("a stored {}: {e}", kind.name()).into()))
+}
+
+/// A relation of `kind` as its projection rendered it, decoded strictly.
+pub fn decode_relation(kind: RelationKind, json: Value) -> Result<Relation, sqlx::Error> {
+    Relation::from_json(kind, json)
+        .map_err(|e| sqlx::Error::Decode(format!("a stored {} relation: {e}", kind.target().name()).into()))
+}
 
 /// A resource table.
 pub struct ResourceTable {

@@ -3,6 +3,7 @@
 //! loses or retypes a field without its schema fails here.
 
 use eventdata::domain::change::ChangeType;
+use eventdata::domain::resources::{Relation, Resource};
 use eventdata::outbox::schema;
 use eventdata::proto::v1 as pb;
 use pb::company_service_client::CompanyServiceClient;
@@ -196,11 +197,52 @@ async fn every_change_the_service_writes_validates_against_its_schema() {
     for (change_type, payload) in &changes {
         seen.insert(change_type.clone());
         violations(&committed_schema(change_type), payload, change_type, &mut broken);
+        if let Some(mismatch) = typed_round_trip(change_type, payload) {
+            broken.push(format!("{change_type}: {mismatch}"));
+        }
     }
-    assert!(broken.is_empty(), "payloads that break their schema:\n{}", broken.join("\n"));
+    assert!(broken.is_empty(), "payloads that break their schema or type:\n{}", broken.join("\n"));
     let all: std::collections::BTreeSet<String> = ChangeType::all().into_iter().map(ChangeType::name).collect();
     let missed: Vec<&String> = all.difference(&seen).collect();
     assert!(missed.is_empty(), "the drive made no change of {missed:?}");
+}
+
+/// The payload's `resource` or `relation` is the type of `domain::resources`: it decodes strictly into the type of
+/// its change type and serializes back to the same keys and values (times compared as instants, as PostgreSQL
+/// writes `+00:00` where serde writes `Z`; numbers as floats). `None` when it does; what differs otherwise.
+fn typed_round_trip(change_type: &str, payload: &Value) -> Option<String> {
+    let change = ChangeType::all().into_iter().find(|c| c.name() == change_type)?;
+    let (json, typed) = match change {
+        ChangeType::Created(kind) | ChangeType::Updated(kind) | ChangeType::Deleted(kind) => {
+            let json = payload["resource"].clone();
+            (json.clone(), Resource::from_json(kind, json).map(|r| serde_json::to_value(r).expect("serializes")))
+        }
+        ChangeType::RelationAdded(kind) | ChangeType::RelationUpdated(kind) | ChangeType::RelationRemoved(kind) => {
+            let json = payload["relation"].clone();
+            (json.clone(), Relation::from_json(kind, json).map(|r| serde_json::to_value(r).expect("serializes")))
+        }
+        ChangeType::EmbeddingUpdated(_) => return None,
+    };
+    match typed {
+        Err(e) => Some(format!("does not decode: {e}")),
+        Ok(typed) if instants(&typed) != instants(&json) => Some(format!("round trip differs: {json} vs {typed}")),
+        Ok(_) => None,
+    }
+}
+
+/// `value` with every RFC 3339 string as the instant it names and every number as a float, in one spelling each
+/// (`1` and `1.0` are the same score).
+fn instants(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Value::String(t.with_timezone(&chrono::Utc).to_rfc3339()),
+            Err(_) => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(instants).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), instants(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 #[test]

@@ -184,8 +184,8 @@ async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves
     let app = db.app_pool().await;
     // A plain connection of the runtime role, no transaction: each read is its own statement.
     let mut conn = app.acquire().await.expect("connection");
-    let ids_of = |found: Vec<serde_json::Value>| -> Vec<String> {
-        found.iter().map(|v| v["id"].as_str().expect("id").to_owned()).collect()
+    let ids_of = |found: Vec<eventdata::domain::resources::Resource>| -> Vec<String> {
+        found.iter().map(|r| r.id().to_string()).collect()
     };
     for (org, own) in [(a, event_a), (b, event_b), (a, event_a)] {
         let found = catalogue::get_many(&mut conn, org, Kind::Event, &[event_a, event_b]).await.expect("read");

@@ -98,7 +98,7 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
         .await
         .expect("name");
     let hits = search::text(&mut tx, big, &name, &EventFilter::default(), None, 5, false).await.expect("search");
-    assert_eq!(hits[0].0["name"], name.as_str(), "the exact name ranks first");
+    assert_eq!(hits[0].0.name, name, "the exact name ranks first");
     assert_eq!(hits[0].1, search::EXACT_NAME_RANK);
     assert!(hits.windows(2).all(|w| w[0].2 <= w[1].2), "best first");
 
