@@ -2,6 +2,9 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
+# .cargo/config.toml sets SQLX_OFFLINE: static statements are checked against .sqlx/, no database needed.
+COPY .cargo .cargo
+COPY .sqlx .sqlx
 COPY proto proto
 COPY services services
 COPY migrations migrations

@@ -8,5 +8,7 @@ echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 echo "[test] cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "[test] offline query data (.sqlx/) matches the statements and the migrated schema"
+bash scripts/sqlx-prepare.sh --check
 echo "[test] cargo test"
 cargo test --all-targets

@@ -61,10 +61,11 @@ const CANONICAL_OUTPUT: &str =
 /// Row counts and checksums of every table in the `public` schema, in name order, read in `conn`'s snapshot.
 pub async fn digest(conn: &mut PgConnection) -> anyhow::Result<Vec<TableDigest>> {
     sqlx::raw_sql(CANONICAL_OUTPUT).execute(&mut *conn).await?;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-            .fetch_all(&mut *conn)
-            .await?;
+    let tables = sqlx::query_scalar!(
+        r#"SELECT tablename::text AS "table!" FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut digests = Vec::with_capacity(tables.len());
     for table in tables {
         let (rows, checksum): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -88,10 +89,13 @@ fn quote_ident(name: &str) -> String {
 pub async fn backup(url: &str, out: &Path) -> anyhow::Result<Manifest> {
     let mut conn = PgConnection::connect(url).await.context("cannot connect with EVENTDATA_BACKUP_URL")?;
     let mut tx = conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-    let (snapshot, database, server_version): (String, String, String) =
-        sqlx::query_as("SELECT pg_export_snapshot(), current_database()::text, current_setting('server_version')")
-            .fetch_one(&mut *tx)
-            .await?;
+    let source = sqlx::query!(
+        r#"SELECT pg_export_snapshot() AS "snapshot!", current_database()::text AS "database!",
+                  current_setting('server_version') AS "server_version!""#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let (snapshot, database, server_version) = (source.snapshot, source.database, source.server_version);
     let dump = tokio::process::Command::new("pg_dump")
         .args(["--format=custom", "--snapshot", &snapshot, "--file"])
         .arg(out)
@@ -124,10 +128,12 @@ pub async fn restore(admin_url: &str, file: &Path, database: &str, jobs: usize) 
         bail!("database name {database:?}: use letters, digits and underscores");
     }
     let mut admin = PgConnection::connect(admin_url).await.context("cannot connect with EVENTDATA_RESTORE_URL")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
-        .bind(database)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1::text) AS "exists!""#,
+        database
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if exists {
         bail!("database {database} exists: restore into a new database (drop it first to replace it)");
     }

@@ -46,7 +46,7 @@ pub async fn read(
 /// The checkpoint meaning "now": every transaction below the current snapshot's horizon is in the past.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT snapshot horizon", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn now(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
-    let horizon: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    let horizon = sqlx::query_scalar!(r#"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "horizon!""#)
         .persistent(crate::db::named_statements())
         .fetch_one(&mut *conn)
         .await?;

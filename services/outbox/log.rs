@@ -80,12 +80,13 @@ pub async fn has_partition_index(conn: &mut PgConnection, partitions: u32) -> Re
     if partitions <= 1 {
         return Ok(true);
     }
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                        WHERE c.relname = $1 AND i.indisvalid AND c.relnamespace = 'public'::regnamespace)",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                          WHERE c.relname = $1 AND i.indisvalid AND c.relnamespace = 'public'::regnamespace)
+             AS "exists!""#,
+        partition_index_name(partitions) as _
     )
     .persistent(crate::db::named_statements())
-    .bind(partition_index_name(partitions))
     .fetch_one(&mut *conn)
     .await
 }
@@ -196,10 +197,8 @@ fn read_after_sql(partitions: u32) -> String {
 /// Takes partition `partition`'s session lock on this connection if nobody holds it. The lock lives as long as
 /// the connection: a relay that dies (or loses its database connection) releases it.
 pub async fn try_claim(conn: &mut PgConnection, partition: u32) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+    sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1, $2) AS "claimed!""#, RELAY_LOCK_SPACE, partition as i32)
         .persistent(crate::db::named_statements())
-        .bind(RELAY_LOCK_SPACE)
-        .bind(partition as i32)
         .fetch_one(&mut *conn)
         .await
 }
@@ -207,12 +206,12 @@ pub async fn try_claim(conn: &mut PgConnection, partition: u32) -> Result<bool, 
 /// The checkpoint of `partition`. A partition never run under this partition count starts from the lowest
 /// checkpoint of any other count (after re-partitioning: duplicates, never gaps), or from the beginning.
 pub async fn checkpoint(conn: &mut PgConnection, partitions: u32, partition: u32) -> Result<Checkpoint, sqlx::Error> {
-    let own: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT txid::text::bigint, position FROM relay_checkpoints WHERE partitions = $1 AND partition = $2",
+    let own = crate::static_query_as!(
+        StoredCheckpoint,
+        r#"SELECT txid::text::bigint AS "txid!", position FROM relay_checkpoints WHERE partitions = $1 AND partition = $2"#,
+        partitions as i32,
+        partition as i32,
     )
-    .persistent(crate::db::named_statements())
-    .bind(partitions as i32)
-    .bind(partition as i32)
     .fetch_optional(&mut *conn)
     .await?;
     let found = match own {
@@ -220,17 +219,25 @@ pub async fn checkpoint(conn: &mut PgConnection, partitions: u32, partition: u32
         None => {
             // Only other counts' checkpoints: a sibling partition of this count may already be past changes of
             // this partition that were never published (two relays on four partitions lost changes that way).
-            sqlx::query_as(
-                "SELECT txid::text::bigint, position FROM relay_checkpoints WHERE partitions <> $1
-                 ORDER BY txid, position LIMIT 1",
+            crate::static_query_as!(
+                StoredCheckpoint,
+                r#"SELECT txid::text::bigint AS "txid!", position FROM relay_checkpoints WHERE partitions <> $1
+                   ORDER BY txid, position LIMIT 1"#,
+                partitions as i32,
             )
-            .bind(partitions as i32)
-            .persistent(crate::db::named_statements())
             .fetch_optional(&mut *conn)
             .await?
         }
     };
-    Ok(found.map(|(txid, position)| Checkpoint { txid, position }).unwrap_or_default())
+    Ok(found.map(|StoredCheckpoint { txid, position }| Checkpoint { txid, position }).unwrap_or_default())
+}
+
+/// A row of `relay_checkpoints`, its `xid8` as an integer.
+#[derive(sqlx::FromRow)]
+struct StoredCheckpoint {
+    #[sqlx(rename = "txid!")]
+    txid: i64,
+    position: i64,
 }
 
 /// Records that `partition` has published everything up to `at`.
@@ -240,14 +247,15 @@ pub async fn save_checkpoint(
     partition: u32,
     at: Checkpoint,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO relay_checkpoints (partitions, partition, txid, position) VALUES ($1, $2, $3::text::xid8, $4)
          ON CONFLICT (partitions, partition) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()",
-    ).persistent(crate::db::named_statements())
-    .bind(partitions as i32)
-    .bind(partition as i32)
-    .bind(at.txid.to_string())
-    .bind(at.position)
+        partitions as i32,
+        partition as i32,
+        at.txid.to_string(),
+        at.position,
+    )
+    .persistent(crate::db::named_statements())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -281,16 +289,20 @@ pub async fn read_range(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PartitionStatus {
     /// The partition.
+    #[sqlx(rename = "partition!")]
     pub partition: i32,
     /// Its checkpoint transaction id, if it ever published.
     pub txid: Option<i64>,
     /// Its checkpoint position.
+    #[sqlx(rename = "position?")]
     pub position: Option<i64>,
     /// Changes not yet published.
+    #[sqlx(rename = "backlog!")]
     pub backlog: i64,
     /// Age in seconds of the oldest unpublished change.
     pub oldest_age_seconds: Option<f64>,
     /// Whether a relay holds the partition now.
+    #[sqlx(rename = "active!")]
     pub active: bool,
 }
 
@@ -298,24 +310,24 @@ pub struct PartitionStatus {
 /// database, but pg_locks lists the whole cluster's: a relay of another database on the same server holds the
 /// same key, so only this database's locks count.
 pub async fn status(conn: &mut PgConnection, partitions: u32) -> Result<Vec<PartitionStatus>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT p.partition, c.txid::text::bigint AS txid, c.position,
-                count(o.position) AS backlog,
+    crate::static_query_as!(
+        PartitionStatus,
+        r#"SELECT p.partition AS "partition!", c.txid::text::bigint AS txid, c.position AS "position?",
+                count(o.position) AS "backlog!",
                 extract(epoch FROM now() - min(o.created_at))::float8 AS oldest_age_seconds,
-                EXISTS (SELECT FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid
+                EXISTS (SELECT FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::int4::oid
                         AND l.objid = p.partition::oid AND l.objsubid = 2 AND l.granted
                         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-                  AS active
+                  AS "active!"
          FROM generate_series(0, $1 - 1) AS p(partition)
          LEFT JOIN relay_checkpoints c ON c.partitions = $1 AND c.partition = p.partition
          LEFT JOIN outbox o ON (o.txid, o.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))
               AND mod(o.partition_key, $1) = p.partition
          GROUP BY p.partition, c.txid, c.position
-         ORDER BY p.partition",
+         ORDER BY p.partition"#,
+        partitions as i32,
+        RELAY_LOCK_SPACE,
     )
-    .persistent(crate::db::named_statements())
-    .bind(partitions as i32)
-    .bind(RELAY_LOCK_SPACE)
     .fetch_all(&mut *conn)
     .await
 }
@@ -329,7 +341,7 @@ pub async fn prune(
     idempotency_older_than: std::time::Duration,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
+    let deleted = sqlx::query!(
         "WITH horizon AS (
            SELECT txid, position FROM relay_checkpoints WHERE partitions = $1 ORDER BY txid, position LIMIT 1
          ), doomed AS (
@@ -340,20 +352,21 @@ pub async fn prune(
            ORDER BY o.txid, o.position LIMIT $3
          )
          DELETE FROM outbox WHERE position IN (SELECT position FROM doomed)",
+        partitions as i32,
+        older_than.as_secs_f64(),
+        batch,
     )
     .persistent(crate::db::named_statements())
-    .bind(partitions as i32)
-    .bind(older_than.as_secs_f64())
-    .bind(batch)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM idempotency_records WHERE (org_id, request_id) IN (
            SELECT org_id, request_id FROM idempotency_records WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
-    ).persistent(crate::db::named_statements())
-    .bind(idempotency_older_than.as_secs_f64())
-    .bind(batch)
+        idempotency_older_than.as_secs_f64(),
+        batch,
+    )
+    .persistent(crate::db::named_statements())
     .execute(&mut *conn)
     .await?;
     Ok(deleted)

@@ -37,16 +37,16 @@ const VECTOR_INDEXES: [(&str, &str); 3] = [
 /// the vector indexes that hold no vectors. Gives the session room to build them afterwards.
 pub async fn set_aside(conn: &mut PgConnection) -> anyhow::Result<()> {
     let mut tx = conn.begin().await?;
-    let deferred: Vec<String> = sqlx::query_scalar(
+    let deferred = sqlx::query_scalar!(
         "INSERT INTO seed_deferred_indexes (name, definition)
          SELECT c.relname, pg_get_indexdef(i.indexrelid)
          FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE t.relname = ANY($1) AND t.relnamespace = 'public'::regnamespace AND pg_relation_size(t.oid) = 0
+         WHERE t.relname = ANY($1::text[]) AND t.relnamespace = 'public'::regnamespace AND pg_relation_size(t.oid) = 0
            AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
          ON CONFLICT (name) DO NOTHING
          RETURNING name",
+        &LOADED_TABLES.map(str::to_owned)[..]
     )
-    .bind(&LOADED_TABLES[..])
     .fetch_all(&mut *tx)
     .await?;
     for name in &deferred {
@@ -68,17 +68,17 @@ pub async fn set_aside(conn: &mut PgConnection) -> anyhow::Result<()> {
 pub async fn build(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     let mut built = Vec::new();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {UPDATED_TABLES}"))).execute(&mut *conn).await?;
-    let deferred: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, definition FROM seed_deferred_indexes ORDER BY dropped_at, name")
-            .fetch_all(&mut *conn)
-            .await?;
-    for (name, definition) in deferred {
+    let deferred = sqlx::query!("SELECT name, definition FROM seed_deferred_indexes ORDER BY dropped_at, name")
+        .fetch_all(&mut *conn)
+        .await?;
+    for record in deferred {
+        let (name, definition) = (record.name, record.definition);
         if !exists(conn, &name).await? {
             // The definition is pg_get_indexdef's, recorded above; only the owner can write that table.
             sqlx::raw_sql(sqlx::AssertSqlSafe(definition)).execute(&mut *conn).await?;
             built.push(name.clone());
         }
-        sqlx::query("DELETE FROM seed_deferred_indexes WHERE name = $1").bind(&name).execute(&mut *conn).await?;
+        sqlx::query!("DELETE FROM seed_deferred_indexes WHERE name = $1", name).execute(&mut *conn).await?;
     }
     for (name, definition) in VECTOR_INDEXES {
         if !exists(conn, name).await? {
@@ -90,18 +90,19 @@ pub async fn build(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
 }
 
 async fn exists(conn: &mut PgConnection, index: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(index).fetch_one(&mut *conn).await
+    sqlx::query_scalar!(r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#, index).fetch_one(&mut *conn).await
 }
 
 /// Drops each vector index that holds no vectors (one or two pages: the metapage and an empty element page);
 /// whether it dropped any.
 async fn drop_empty_vector_indexes(conn: &mut PgConnection) -> anyhow::Result<bool> {
     let names = VECTOR_INDEXES.map(|(name, _)| name);
-    let empty: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c
-         WHERE c.relname = ANY($1) AND c.relkind = 'i' AND pg_relation_size(c.oid) <= 2 * current_setting('block_size')::int",
+    let empty = sqlx::query_scalar!(
+        r#"SELECT c.relname::text AS "name!" FROM pg_class c
+           WHERE c.relname = ANY($1::text[]) AND c.relkind = 'i'
+             AND pg_relation_size(c.oid) <= 2 * current_setting('block_size')::int"#,
+        &names.map(str::to_owned)[..]
     )
-    .bind(&names[..])
     .fetch_all(&mut *conn)
     .await?;
     for name in &empty {

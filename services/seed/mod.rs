@@ -258,8 +258,9 @@ async fn batch_loaded(
 ) -> anyhow::Result<bool> {
     let ids = [plan.id(generate::Entity::Event, start), plan.id(generate::Entity::Event, end - 1)];
     let mut tx = begin(conn, org_id, false).await?;
-    let found: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE id = ANY($1)").bind(&ids[..]).fetch_one(&mut *tx).await?;
+    let found = sqlx::query_scalar!(r#"SELECT count(*) AS "found!" FROM events WHERE id = ANY($1)"#, &ids[..])
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(found == 2)
 }

@@ -28,6 +28,17 @@ pub struct Frontier {
 /// An edge: kind, and its two ends (event side first; speaker first for WORKS_AT).
 pub type EdgeRow = (EdgeKind, Uuid, Uuid);
 
+/// An edge as [`edges_touching`] reads it: the kind as a number (1 to 4, in `EdgeKind` order), then its ends.
+#[derive(sqlx::FromRow)]
+struct StoredEdge {
+    #[sqlx(rename = "kind!")]
+    kind: i16,
+    #[sqlx(rename = "a!")]
+    a: Uuid,
+    #[sqlx(rename = "b!")]
+    b: Uuid,
+}
+
 /// Every edge of the allowed `kinds` with an end in `frontier`.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT graph edges", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn edges_touching(
@@ -35,33 +46,33 @@ pub async fn edges_touching(
     frontier: &Frontier,
     kinds: &[EdgeKind],
 ) -> Result<Vec<EdgeRow>, sqlx::Error> {
-    let rows: Vec<(i16, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT 1::int2, event_id, speaker_id FROM event_speakers
-           WHERE $5 AND (event_id = ANY($1) OR speaker_id = ANY($2))
-         UNION ALL
-         SELECT 2::int2, event_id, company_id FROM event_companies
-           WHERE $6 AND (event_id = ANY($1) OR company_id = ANY($3))
-         UNION ALL
-         SELECT 3::int2, event_id, topic_id FROM event_topics
-           WHERE $7 AND (event_id = ANY($1) OR topic_id = ANY($4))
-         UNION ALL
-         SELECT 4::int2, id, company_id FROM speakers
-           WHERE $8 AND company_id IS NOT NULL AND (id = ANY($2) OR company_id = ANY($3))",
+    let rows = crate::static_query_as!(
+        StoredEdge,
+        r#"SELECT 1::int2 AS "kind!", event_id AS "a!", speaker_id AS "b!" FROM event_speakers
+             WHERE $5 AND (event_id = ANY($1) OR speaker_id = ANY($2))
+           UNION ALL
+           SELECT 2::int2, event_id, company_id FROM event_companies
+             WHERE $6 AND (event_id = ANY($1) OR company_id = ANY($3))
+           UNION ALL
+           SELECT 3::int2, event_id, topic_id FROM event_topics
+             WHERE $7 AND (event_id = ANY($1) OR topic_id = ANY($4))
+           UNION ALL
+           SELECT 4::int2, id, company_id FROM speakers
+             WHERE $8 AND company_id IS NOT NULL AND (id = ANY($2) OR company_id = ANY($3))"#,
+        &frontier.events[..],
+        &frontier.speakers[..],
+        &frontier.companies[..],
+        &frontier.topics[..],
+        kinds.contains(&EdgeKind::SpeaksAt),
+        kinds.contains(&EdgeKind::TakesPartIn),
+        kinds.contains(&EdgeKind::About),
+        kinds.contains(&EdgeKind::WorksAt),
     )
-    .persistent(crate::db::named_statements())
-    .bind(&frontier.events)
-    .bind(&frontier.speakers)
-    .bind(&frontier.companies)
-    .bind(&frontier.topics)
-    .bind(kinds.contains(&EdgeKind::SpeaksAt))
-    .bind(kinds.contains(&EdgeKind::TakesPartIn))
-    .bind(kinds.contains(&EdgeKind::About))
-    .bind(kinds.contains(&EdgeKind::WorksAt))
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(kind, a, b)| {
+        .map(|StoredEdge { kind, a, b }| {
             let kind = match kind {
                 1 => EdgeKind::SpeaksAt,
                 2 => EdgeKind::TakesPartIn,

@@ -18,9 +18,11 @@ pub struct IdempotencyRecord {
 /// The record of `request_id` in the caller's organization.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT idempotency_records", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn find(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
-    sqlx::query_as("SELECT method, request_hash, resource_ids FROM idempotency_records WHERE request_id = $1")
-        .persistent(crate::db::named_statements())
-        .bind(request_id)
-        .fetch_optional(&mut *conn)
-        .await
+    crate::static_query_as!(
+        IdempotencyRecord,
+        "SELECT method, request_hash, resource_ids FROM idempotency_records WHERE request_id = $1",
+        request_id
+    )
+    .fetch_optional(&mut *conn)
+    .await
 }

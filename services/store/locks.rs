@@ -19,10 +19,12 @@ pub async fn lock_aggregates(conn: &mut PgConnection, aggregates: &[Uuid]) -> Re
     let mut keys: Vec<i64> = aggregates.iter().copied().map(lock_key).collect();
     keys.sort_unstable();
     keys.dedup();
-    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n")
-        .persistent(crate::db::named_statements())
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+        &keys[..]
+    )
+    .persistent(crate::db::named_statements())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

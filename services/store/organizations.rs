@@ -18,24 +18,22 @@ pub struct Organization {
 
 /// Inserts an organization; `None` when the slug is taken.
 pub async fn insert(db: impl PgExecutor<'_>, slug: &OrgSlug, name: &str) -> Result<Option<Organization>, sqlx::Error> {
-    sqlx::query_as(
+    crate::static_query_as!(
+        Organization,
         "INSERT INTO organizations (id, slug, name) VALUES ($1, $2, $3)
          ON CONFLICT (slug) DO NOTHING
          RETURNING id, slug, name",
+        Uuid::now_v7(),
+        slug.as_str(),
+        name,
     )
-    .persistent(crate::db::named_statements())
-    .bind(Uuid::now_v7())
-    .bind(slug.as_str())
-    .bind(name)
     .fetch_optional(db)
     .await
 }
 
 /// Finds an organization by slug.
 pub async fn find_by_slug(db: impl PgExecutor<'_>, slug: &OrgSlug) -> Result<Option<Organization>, sqlx::Error> {
-    sqlx::query_as("SELECT id, slug, name FROM organizations WHERE slug = $1")
-        .persistent(crate::db::named_statements())
-        .bind(slug.as_str())
+    crate::static_query_as!(Organization, "SELECT id, slug, name FROM organizations WHERE slug = $1", slug.as_str())
         .fetch_optional(db)
         .await
 }

@@ -243,12 +243,26 @@ pub async fn text(
 
 /// The plan `search_events_text` runs for these arguments, as its owner plans it (for the plan tests).
 pub async fn explain_text(conn: &mut PgConnection, query: &str, filter: &EventFilter) -> Result<String, sqlx::Error> {
-    let sql = "SELECT plan FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true)";
-    let lines: Vec<(String,)> =
-        bind_text_search(sqlx::query_as(sql).persistent(crate::db::named_statements()), query, filter, None, 21)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
+    let lines = sqlx::query_scalar!(
+        r#"SELECT plan AS "plan!"
+           FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true)"#,
+        query,
+        None::<f64>,
+        None::<Uuid>,
+        21,
+        filter.start_from,
+        filter.start_before,
+        filter.status,
+        filter.city.as_deref(),
+        filter.country.as_deref(),
+        filter.topic_id,
+        filter.speaker_id,
+        filter.company_id,
+    )
+    .persistent(crate::db::named_statements())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines.join("\n"))
 }
 
 fn bind_text_search<'q, O>(
@@ -302,11 +316,13 @@ pub async fn similar_names(
 
 /// The plan `lookup_names` runs for these arguments, as its owner plans it (for the plan tests).
 pub async fn explain_names(conn: &mut PgConnection, kind: Kind, name: &str) -> Result<String, sqlx::Error> {
-    let lines: Vec<(String,)> = sqlx::query_as("SELECT plan FROM lookup_names($1, $2, 0.3, 10, true)")
-        .persistent(crate::db::named_statements())
-        .bind(resource_table(kind).table)
-        .bind(name)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
+    let lines = sqlx::query_scalar!(
+        r#"SELECT plan AS "plan!" FROM lookup_names($1, $2, 0.3, 10, true)"#,
+        resource_table(kind).table,
+        name
+    )
+    .persistent(crate::db::named_statements())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines.join("\n"))
 }
