@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::Context;
-use eventdata::app::search::DEFAULT_EF_SEARCH;
 use eventdata::domain::catalogue::Kind;
+use eventdata::domain::search_params::DEFAULT_EF_SEARCH;
 use eventdata::store::search::{self, NearestTo};
 use pgvector::Vector;
 use sqlx::PgPool;

@@ -8,14 +8,11 @@ use crate::domain::embedding::Embedding;
 use crate::domain::fusion::reciprocal_rank_fusion;
 use crate::domain::page_token::Cursor;
 use crate::domain::resources::{Event, Resource};
+use crate::domain::search_params::DEFAULT_EF_SEARCH;
 use crate::store::lists::EventFilter;
 use crate::store::search::NearestTo;
 use crate::store::{catalogue, embeddings, locks, search};
 
-/// `hnsw.ef_search` when the caller sets none: recall >= 0.95 on clustered data well past 20k rows.
-pub const DEFAULT_EF_SEARCH: u32 = 100;
-/// The most a caller may raise `ef_search` to.
-pub const MAX_EF_SEARCH: u32 = 1000;
 /// How many candidates each list contributes to hybrid fusion, at least.
 const HYBRID_CANDIDATES: i64 = 50;
 

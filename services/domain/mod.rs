@@ -13,3 +13,4 @@ pub mod org_slug;
 pub mod page_token;
 pub mod queries;
 pub mod resources;
+pub mod search_params;

@@ -6,19 +6,16 @@ use super::convert::{enum_input, parse_id, parse_opt_id, text_filter, time_filte
 use super::handlers::Api;
 use super::resources::{event, event_from, speaker_from, topic_from};
 use crate::app::AppError;
-use crate::app::search::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH, Near};
+use crate::app::search::Near;
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{EVENT_STATUSES, Kind};
 use crate::domain::embedding::Embedding;
 use crate::domain::fields::Input;
-use crate::domain::fusion::DEFAULT_K;
 use crate::domain::queries::EventFilter;
+use crate::domain::search_params;
 use crate::proto::v1 as pb;
 use crate::proto::v1::embedding_service_server::EmbeddingService;
 use crate::proto::v1::search_service_server::SearchService;
-
-/// Longest text query.
-pub const MAX_QUERY_CHARS: usize = 1000;
 
 fn embedded_kind(field: &str, value: i32) -> Result<Kind, AppError> {
     match pb::EmbeddedType::try_from(value) {
@@ -29,21 +26,18 @@ fn embedded_kind(field: &str, value: i32) -> Result<Kind, AppError> {
     }
 }
 
-/// `k` of a similarity search: 1..=100, default 10.
+/// A search parameter checked by its rule (`domain::search_params`), refused as a violation of request field
+/// `field`.
+fn param<T>(field: &str, checked: Result<T, String>) -> Result<T, AppError> {
+    checked.map_err(|reason| AppError::invalid(field, reason))
+}
+
 fn top_k(k: i32) -> Result<i64, AppError> {
-    match k {
-        0 => Ok(10),
-        1..=100 => Ok(i64::from(k)),
-        _ => Err(AppError::invalid("k", "must be 1 to 100")),
-    }
+    param("k", search_params::top_k(k))
 }
 
 fn ef_search(value: i32) -> Result<u32, AppError> {
-    match u32::try_from(value) {
-        Ok(0) => Ok(DEFAULT_EF_SEARCH),
-        Ok(n) if n <= MAX_EF_SEARCH => Ok(n),
-        _ => Err(AppError::invalid("ef_search", format!("must be 0 (default) to {MAX_EF_SEARCH}"))),
-    }
+    param("ef_search", search_params::ef_search(value))
 }
 
 fn near(query: Option<pb::SimilarityQuery>) -> Result<Near, AppError> {
@@ -87,18 +81,8 @@ pub fn event_filter(filter: Option<pb::EventSearchFilter>) -> Result<EventFilter
     })
 }
 
-/// A text query: 1..=1000 characters, no NUL, not only white space.
 fn text_query(field: &str, raw: &str) -> Result<String, AppError> {
-    if raw.trim().is_empty() {
-        return Err(AppError::invalid(field, "is required"));
-    }
-    if raw.chars().count() > MAX_QUERY_CHARS {
-        return Err(AppError::invalid(field, format!("must be at most {MAX_QUERY_CHARS} characters")));
-    }
-    if raw.contains('\0') {
-        return Err(AppError::invalid(field, "must not contain NUL characters"));
-    }
-    Ok(raw.to_owned())
+    param(field, search_params::text_query(raw))
 }
 
 fn score(distance: f64) -> f64 {
@@ -206,11 +190,7 @@ impl SearchService for Api {
         let pb::SearchEventsRequest { query, filter, page_size, page_token } = request.into_inner();
         let query = text_query("query", &query)?;
         let filter = event_filter(filter)?;
-        let size = match page_size {
-            0 => 20,
-            n if n < 0 => return Err(AppError::invalid("page_size", "must not be negative").into()),
-            n => i64::from(n).min(100),
-        };
+        let size = param("page_size", search_params::text_page_size(page_size))?;
         let (hits, next_page_token) = self.app.search_text(&caller, &query, &filter, size, &page_token, true).await?;
         let hits = hits.into_iter().map(|(e, rank, snippet)| pb::TextHit { event: Some(event(e)), rank, snippet });
         let hits = hits.collect();
@@ -230,15 +210,8 @@ impl SearchService for Api {
             _ => return Err(AppError::invalid("resource_type", "must be speaker, company or topic").into()),
         };
         let name = text_query("name", &name)?;
-        let limit = match limit {
-            0 => 5,
-            1..=50 => i64::from(limit),
-            _ => return Err(AppError::invalid("limit", "must be 1 to 50").into()),
-        };
-        let min_similarity = min_similarity.unwrap_or(0.3);
-        if !(0.0..=1.0).contains(&min_similarity) {
-            return Err(AppError::invalid("min_similarity", "must be from 0 to 1").into());
-        }
+        let limit = param("limit", search_params::lookup_limit(limit))?;
+        let min_similarity = param("min_similarity", search_params::min_similarity(min_similarity))?;
         let found = self.app.lookup_names(&caller, kind, &name, min_similarity, limit).await?;
         let matches = found
             .into_iter()
@@ -269,16 +242,11 @@ impl SearchService for Api {
         if text.is_none() && vector.is_none() {
             return Err(AppError::invalid("text", "text or vector is required").into());
         }
-        let rrf_k = match u32::try_from(rrf_k) {
-            Ok(0) => DEFAULT_K,
-            Ok(n) if n <= 10_000 => n,
-            _ => return Err(AppError::invalid("rrf_k", "must be 0 (default 60) to 10000").into()),
-        };
-        let weight = |field: &str, w: Option<f64>| match w.unwrap_or(1.0) {
-            w if w.is_finite() && (0.0..=100.0).contains(&w) => Ok(w),
-            _ => Err(AppError::invalid(field, "must be a number from 0 to 100")),
-        };
-        let weights = (weight("text_weight", text_weight)?, weight("vector_weight", vector_weight)?);
+        let rrf_k = param("rrf_k", search_params::rrf_k(rrf_k))?;
+        let weights = (
+            param("text_weight", search_params::fusion_weight(text_weight))?,
+            param("vector_weight", search_params::fusion_weight(vector_weight))?,
+        );
         let filter = event_filter(filter)?;
         let found =
             self.app.hybrid_search(&caller, text.as_deref(), vector, &filter, top_k(k)?, rrf_k, weights).await?;
