@@ -262,14 +262,15 @@ mod statements_behind_a_pooler {
             "sqlx::query!(",
             "sqlx::query_scalar!(",
             "static_query_as!(",
+            "confined_query_as!(",
             ".build_query_as()",
             ".build_query_scalar()",
         ]
         .iter()
         .map(|constructor| source.matches(constructor).count())
         .sum();
-        // `persistent(false)`: unnamed on purpose, whatever the pooler; `static_query_as!` asks by itself.
-        let asking = [ASKS, ".persistent(false)", "static_query_as!("];
+        // `persistent(false)`: unnamed on purpose, whatever the pooler; the two statement macros ask by themselves.
+        let asking = [ASKS, ".persistent(false)", "static_query_as!(", "confined_query_as!("];
         (made, asking.iter().map(|asks| source.matches(asks).count()).sum())
     }
 

@@ -79,10 +79,11 @@ fn frontier_of<'a>(nodes: impl IntoIterator<Item = &'a NodeKey>) -> Frontier {
 /// The neighbours of `frontier` over `kinds`: (frontier node, neighbour, edge kind), in a deterministic order.
 async fn expand(
     conn: &mut PgConnection,
+    org: Uuid,
     frontier: &HashSet<NodeKey>,
     kinds: &[EdgeKind],
 ) -> Result<Vec<(NodeKey, NodeKey, EdgeKind)>, sqlx::Error> {
-    let rows = graph::edges_touching(conn, &frontier_of(frontier.iter()), kinds).await?;
+    let rows = graph::edges_touching(conn, org, &frontier_of(frontier.iter()), kinds).await?;
     let mut steps = BTreeSet::new();
     for (kind, a, b) in rows {
         let (x, y) = ends(kind, a, b);
@@ -109,7 +110,8 @@ impl App {
         budget: Duration,
     ) -> Result<Neighborhood, AppError> {
         let deadline = Instant::now() + budget;
-        let mut tx = self.begin_read(caller).await?;
+        // Confined reads, one statement each (`store::confined`): no transaction around the traversal.
+        let mut tx = self.reader(caller).await?;
         if !exists(&mut tx, caller.org_id, start.0, start.1).await? {
             return Err(AppError::NotFound { kind: start.0.name(), id: start.1.to_string() });
         }
@@ -127,7 +129,7 @@ impl App {
                 break;
             }
             let mut next = HashSet::new();
-            for (from, to, kind) in expand(&mut tx, &frontier, kinds).await? {
+            for (from, to, kind) in expand(&mut tx, caller.org_id, &frontier, kinds).await? {
                 if let std::collections::hash_map::Entry::Vacant(slot) = depth_of.entry(to) {
                     if order.len() >= node_limit {
                         truncated = true;
@@ -141,8 +143,8 @@ impl App {
             }
             frontier = next;
         }
-        let labels = self.labels(&mut tx, &order).await?;
-        tx.commit().await?;
+        let labels = self.labels(&mut tx, caller.org_id, &order).await?;
+        tx.finish().await?;
         let nodes = order
             .iter()
             .map(|key| GraphNode {
@@ -165,7 +167,7 @@ impl App {
         max_depth: u32,
         kinds: &[EdgeKind],
     ) -> Result<Option<Path>, AppError> {
-        let mut tx = self.begin_read(caller).await?;
+        let mut tx = self.reader(caller).await?;
         for end in [from, to] {
             if !exists(&mut tx, caller.org_id, end.0, end.1).await? {
                 return Err(AppError::NotFound { kind: end.0.name(), id: end.1.to_string() });
@@ -183,7 +185,7 @@ impl App {
             }
             depths[side] += 1;
             let mut next = HashSet::new();
-            for (parent, node, kind) in expand(&mut tx, &frontiers[side], kinds).await? {
+            for (parent, node, kind) in expand(&mut tx, caller.org_id, &frontiers[side], kinds).await? {
                 if let std::collections::hash_map::Entry::Vacant(slot) = sides[side].entry(node) {
                     slot.insert((Some(parent), Some(kind), depths[side]));
                     next.insert(node);
@@ -195,7 +197,7 @@ impl App {
             frontiers[side] = next;
         }
         let Some(meeting) = meeting else {
-            tx.commit().await?;
+            tx.finish().await?;
             return Ok(None);
         };
         let mut keys = vec![meeting];
@@ -212,8 +214,8 @@ impl App {
             steps.push(oriented(kind, node, parent));
             node = parent;
         }
-        let labels = self.labels(&mut tx, &keys).await?;
-        tx.commit().await?;
+        let labels = self.labels(&mut tx, caller.org_id, &keys).await?;
+        tx.finish().await?;
         let nodes = keys
             .iter()
             .enumerate()
@@ -226,14 +228,19 @@ impl App {
         Ok(Some(Path { nodes, edges: steps }))
     }
 
-    async fn labels(&self, tx: &mut PgConnection, keys: &[NodeKey]) -> Result<HashMap<NodeKey, String>, AppError> {
+    async fn labels(
+        &self,
+        tx: &mut PgConnection,
+        org: Uuid,
+        keys: &[NodeKey],
+    ) -> Result<HashMap<NodeKey, String>, AppError> {
         let mut labels = HashMap::new();
         for kind in [Kind::Event, Kind::Speaker, Kind::Company, Kind::Topic] {
             let ids: Vec<Uuid> = keys.iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).collect();
             if ids.is_empty() {
                 continue;
             }
-            for (id, name) in graph::labels(tx, kind, &ids).await? {
+            for (id, name) in graph::labels(tx, org, kind, &ids).await? {
                 labels.insert((kind, id), name);
             }
         }
@@ -250,14 +257,15 @@ impl App {
         limit: i64,
         similarity_weight: f64,
     ) -> Result<Vec<RelatedEvent>, AppError> {
-        let mut tx = self.begin_read(caller).await?;
-        if !exists(&mut tx, caller.org_id, Kind::Event, event_id).await? {
-            return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
-        }
         // Rank more candidates than asked when blending, so similarity can lift an event into the top.
         let fetch = if similarity_weight > 0.0 { (limit * 5).max(100) } else { limit };
-        let rows = graph::related_events(&mut tx, event_id, fetch).await?;
-        tx.commit().await?;
+        // One confined read; a second only when it found nothing, to tell a lone event from a missing one.
+        let mut reader = self.reader(caller).await?;
+        let rows = graph::related_events(&mut reader, caller.org_id, event_id, fetch).await?;
+        if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Event, event_id).await? {
+            return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
+        }
+        reader.finish().await?;
         let relation = |s: i64, c: i64, t: i64| (3 * s + 2 * c + t) as f64;
         let best = rows.iter().map(|r| relation(r.1, r.2, r.3)).fold(0.0, f64::max).max(1.0);
         let mut scored: Vec<_> = rows
@@ -281,12 +289,12 @@ impl App {
         speaker_id: Uuid,
         limit: i64,
     ) -> Result<Vec<(Speaker, i64)>, AppError> {
-        let mut tx = self.begin_read(caller).await?;
-        if !exists(&mut tx, caller.org_id, Kind::Speaker, speaker_id).await? {
+        let mut reader = self.reader(caller).await?;
+        let rows = graph::co_speakers(&mut reader, caller.org_id, speaker_id, limit).await?;
+        if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Speaker, speaker_id).await? {
             return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });
         }
-        let rows = graph::co_speakers(&mut tx, speaker_id, limit).await?;
-        tx.commit().await?;
+        reader.finish().await?;
         Ok(rows)
     }
 }

@@ -147,14 +147,6 @@ impl App {
         opened
     }
 
-    /// A read-only transaction confined to the caller's organization, on the replica when it may serve the caller
-    /// (see `read_pool`), for reads of several statements (graph traversals).
-    async fn begin_read(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
-        let limit = self.statement_limit_of(caller)?;
-        self.on_read_pool(caller, |pool| self.measured(crate::db::begin_for_org_with(pool, caller.org_id, limit, &[])))
-            .await
-    }
-
     /// The same use cases, reporting pool waits to `metrics`.
     pub fn with_metrics(self, metrics: crate::metrics::ApiMetrics) -> Self {
         Self { metrics, ..self }

@@ -38,6 +38,45 @@ const ORG_END: &str = ", true) AS org";
 const READ_START: &str = " OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (";
 const TAIL: &str = ") q0 WHERE s.org IS NOT NULL OFFSET 0) q";
 
+/// The text of [`wrap`] for literals, as `concat!` makes it: `$org_param` is the organization's parameter
+/// (`"$9"`), `$read` the read. For [`crate::confined_query_as!`] (a unit test holds it equal to `wrap`).
+#[macro_export]
+macro_rules! confined_sql {
+    ($org_param:tt, $read:tt) => {
+        concat!(
+            "SELECT q.* FROM (SELECT set_config('app.org_id', ",
+            $org_param,
+            "::text, true) AS org OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (",
+            $read,
+            ") q0 WHERE s.org IS NOT NULL OFFSET 0) q"
+        )
+    };
+}
+
+/// [`crate::static_query_as!`] for a static read confined to an organization: the statement [`wrap`] makes of
+/// `$read`, checked when the crate compiles as a whole. `$org_param` names the organization's parameter (`"$9"`,
+/// the one after the read's own); bind [`org_text`] there, as the last argument. The text appears twice: sqlx's
+/// checker takes literals joined by `+`, and `concat!` (`confined_sql!`) gives the runtime the same string.
+#[macro_export]
+macro_rules! confined_query_as {
+    ($row:path, $org_param:tt, $read:tt $(, $arg:expr)* $(,)?) => {{
+        if false {
+            let _ = ::sqlx::query_as!(
+                $row,
+                "SELECT q.* FROM (SELECT set_config('app.org_id', "
+                    + $org_param
+                    + "::text, true) AS org OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM ("
+                    + $read
+                    + ") q0 WHERE s.org IS NOT NULL OFFSET 0) q"
+                $(, $arg)*
+            );
+        }
+        ::sqlx::query_as::<_, $row>($crate::confined_sql!($org_param, $read))
+            $(.bind($arg))*
+            .persistent($crate::db::named_statements())
+    }};
+}
+
 /// `read` (a SELECT whose parameters are `$1`..`$n`) confined to the organization bound as parameter `org_param`
 /// (which must be `$n+1`; bind [`org_text`]).
 pub fn wrap(read: &str, org_param: usize) -> String {
@@ -91,6 +130,12 @@ mod tests {
         q.push("SELECT 1");
         close(&mut q);
         assert!(q.sql().as_str().starts_with("EXPLAIN SELECT q.* FROM (SELECT set_config('app.org_id', $1::text"));
+    }
+
+    #[test]
+    fn the_literal_form_is_the_same_statement() {
+        let read = "SELECT t.id FROM events t WHERE t.id = ANY($1)";
+        assert_eq!(crate::confined_sql!("$2", "SELECT t.id FROM events t WHERE t.id = ANY($1)"), wrap(read, 2));
     }
 
     #[test]

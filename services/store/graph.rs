@@ -43,11 +43,13 @@ struct StoredEdge {
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT graph edges", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn edges_touching(
     conn: &mut PgConnection,
+    org: Uuid,
     frontier: &Frontier,
     kinds: &[EdgeKind],
 ) -> Result<Vec<EdgeRow>, sqlx::Error> {
-    let rows = crate::static_query_as!(
+    let rows = crate::confined_query_as!(
         StoredEdge,
+        "$9",
         r#"SELECT 1::int2 AS "kind!", event_id AS "a!", speaker_id AS "b!" FROM event_speakers
              WHERE $5 AND (event_id = ANY($1) OR speaker_id = ANY($2))
            UNION ALL
@@ -67,6 +69,7 @@ pub async fn edges_touching(
         kinds.contains(&EdgeKind::TakesPartIn),
         kinds.contains(&EdgeKind::About),
         kinds.contains(&EdgeKind::WorksAt),
+        super::confined::org_text(org),
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -86,11 +89,17 @@ pub async fn edges_touching(
 
 /// Names of the given nodes of `kind` (those visible to the organization).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {} names", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
-pub async fn labels(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn labels(
+    conn: &mut PgConnection,
+    org: Uuid,
+    kind: Kind,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let sql = format!("SELECT id, name FROM {} WHERE id = ANY($1)", resource_table(kind).table);
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 2)))
         .persistent(crate::db::named_statements())
         .bind(ids)
+        .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await
 }
@@ -107,6 +116,7 @@ type RelatedRowJson = (Json<Event>, i64, i64, i64, Option<f64>);
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT related events", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn related_events(
     conn: &mut PgConnection,
+    org: Uuid,
     event_id: Uuid,
     limit: i64,
 ) -> Result<Vec<RelatedRow>, sqlx::Error> {
@@ -132,10 +142,11 @@ pub async fn related_events(
          LIMIT $2",
         projection = resource_table(Kind::Event).projection
     );
-    let rows: Vec<RelatedRowJson> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<RelatedRowJson> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 3)))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(limit)
+        .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows
@@ -148,6 +159,7 @@ pub async fn related_events(
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT co-speakers", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn co_speakers(
     conn: &mut PgConnection,
+    org: Uuid,
     speaker_id: Uuid,
     limit: i64,
 ) -> Result<Vec<(Speaker, i64)>, sqlx::Error> {
@@ -160,10 +172,11 @@ pub async fn co_speakers(
          ORDER BY x.n DESC, t.id LIMIT $2",
         projection = resource_table(Kind::Speaker).projection
     );
-    let rows: Vec<(Json<Speaker>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(Json<Speaker>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 3)))
         .persistent(crate::db::named_statements())
         .bind(speaker_id)
         .bind(limit)
+        .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().map(|(speaker, shared)| (speaker.0, shared)).collect())
