@@ -72,8 +72,9 @@ impl App {
                 Checkpoint { txid, position }
             }
         };
+        // A transaction for the planner settings of an ordered page (a confined statement cannot set those).
         let mut tx = self.begin_with(caller, &log::ordered_reads()).await?;
-        let mut rows = feed::read(&mut tx, after, filter, size + 1).await?;
+        let mut rows = feed::read(&mut tx, caller.org_id, after, filter, size + 1).await?;
         tx.commit().await?;
         let has_more = rows.len() as i64 > size;
         rows.truncate(size as usize);
@@ -118,10 +119,11 @@ impl App {
             loop {
                 // Before reading, so a commit during the read wakes the next wait.
                 ticks.mark_unchanged();
+                // One confined statement per poll: no BEGIN or COMMIT around it.
                 let read = async {
-                    let mut tx = app.begin(&caller).await?;
-                    let rows = feed::read(&mut tx, at, &filter, WATCH_BATCH).await?;
-                    tx.commit().await?;
+                    let mut reader = app.primary_reader(&caller).await?;
+                    let rows = feed::read(&mut reader, caller.org_id, at, &filter, WATCH_BATCH).await?;
+                    reader.finish().await?;
                     Ok::<_, AppError>(rows)
                 };
                 let rows = match read.await {

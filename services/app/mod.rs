@@ -172,17 +172,23 @@ impl App {
     /// (see `read_pool`); time spent waiting for it is measured. When the replica gives no connection, the
     /// primary does.
     async fn reader(&self, caller: &Caller) -> Result<Reader, AppError> {
-        let limit = self.statement_limit_of(caller)?;
-        self.on_read_pool(caller, |pool| async move {
-            match limit {
-                None => self.measured(pool.acquire()).await.map(Reader::Pooled),
-                Some(limit) => self
-                    .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
-                    .await
-                    .map(Reader::Limited),
-            }
-        })
-        .await
+        self.on_read_pool(caller, |pool| self.reader_on(pool, caller)).await
+    }
+
+    /// A connection for the caller's confined reads on the primary, for reads that must see the primary's log
+    /// (the change feed).
+    async fn primary_reader(&self, caller: &Caller) -> Result<Reader, AppError> {
+        self.reader_on(&self.pool, caller).await
+    }
+
+    async fn reader_on(&self, pool: &PgPool, caller: &Caller) -> Result<Reader, AppError> {
+        match self.statement_limit_of(caller)? {
+            None => self.measured(pool.acquire()).await.map(Reader::Pooled),
+            Some(limit) => self
+                .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
+                .await
+                .map(Reader::Limited),
+        }
     }
 
     /// Like `begin`, with more transaction-local settings in the same round trip (constants and validated

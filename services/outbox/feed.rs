@@ -13,17 +13,21 @@ use super::wakeup::{AdaptivePoll, SHORTEST_POLL};
 
 pub use crate::domain::queries::FeedFilter;
 
-/// Up to `limit` finished changes of the transaction's organization after `after`, in log order.
+/// Up to `limit` finished changes of `org` after `after`, in log order: one statement that confines itself to the
+/// organization (`store::confined`), so it needs no transaction (one may hold it, for planner settings).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT outbox feed", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn read(
     conn: &mut PgConnection,
+    org: uuid::Uuid,
     after: Checkpoint,
     filter: &FeedFilter,
     limit: i64,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
+    // The organization as an InitPlan, like the policies: evaluated when the read starts, after the confined
+    // statement has set it.
     let sql = below_watermark(&format!(
         "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
-         WHERE org_id = current_org_id()
+         WHERE org_id = (SELECT current_org_id())
            AND (txid, position) > ($1::text::xid8, $2)
            AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
            AND ($4::uuid IS NULL OR aggregate_id = $4)
@@ -31,7 +35,7 @@ pub async fn read(
          ORDER BY outbox.txid, outbox.position
          LIMIT $6"
     ));
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(crate::store::confined::wrap(&sql, 7)))
         .persistent(crate::db::named_statements())
         .bind(after.txid.to_string())
         .bind(after.position)
@@ -39,6 +43,7 @@ pub async fn read(
         .bind(filter.resource_id)
         .bind(filter.actor_key_id)
         .bind(limit)
+        .bind(crate::store::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await
 }
