@@ -39,17 +39,17 @@ pub fn validation(data: &[u8]) {
                 (spec.path, input)
             })
             .collect();
-        if let Ok(columns) = validate_create(kind.fields(), &inputs, "x.") {
+        if let Ok(columns) = validate_create(kind.fields(), &inputs) {
             for value in columns.values() {
                 if let Some(s) = value.as_str() {
                     assert!(!s.contains('\0'), "accepted text never holds NUL");
                 }
             }
-            let _ = kind.check_together(&columns, "x.");
+            let _ = kind.check_together(&columns);
         }
-        let _ = kind.check_together_on_create(&inputs, "x.");
+        let _ = kind.check_together_on_create(&inputs);
         let mask: Vec<String> = pieces.iter().take(3).cloned().collect();
-        let _ = validate_update(kind.fields(), &inputs, &mask, kind.output_only(), "x.");
+        let _ = validate_update(kind.fields(), &inputs, &mask, kind.output_only());
     }
 }
 

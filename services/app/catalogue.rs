@@ -4,6 +4,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::error::Culprit;
 use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::Kind;
@@ -36,10 +37,8 @@ pub struct CreateRequest {
     pub request_id: Option<Uuid>,
     /// The method, recorded with the request id (a request id is bound to one method).
     pub method: &'static str,
-    /// Path prefix for field errors, e.g. `event.`.
-    pub field_prefix: &'static str,
-    /// For a batch, the request's repeated field (`requests`): a conflict then names the item, `requests[3].`.
-    pub items_field: Option<&'static str>,
+    /// Whether the rows are the items of a batch: a conflict then names the item at fault.
+    pub batch: bool,
 }
 
 impl App {
@@ -66,7 +65,7 @@ impl App {
             let mut tx = self.begin(caller).await?;
             let created = store::create(&mut tx, request.kind, &rows, claim.as_ref(), &caller.change_context())
                 .await
-                .map_err(|e| AppError::from_db(e, request.field_prefix))?;
+                .map_err(AppError::from_db)?;
             let resources = match (created, claim) {
                 (Some(resources), _) => resources,
                 (None, Some(claim)) => replay(&mut tx, caller.org_id, request.kind, &claim).await?,
@@ -76,10 +75,11 @@ impl App {
             Ok(resources)
         })
         .await;
-        match (created, request.items_field) {
-            (Err(AppError::AlreadyExists { field, reason, message }), Some(items)) => {
-                Err(self.locate_conflict(caller, request, items, field, reason, message).await)
-            }
+        match (created, request.batch) {
+            (
+                Err(AppError::AlreadyExists { field: Culprit::Resource { item: None, field }, reason, message }),
+                true,
+            ) => Err(self.locate_conflict(caller, request, field, reason, message).await),
             (created, _) => created,
         }
     }
@@ -90,20 +90,20 @@ impl App {
         &self,
         caller: &Caller,
         request: &CreateRequest,
-        items: &str,
         field: String,
         reason: &'static str,
         message: String,
     ) -> AppError {
-        let unlocated = || AppError::AlreadyExists { field: field.clone(), reason, message: message.clone() };
-        let Some(column) = field.strip_prefix(request.field_prefix) else { return unlocated() };
+        let unlocated =
+            || AppError::AlreadyExists { field: Culprit::resource(field.clone()), reason, message: message.clone() };
+        // The unique fields are columns of the same name (`slug`, `name`, `domain`).
+        let column = field.as_str();
         let values: Vec<Option<&str>> =
             request.rows.iter().map(|row| row.get(column).and_then(Value::as_str)).collect();
-        let at = |i: usize| format!("{items}[{i}].{field}");
         for (j, value) in values.iter().enumerate() {
             if let Some(i) = value.and_then(|v| values[..j].iter().position(|w| *w == Some(v))) {
-                let message = format!("{} repeats {}", at(j), at(i));
-                return AppError::AlreadyExists { field: at(j), reason, message };
+                let message = format!("repeats the value of item {i} of the batch");
+                return AppError::AlreadyExists { field: Culprit::item(j, field), reason, message };
             }
         }
         let wanted: Vec<String> = values.iter().flatten().map(|v| (*v).to_owned()).collect();
@@ -113,9 +113,9 @@ impl App {
         };
         match values.iter().position(|v| v.is_some_and(|v| taken.iter().any(|t| t == v))) {
             Some(j) => AppError::AlreadyExists {
-                field: at(j),
+                field: Culprit::item(j, field),
                 reason,
-                message: format!("{} is already taken in this organization", at(j)),
+                message: "is already taken in this organization".into(),
             },
             None => unlocated(),
         }
@@ -147,14 +147,13 @@ impl App {
         id: Uuid,
         columns: &Columns,
         etag: Option<i64>,
-        field_prefix: &str,
     ) -> Result<Resource, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[id]).await?;
             let outcome = store::update(&mut tx, kind, id, columns, etag, &caller.change_context())
                 .await
-                .map_err(|e| AppError::from_db(e, field_prefix))?;
+                .map_err(AppError::from_db)?;
             tx.commit().await?;
             match outcome {
                 UpdateOutcome::Updated(resource) | UpdateOutcome::Unchanged(resource) => Ok(*resource),
@@ -288,17 +287,17 @@ async fn replay(
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record vanished")))?;
     if record.method != claim.method || record.request_hash != claim.request_hash {
         return Err(AppError::AlreadyExists {
-            field: "request_id".into(),
+            field: Culprit::Request("request_id".into()),
             reason: "REQUEST_ID_REUSED",
-            message: "request_id was already used for a different request".into(),
+            message: "was already used for a different request".into(),
         });
     }
     let resources = store::get_many(tx, org, kind, &record.resource_ids).await?;
     if resources.len() != record.resource_ids.len() {
         return Err(AppError::FailedPrecondition {
-            field: "request_id".into(),
+            field: Culprit::Request("request_id".into()),
             reason: "REQUEST_RESULT_DELETED",
-            message: "the request was already applied, but what it created has since been deleted".into(),
+            message: "names a request already applied, but what it created has since been deleted".into(),
         });
     }
     Ok(resources)

@@ -31,13 +31,13 @@ pub enum AppError {
         other_id: Uuid,
     },
     /// A uniqueness rule or an idempotency record forbids it.
-    #[error("{message}")]
+    #[error("{field} {message}")]
     AlreadyExists {
-        /// The field (request path) at fault, or empty.
-        field: String,
+        /// The field at fault.
+        field: Culprit,
         /// UPPER_SNAKE_CASE reason.
         reason: &'static str,
-        /// For humans.
+        /// For humans: what is wrong with the field, said after its path (`is already taken ...`).
         message: String,
     },
     /// The etag is stale: the resource changed since the caller read it.
@@ -47,13 +47,13 @@ pub enum AppError {
         message: String,
     },
     /// The request refers to something that does not exist (documented per method).
-    #[error("{message}")]
+    #[error("{field} {message}")]
     FailedPrecondition {
-        /// The field (request path) at fault.
-        field: String,
+        /// The field at fault.
+        field: Culprit,
         /// UPPER_SNAKE_CASE reason.
         reason: &'static str,
-        /// For humans.
+        /// For humans: what is wrong with the field, said after its path.
         message: String,
     },
     /// No valid credentials.
@@ -76,9 +76,54 @@ pub enum AppError {
     Internal(#[source] anyhow::Error),
 }
 
+/// The field a conflict or a failed precondition lies in, as a use case sees the request: a field of the resource
+/// (or relation) it writes, in one item of a batch when `item` is set; or a field of the request itself. The
+/// transport turns a resource field into the request's path (`grpc::handlers::Located`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Culprit {
+    /// A field of the resource or relation (`slug`, `speaker_id`).
+    Resource {
+        /// The batch item, when a batch is at fault.
+        item: Option<usize>,
+        /// The field's path in the resource.
+        field: String,
+    },
+    /// A field of the request, by its path there (`request_id`).
+    Request(String),
+}
+
+impl Culprit {
+    /// A field of the resource, outside any batch.
+    pub fn resource(field: impl Into<String>) -> Self {
+        Culprit::Resource { item: None, field: field.into() }
+    }
+
+    /// A field of the resource in batch item `item`.
+    pub fn item(item: usize, field: impl Into<String>) -> Self {
+        Culprit::Resource { item: Some(item), field: field.into() }
+    }
+}
+
+impl std::fmt::Display for Culprit {
+    /// The path as far as it is known here (a resource field is relative until the transport locates it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Culprit::Resource { field, .. } | Culprit::Request(field) => f.write_str(field),
+        }
+    }
+}
+
 impl AppError {
-    /// One violation as an INVALID_ARGUMENT.
+    /// One violation of a request field (by its request path) as an INVALID_ARGUMENT.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut violations = Violations::default();
+        violations.add_in_request(field, description);
+        AppError::InvalidArgument(violations)
+    }
+
+    /// One violation of a field of the resource being written (empty: the whole resource), to be put under the
+    /// resource's request path by the transport.
+    pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Self {
         let mut violations = Violations::default();
         violations.add(field, description);
         AppError::InvalidArgument(violations)
@@ -89,46 +134,45 @@ impl AppError {
         matches!(self, AppError::Conflict)
     }
 
-    /// Maps a database error, naming fields with `prefix` (e.g. `event.`). Constraint names decide which field.
-    pub fn from_db(err: sqlx::Error, prefix: &str) -> Self {
+    /// Maps a database error; constraint names decide which field of the resource is at fault.
+    pub fn from_db(err: sqlx::Error) -> Self {
         match classify(&err) {
             DbFailure::UniqueViolation(constraint) => match unique_field(&constraint) {
                 Some((field, reason @ "RELATION_EXISTS")) => AppError::AlreadyExists {
-                    field: format!("{prefix}{field}"),
+                    field: Culprit::resource(field),
                     reason,
-                    message: format!("{prefix}{field} is already related to {prefix}event_id"),
+                    message: "is already related to the event".into(),
                 },
                 Some((field, reason)) => AppError::AlreadyExists {
-                    field: format!("{prefix}{field}"),
+                    field: Culprit::resource(field),
                     reason,
-                    message: format!("{prefix}{field} is already taken in this organization"),
+                    message: "is already taken in this organization".into(),
                 },
                 None => AppError::Internal(err.into()),
             },
             DbFailure::ForeignKeyViolation(constraint) => match reference_field(&constraint) {
                 Some(field) => AppError::FailedPrecondition {
-                    field: format!("{prefix}{field}"),
+                    field: Culprit::resource(field),
                     reason: "REFERENCED_RESOURCE_NOT_FOUND",
-                    message: format!("{prefix}{field} refers to nothing in this organization"),
+                    message: "refers to nothing in this organization".into(),
                 },
                 None => AppError::Internal(err.into()),
             },
             // Valid alone, refused by the rest of the tree: a precondition of the catalogue's state.
             DbFailure::CheckViolation(constraint) if constraint == "topics_parent_not_descendant" => {
                 AppError::FailedPrecondition {
-                    field: format!("{prefix}parent_id"),
+                    field: Culprit::resource("parent_id"),
                     reason: "TOPIC_CYCLE",
-                    message: format!("{prefix}parent_id would make the topic its own ancestor; topics form a tree"),
+                    message: "would make the topic its own ancestor; topics form a tree".into(),
                 }
             }
             DbFailure::CheckViolation(constraint) => match check_field(&constraint) {
-                Some((field, description)) => AppError::invalid(format!("{prefix}{field}"), description),
+                Some((field, description)) => AppError::invalid_field(field, description),
                 // Validation mirrors every single-field CHECK: one failing here is a bug, not bad input.
                 None => AppError::Internal(err.into()),
             },
-            DbFailure::InvalidValue => {
-                AppError::invalid(prefix.trim_end_matches('.'), "has a value the catalogue cannot store")
-            }
+            // The whole resource: which value PostgreSQL refused, it does not say in a form worth parsing.
+            DbFailure::InvalidValue => AppError::invalid_field("", "has a value the catalogue cannot store"),
             DbFailure::Unavailable => AppError::Unavailable,
             DbFailure::Cancelled => AppError::DeadlineExceeded,
             DbFailure::Retryable => AppError::Conflict,
@@ -146,7 +190,7 @@ impl From<crate::domain::resources::WrongKind> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        AppError::from_db(err, "")
+        AppError::from_db(err)
     }
 }
 

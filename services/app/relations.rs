@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::catalogue::Page;
+use super::error::Culprit;
 use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::{Kind, RelationKind};
@@ -22,7 +23,6 @@ impl App {
         event_id: Uuid,
         other_id: Uuid,
         columns: &Columns,
-        field_prefix: &str,
     ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
@@ -32,7 +32,7 @@ impl App {
             }
             let added = store::add(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
                 .await
-                .map_err(|e| AppError::from_db(e, field_prefix))?;
+                .map_err(AppError::from_db)?;
             tx.commit().await?;
             Ok(added)
         })
@@ -40,15 +40,13 @@ impl App {
     }
 
     /// Adds several relations, all or none, in one transaction. Errors as [`App::add_relation`]'s, the field of
-    /// an ALREADY_EXISTS or FAILED_PRECONDITION naming the item at fault: `{items}[i].{field_prefix}...`.
+    /// an ALREADY_EXISTS or FAILED_PRECONDITION naming the item at fault.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "add_relations", db.system = "postgresql"))]
     pub async fn add_relations(
         &self,
         caller: &Caller,
         kind: RelationKind,
         relations: &[NewRelation],
-        items: &str,
-        field_prefix: &str,
     ) -> Result<Vec<Relation>, AppError> {
         let added = retrying(|| async move {
             let mut tx = self.begin(caller).await?;
@@ -60,16 +58,15 @@ impl App {
             if let Some(missing) = relations.iter().find(|r| !found.contains(&r.event_id)) {
                 return Err(AppError::NotFound { kind: "event", id: missing.event_id.to_string() });
             }
-            let added = store::add_many(&mut tx, kind, relations, &caller.change_context())
-                .await
-                .map_err(|e| AppError::from_db(e, field_prefix))?;
+            let added =
+                store::add_many(&mut tx, kind, relations, &caller.change_context()).await.map_err(AppError::from_db)?;
             tx.commit().await?;
             Ok(added)
         })
         .await;
         match added {
             Err(err @ (AppError::AlreadyExists { .. } | AppError::FailedPrecondition { .. })) => {
-                match self.locate_relation_fault(caller, kind, relations, items, field_prefix).await {
+                match self.locate_relation_fault(caller, kind, relations).await {
                     Ok(Some(located)) => Err(located),
                     Ok(None) => Err(err),
                     Err(lookup) => Err(lookup),
@@ -86,24 +83,21 @@ impl App {
         caller: &Caller,
         kind: RelationKind,
         relations: &[NewRelation],
-        items: &str,
-        field_prefix: &str,
     ) -> Result<Option<AppError>, AppError> {
-        let field = |i: usize| format!("{items}[{i}].{field_prefix}{}_id", kind.target().name());
+        let field = |i: usize| Culprit::item(i, format!("{}_id", kind.target().name()));
         let mut tx = self.begin(caller).await?;
         let events: Vec<Uuid> = relations.iter().map(|r| r.event_id).collect();
         let others: Vec<Uuid> = relations.iter().map(|r| r.other_id).collect();
         let existing = store::existing_pairs(&mut tx, kind, &events, &others).await?;
         if let Some(i) = relations.iter().position(|r| existing.contains(&(r.event_id, r.other_id))) {
-            let field = field(i);
-            let message = format!("{field} is already related to {items}[{i}].{field_prefix}event_id");
-            return Ok(Some(AppError::AlreadyExists { field, reason: "RELATION_EXISTS", message }));
+            let message = "is already related to the event".into();
+            return Ok(Some(AppError::AlreadyExists { field: field(i), reason: "RELATION_EXISTS", message }));
         }
         let found = lists::existing_ids(&mut tx, kind.target(), &others).await?;
         if let Some(i) = relations.iter().position(|r| !found.contains(&r.other_id)) {
-            let field = field(i);
-            let message = format!("{field} refers to nothing in this organization");
-            return Ok(Some(AppError::FailedPrecondition { field, reason: "REFERENCED_RESOURCE_NOT_FOUND", message }));
+            let (field, reason) = (field(i), "REFERENCED_RESOURCE_NOT_FOUND");
+            let message = "refers to nothing in this organization".into();
+            return Ok(Some(AppError::FailedPrecondition { field, reason, message }));
         }
         Ok(None)
     }
@@ -117,14 +111,13 @@ impl App {
         event_id: Uuid,
         other_id: Uuid,
         columns: &Columns,
-        field_prefix: &str,
     ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
             locks::lock_aggregates(&mut tx, &[event_id]).await?;
             let updated = store::update(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
                 .await
-                .map_err(|e| AppError::from_db(e, field_prefix))?;
+                .map_err(AppError::from_db)?;
             tx.commit().await?;
             updated.ok_or_else(|| relation_not_found(kind, event_id, other_id))
         })

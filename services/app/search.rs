@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::error::Culprit;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::Kind;
 use crate::domain::embedding::Embedding;
@@ -118,9 +119,9 @@ impl App {
                 Some(Some(_)) => {}
                 Some(None) => {
                     return Err(AppError::FailedPrecondition {
-                        field: "query.like_id".into(),
+                        field: Culprit::Request("query.like_id".into()),
                         reason: "NO_EMBEDDING",
-                        message: format!("{} {id} has no embedding to compare with", kind.name()),
+                        message: format!("names {} {id}, which has no embedding to compare with", kind.name()),
                     });
                 }
                 None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),

@@ -22,9 +22,8 @@ impl App {
         caller: &Caller,
         kind: Kind,
         inputs: &[(&'static str, Input)],
-        field_prefix: &'static str,
     ) -> Result<(Resource, bool), AppError> {
-        let create = validate_create(kind.fields(), inputs, field_prefix).map_err(AppError::InvalidArgument)?;
+        let create = validate_create(kind.fields(), inputs).map_err(AppError::InvalidArgument)?;
         let given: Vec<String> = inputs
             .iter()
             .filter(|(path, input)| *path != "name" && input.is_present())
@@ -33,11 +32,9 @@ impl App {
         let patch = if given.is_empty() {
             Columns::default()
         } else {
-            validate_update(kind.fields(), inputs, &given, kind.output_only(), field_prefix)
-                .map_err(AppError::InvalidArgument)?
-                .0
+            validate_update(kind.fields(), inputs, &given, kind.output_only()).map_err(AppError::InvalidArgument)?.0
         };
-        self.upsert_columns(caller, kind, &create, &patch, field_prefix).await
+        self.upsert_columns(caller, kind, &create, &patch).await
     }
 
     /// Upserts by natural key: for companies the domain when `columns` has one, else the normalized name.
@@ -50,7 +47,6 @@ impl App {
         kind: Kind,
         create: &Columns,
         patch: &Columns,
-        field_prefix: &'static str,
     ) -> Result<(Resource, bool), AppError> {
         let name = create.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let domain = create.get("domain").and_then(Value::as_str).map(str::to_owned);
@@ -66,15 +62,14 @@ impl App {
             tx.rollback().await?;
             let result = match existing {
                 Some(id) if patch.is_empty() => self.get(caller, kind, &[id]).await.map(|mut v| (v.remove(0), false)),
-                Some(id) => self.update(caller, kind, id, patch, None, field_prefix).await.map(|v| (v, false)),
+                Some(id) => self.update(caller, kind, id, patch, None).await.map(|v| (v, false)),
                 None => {
                     let request = CreateRequest {
                         kind,
                         rows: vec![create.clone()],
                         request_id: None,
                         method: "Upsert",
-                        field_prefix,
-                        items_field: None,
+                        batch: false,
                     };
                     self.create(caller, &request).await.map(|mut v| (v.remove(0), true))
                 }

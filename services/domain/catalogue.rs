@@ -112,7 +112,7 @@ impl Kind {
 
     /// Rules over several fields of validated `columns` (both present in a create, or both named in an update;
     /// the database CHECKs cover the rest): an event does not end before it starts, nor end without a start.
-    pub fn check_together(self, columns: &Columns, prefix: &str) -> Violations {
+    pub fn check_together(self, columns: &Columns) -> Violations {
         let mut violations = Violations::default();
         if self != Kind::Event {
             return violations;
@@ -122,9 +122,9 @@ impl Kind {
         };
         match (time("starts_at"), time("ends_at")) {
             (Some(Some(start)), Some(Some(end))) if end < start => {
-                violations.add(format!("{prefix}end_time"), "must not be before start_time")
+                violations.add("end_time", "must not be before start_time")
             }
-            (Some(None), Some(Some(_))) => violations.add(format!("{prefix}end_time"), "needs a start_time"),
+            (Some(None), Some(Some(_))) => violations.add("end_time", "needs a start_time"),
             _ => {}
         }
         violations
@@ -132,11 +132,11 @@ impl Kind {
 
     /// [`Kind::check_together`] for a create, on the request's inputs: it runs even when other fields break their
     /// rules, so one answer lists every violation (only the fields the rule reads must be valid themselves).
-    pub fn check_together_on_create(self, inputs: &[(&'static str, Input)], prefix: &str) -> Violations {
+    pub fn check_together_on_create(self, inputs: &[(&'static str, Input)]) -> Violations {
         let times: Vec<FieldSpec> =
             self.fields().iter().filter(|s| matches!(s.path, "start_time" | "end_time")).copied().collect();
-        match validate_create(&times, inputs, prefix) {
-            Ok(columns) if !times.is_empty() => self.check_together(&columns, prefix),
+        match validate_create(&times, inputs) {
+            Ok(columns) if !times.is_empty() => self.check_together(&columns),
             _ => Violations::default(),
         }
     }

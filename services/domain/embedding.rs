@@ -18,19 +18,19 @@ pub const NORM_RANGE: (f64, f64) = (1e-15, 1e15);
 pub struct Embedding(Vec<f32>);
 
 impl Embedding {
-    /// Checks length and finiteness; violations name `field` (and the first bad index).
+    /// Checks length and finiteness; violations name `field`, the values' request path (and the first bad index).
     pub fn parse(field: &str, values: Vec<f32>) -> Result<Self, Violations> {
         let mut violations = Violations::default();
         if values.len() != DIMENSION {
-            violations.add(field, format!("must have exactly {DIMENSION} values, not {}", values.len()));
+            violations.add_in_request(field, format!("must have exactly {DIMENSION} values, not {}", values.len()));
         } else if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            violations.add(format!("{field}[{i}]"), "must be a finite number (not NaN or infinity)");
+            violations.add_in_request(format!("{field}[{i}]"), "must be a finite number (not NaN or infinity)");
         } else if values.iter().all(|v| *v == 0.0) {
-            violations.add(field, "must not be the zero vector (it has no direction)");
+            violations.add_in_request(field, "must not be the zero vector (it has no direction)");
         } else {
             let norm = values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
             if !(NORM_RANGE.0..=NORM_RANGE.1).contains(&norm) {
-                violations.add(
+                violations.add_in_request(
                     field,
                     format!(
                         "must have a Euclidean norm between {:e} and {:e} (its norm is {norm:e}); \

@@ -1,5 +1,7 @@
 //! Validation of writable fields, driven by one table of field specs per resource. Every violation in a request
-//! is reported (not only the first), with the field path the caller used.
+//! is reported (not only the first). Violations name fields as the resource has them (`name`, `end_time`), or, for
+//! a field of the request itself, as the request has it (`update_mask`); the transport puts the former under the
+//! path where its request carries the resource ([`Violations::under`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -7,10 +9,13 @@ use serde_json::{Map, Value};
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
-    /// Path of the field in the request, e.g. `event.name` or `requests[3].event.slug`.
+    /// The field's path: in the resource (`name`, empty for the whole resource), or in the request when
+    /// `in_request` (`update_mask`, `event.name`, `requests[3].event.slug`).
     pub field: String,
     /// What is wrong, for a human.
     pub description: String,
+    /// Whether `field` is a path in the request already (else in the resource the request carries).
+    pub in_request: bool,
 }
 
 /// Every violation found in a request.
@@ -18,21 +23,53 @@ pub struct FieldViolation {
 pub struct Violations(pub Vec<FieldViolation>);
 
 impl Violations {
-    /// Records one violation.
+    /// Records a violation of a field of the resource (or relation) being validated.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        self.0.push(FieldViolation { field: field.into(), description: description.into(), in_request: false });
     }
 
-    /// Adds all of `other`'s violations, their paths prefixed with `prefix.`.
-    pub fn extend_prefixed(&mut self, prefix: &str, other: Violations) {
-        for v in other.0 {
-            self.add(format!("{prefix}.{}", v.field), v.description);
-        }
+    /// Records a violation of a field of the request itself (`update_mask`, `requests`), or of any field by its
+    /// full request path.
+    pub fn add_in_request(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation { field: field.into(), description: description.into(), in_request: true });
+    }
+
+    /// The violations with every resource field put under `prefix`, the request path of the resource (`event.`,
+    /// `requests[3].event.`; the whole resource is `prefix` without its dot). Afterwards every field is a request
+    /// path.
+    pub fn under(self, prefix: &str) -> Violations {
+        Violations(
+            self.0
+                .into_iter()
+                .map(|v| match v.in_request {
+                    true => v,
+                    false => FieldViolation {
+                        field: request_path(prefix, &v.field),
+                        description: v.description,
+                        in_request: true,
+                    },
+                })
+                .collect(),
+        )
+    }
+
+    /// Adds all of `other`'s violations.
+    pub fn extend(&mut self, other: Violations) {
+        self.0.extend(other.0);
     }
 
     /// `Ok(value)` when nothing was recorded.
     pub fn into_result<T>(self, value: T) -> Result<T, Violations> {
         if self.0.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+/// The request path of `field` (a path in a resource; empty for the whole resource) when the request carries the
+/// resource at `prefix` (`event.`, `requests[3].event.`).
+pub fn request_path(prefix: &str, field: &str) -> String {
+    match field {
+        "" => prefix.trim_end_matches('.').to_owned(),
+        field => format!("{prefix}{field}"),
     }
 }
 
@@ -157,19 +194,15 @@ impl FieldSpec {
 pub type Columns = Map<String, Value>;
 
 /// Validates a create: every field of `specs`, defaults applied, required ones present.
-/// `inputs` holds the request's values by API path; `prefix` is prepended to violation paths.
-pub fn validate_create(
-    specs: &[FieldSpec],
-    inputs: &[(&'static str, Input)],
-    prefix: &str,
-) -> Result<Columns, Violations> {
+/// `inputs` holds the request's values by API path; violations name the resource's fields.
+pub fn validate_create(specs: &[FieldSpec], inputs: &[(&'static str, Input)]) -> Result<Columns, Violations> {
     let mut violations = Violations::default();
     let mut columns = Columns::new();
     for spec in specs {
         let input = lookup(inputs, spec.path);
-        let field = format!("{prefix}{}", spec.path);
+        let field = spec.path;
         let value = match input {
-            Some(input) if input.is_present() => check(spec, input, &field, &mut violations),
+            Some(input) if input.is_present() => check(spec, input, field, &mut violations),
             _ => match spec.default {
                 Some(default) => default_value(default),
                 None if spec.required => {
@@ -191,7 +224,6 @@ pub fn validate_update(
     inputs: &[(&'static str, Input)],
     mask: &[String],
     output_only: &[&str],
-    prefix: &str,
 ) -> Result<(Columns, Vec<&'static str>), Violations> {
     let mut violations = Violations::default();
     let paths: Vec<&FieldSpec> = if mask.is_empty() {
@@ -203,26 +235,26 @@ pub fn validate_update(
         for path in mask {
             match specs.iter().find(|s| s.path == path) {
                 Some(spec) if spec.immutable => {
-                    violations.add("update_mask", format!("{} cannot be changed", spec.path))
+                    violations.add_in_request("update_mask", format!("{} cannot be changed", spec.path))
                 }
                 Some(spec) => chosen.push(spec),
                 None if output_only.contains(&path.as_str()) => {
-                    violations.add("update_mask", format!("{path} is output only"))
+                    violations.add_in_request("update_mask", format!("{path} is output only"))
                 }
-                None => violations.add("update_mask", format!("unknown field {:?}", excerpt(path))),
+                None => violations.add_in_request("update_mask", format!("unknown field {:?}", excerpt(path))),
             }
         }
         chosen
     };
     if paths.is_empty() && violations.0.is_empty() {
-        violations.add("update_mask", "names no field to change");
+        violations.add_in_request("update_mask", "names no field to change");
     }
     let mut columns = Columns::new();
     let mut changed = Vec::new();
     for spec in paths {
-        let field = format!("{prefix}{}", spec.path);
+        let field = spec.path;
         let value = match lookup(inputs, spec.path) {
-            Some(input) if input.is_present() => check(spec, input, &field, &mut violations),
+            Some(input) if input.is_present() => check(spec, input, field, &mut violations),
             _ if spec.required => {
                 violations.add(field, "is required and cannot be cleared");
                 Value::Null
@@ -432,13 +464,13 @@ mod tests {
             ("country", Input::Text(Some("de".into()))),
             ("score", Input::Float(Some(f64::NAN))),
         ];
-        let err = validate_create(SPECS, &inputs, "x.").expect_err("invalid");
+        let err = validate_create(SPECS, &inputs).expect_err("invalid").under("x.");
         let fields: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, vec!["x.name", "x.country", "x.score", "x.event_id"]);
 
         let inputs =
             [("name", Input::Text(Some("ok".into()))), ("event_id", Input::Text(Some(uuid::Uuid::nil().to_string())))];
-        let columns = validate_create(SPECS, &inputs, "").expect("valid");
+        let columns = validate_create(SPECS, &inputs).expect("valid");
         assert_eq!(columns["status"], "draft");
         assert_eq!(columns["country"], Value::Null);
     }
@@ -446,20 +478,31 @@ mod tests {
     #[test]
     fn update_masks_are_checked() {
         let inputs = [("name", Input::Text(Some("new".into())))];
-        let (columns, paths) = validate_update(SPECS, &inputs, &["name".into()], &["id"], "").expect("valid");
+        let (columns, paths) = validate_update(SPECS, &inputs, &["name".into()], &["id"]).expect("valid");
         assert_eq!((columns.len(), paths), (1, vec!["name"]));
 
-        let err = validate_update(SPECS, &inputs, &["nope".into(), "id".into(), "event_id".into()], &["id"], "")
+        let err = validate_update(SPECS, &inputs, &["nope".into(), "id".into(), "event_id".into()], &["id"])
             .expect_err("bad mask");
         assert_eq!(err.0.len(), 3, "{err:?}");
         let huge = "x".repeat(100_000);
-        let err = validate_update(SPECS, &inputs, &[huge], &[], "").expect_err("unknown path");
+        let err = validate_update(SPECS, &inputs, &[huge], &[]).expect_err("unknown path");
         assert!(err.0[0].description.len() < 100, "input is not echoed in full");
-        let err = validate_update(SPECS, &[], &["name".into()], &[], "").expect_err("clearing a required field");
+        let err = validate_update(SPECS, &[], &["name".into()], &[]).expect_err("clearing a required field");
         assert_eq!(err.0[0].field, "name");
-        let (_, implicit) = validate_update(SPECS, &inputs, &[], &[], "").expect("implicit mask");
+        let (_, implicit) = validate_update(SPECS, &inputs, &[], &[]).expect("implicit mask");
         assert_eq!(implicit, vec!["name"]);
-        let (columns, _) = validate_update(SPECS, &[], &["status".into()], &[], "").expect("reset to default");
+        let (columns, _) = validate_update(SPECS, &[], &["status".into()], &[]).expect("reset to default");
         assert_eq!(columns["status"], "draft");
+    }
+
+    #[test]
+    fn under_puts_resource_fields_at_their_request_path_and_leaves_request_fields() {
+        let err = validate_update(SPECS, &[], &["name".into(), "nope".into()], &[]).expect_err("invalid");
+        let mut all = err.under("requests[2].event.");
+        all.add("", "has a value the catalogue cannot store");
+        let all = all.under("event.");
+        let fields: Vec<&str> = all.0.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec!["update_mask", "requests[2].event.name", "event"]);
+        assert!(all.0.iter().all(|v| v.in_request), "every field is a request path afterwards");
     }
 }

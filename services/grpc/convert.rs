@@ -34,7 +34,7 @@ pub fn parse_ids(field: &str, raw: &[String]) -> Result<Vec<Uuid>, AppError> {
         .filter_map(|(i, s)| match Uuid::parse_str(s) {
             Ok(id) => Some(id),
             Err(_) => {
-                violations.add(format!("{field}[{i}]"), "must be a UUID");
+                violations.add_in_request(format!("{field}[{i}]"), "must be a UUID");
                 None
             }
         })

@@ -10,10 +10,11 @@ use uuid::Uuid;
 use super::convert::{Checks, parse_etag, parse_id, parse_ids, parse_request_id};
 use crate::app::auth::Authenticator;
 use crate::app::catalogue::{CreateRequest, Page};
+use crate::app::error::Culprit;
 use crate::app::{App, AppError, Caller};
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
-use crate::domain::fields::{Input, Violations, validate_create, validate_update};
+use crate::domain::fields::{Input, Violations, request_path, validate_create, validate_update};
 use crate::domain::queries::From;
 use crate::domain::resources::{Relation, Resource};
 
@@ -27,6 +28,55 @@ pub struct Api {
     pub app: App,
     /// Credentials → caller.
     pub auth: Arc<Authenticator>,
+}
+
+/// Where a request carries the resource (or relation) it writes: the field holding it (`event.`, with its dot)
+/// and, in a batch, the repeated field holding the items (`requests`). The use cases and the domain name fields as
+/// the resource has them (`slug`, item 3); this puts them at their path in the request (`requests[3].event.slug`).
+#[derive(Debug, Clone, Copy)]
+pub struct Place {
+    /// The field holding the resource, with a trailing dot.
+    pub resource: &'static str,
+    /// The repeated field of a batch's items.
+    pub items: Option<&'static str>,
+}
+
+impl Place {
+    /// A single resource in field `resource` (`event.`).
+    pub fn single(resource: &'static str) -> Self {
+        Place { resource, items: None }
+    }
+
+    /// Resources in field `resource` of each item of `items`.
+    pub fn batch(items: &'static str, resource: &'static str) -> Self {
+        Place { resource, items: Some(items) }
+    }
+
+    /// The request path of the resource (of item `item` of a batch), with a trailing dot.
+    pub fn prefix(&self, item: Option<usize>) -> String {
+        match (self.items, item) {
+            (Some(items), Some(i)) => format!("{items}[{i}].{}", self.resource),
+            _ => self.resource.to_owned(),
+        }
+    }
+
+    /// `err` with every field it names relative to the resource put at its request path.
+    pub fn locate(&self, err: AppError) -> AppError {
+        let culprit = |field: Culprit| match field {
+            Culprit::Resource { item, field } => Culprit::Request(request_path(&self.prefix(item), &field)),
+            request => request,
+        };
+        match err {
+            AppError::InvalidArgument(violations) => AppError::InvalidArgument(violations.under(&self.prefix(None))),
+            AppError::AlreadyExists { field, reason, message } => {
+                AppError::AlreadyExists { field: culprit(field), reason, message }
+            }
+            AppError::FailedPrecondition { field, reason, message } => {
+                AppError::FailedPrecondition { field: culprit(field), reason, message }
+            }
+            other => other,
+        }
+    }
 }
 
 /// The update mask's paths (empty when absent: "every field the request sets", AIP-134).
@@ -65,12 +115,14 @@ impl Api {
         let mut checks = Checks::default();
         let request_id = checks.take(parse_request_id(request_id));
         let inputs = inputs.unwrap_or_default();
-        let columns = checks.take_violations(validate_create(kind.fields(), &inputs, field_prefix));
-        checks.add(kind.check_together_on_create(&inputs, field_prefix));
+        let place = Place::single(field_prefix);
+        let columns =
+            checks.take_violations(validate_create(kind.fields(), &inputs).map_err(|v| v.under(field_prefix)));
+        checks.add(kind.check_together_on_create(&inputs).under(field_prefix));
         checks.finish()?;
         let (Some(request_id), Some(columns)) = (request_id, columns) else { return Err(checked_without_value()) };
-        let request = CreateRequest { kind, rows: vec![columns], request_id, method, field_prefix, items_field: None };
-        Ok(self.app.create(caller, &request).await?.remove(0))
+        let request = CreateRequest { kind, rows: vec![columns], request_id, method, batch: false };
+        Ok(self.app.create(caller, &request).await.map_err(|e| place.locate(e))?.remove(0))
     }
 
     /// Create many resources, all or none; violations are reported per item (`requests[i].event.name`).
@@ -85,21 +137,22 @@ impl Api {
     ) -> Result<Vec<Resource>, Status> {
         let mut checks = Checks::default();
         let request_id = checks.take(parse_request_id(request_id));
+        let place = Place::batch("requests", field_prefix);
         let mut violations = Violations::default();
         let mut rows = Vec::with_capacity(items.len());
         for (i, inputs) in items.into_iter().enumerate() {
-            let (item, inputs) = (format!("requests[{i}]"), inputs.unwrap_or_default());
-            match validate_create(kind.fields(), &inputs, field_prefix) {
+            let (item, inputs) = (place.prefix(Some(i)), inputs.unwrap_or_default());
+            match validate_create(kind.fields(), &inputs) {
                 Ok(columns) => rows.push(columns),
-                Err(found) => violations.extend_prefixed(&item, found),
+                Err(found) => violations.extend(found.under(&item)),
             }
-            violations.extend_prefixed(&item, kind.check_together_on_create(&inputs, field_prefix));
+            violations.extend(kind.check_together_on_create(&inputs).under(&item));
         }
         checks.add(violations);
         checks.finish()?;
         let Some(request_id) = request_id else { return Err(checked_without_value()) };
-        let request = CreateRequest { kind, rows, request_id, method, field_prefix, items_field: Some("requests") };
-        Ok(self.app.create(caller, &request).await?)
+        let request = CreateRequest { kind, rows, request_id, method, batch: true };
+        Ok(self.app.create(caller, &request).await.map_err(|e| place.locate(e))?)
     }
 
     /// Update the fields of `mask` on resource `id`, only at `etag` when one is given.
@@ -117,14 +170,15 @@ impl Api {
         let mut checks = Checks::default();
         let id = checks.take(parse_id(&format!("{field_prefix}id"), id));
         let etag = checks.take(parse_etag(&format!("{field_prefix}etag"), etag));
-        let update = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only(), field_prefix);
-        let columns = checks.take_violations(update).map(|(columns, _)| columns);
+        let update = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only());
+        let columns = checks.take_violations(update.map_err(|v| v.under(field_prefix))).map(|(columns, _)| columns);
         if let Some(columns) = &columns {
-            checks.add(kind.check_together(columns, field_prefix));
+            checks.add(kind.check_together(columns).under(field_prefix));
         }
         checks.finish()?;
         let (Some(id), Some(etag), Some(columns)) = (id, etag, columns) else { return Err(checked_without_value()) };
-        Ok(self.app.update(caller, kind, id, &columns, etag, field_prefix).await?)
+        let updated = self.app.update(caller, kind, id, &columns, etag).await;
+        Ok(updated.map_err(|e| Place::single(field_prefix).locate(e))?)
     }
 
     /// Delete by id, optionally only at `etag`.
@@ -146,7 +200,8 @@ impl Api {
         inputs: Option<Inputs>,
         field_prefix: &'static str,
     ) -> Result<(Resource, bool), Status> {
-        Ok(self.app.upsert(caller, kind, &inputs.unwrap_or_default(), field_prefix).await?)
+        let upserted = self.app.upsert(caller, kind, &inputs.unwrap_or_default()).await;
+        Ok(upserted.map_err(|e| Place::single(field_prefix).locate(e))?)
     }
 
     /// A page of `kind` listed in id order with `filter`.

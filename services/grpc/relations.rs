@@ -7,7 +7,7 @@ use tonic::{Response, Status};
 
 use super::convert::{Checks, enum_input, parse_id};
 use super::events::MAX_BATCH_CREATE;
-use super::handlers::{Api, mask_paths};
+use super::handlers::{Api, Place, mask_paths};
 use super::resources::{event_company_from, event_speaker_from, event_topic_from};
 use crate::app::{AppError, Caller};
 use crate::domain::catalogue::{COMPANY_RELATIONS, RelationKind, SPEAKER_ROLES};
@@ -159,24 +159,27 @@ impl Api {
         if items.is_empty() || items.len() > MAX_BATCH_CREATE {
             return Err(AppError::invalid("requests", format!("must hold 1 to {MAX_BATCH_CREATE} relations")).into());
         }
+        let place = Place::batch("requests", prefix);
         let mut checks = Checks::default();
         let mut relations = Vec::with_capacity(items.len());
         let mut seen = std::collections::HashMap::new();
         for (i, (event_id, other_id, attributes)) in items.iter().enumerate() {
-            let item = format!("requests[{i}].{prefix}");
+            let item = place.prefix(Some(i));
             let ids = checks.take(relation_ids(kind, event_id, other_id, &item));
-            let columns = checks.take_violations(validate_create(kind.fields(), attributes, &item));
+            let columns =
+                checks.take_violations(validate_create(kind.fields(), attributes).map_err(|v| v.under(&item)));
             let (Some((event_id, other_id)), Some(columns)) = (ids, columns) else { continue };
             let first = *seen.entry((event_id, other_id)).or_insert(i);
             if first != i {
                 let mut repeated = crate::domain::fields::Violations::default();
-                repeated.add(format!("{item}{}_id", kind.target().name()), format!("repeats requests[{first}]"));
+                let field = format!("{item}{}_id", kind.target().name());
+                repeated.add_in_request(field, format!("repeats requests[{first}]"));
                 checks.add(repeated);
             }
             relations.push(NewRelation { event_id, other_id, columns });
         }
         checks.finish()?;
-        Ok(self.app.add_relations(caller, kind, &relations, "requests", prefix).await?)
+        Ok(self.app.add_relations(caller, kind, &relations).await.map_err(|e| place.locate(e))?)
     }
 
     async fn add_relation(
@@ -189,8 +192,10 @@ impl Api {
         prefix: &'static str,
     ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
-        let columns = validate_create(kind.fields(), &attributes, prefix).map_err(AppError::InvalidArgument)?;
-        Ok(self.app.add_relation(caller, kind, event_id, other_id, &columns, prefix).await?)
+        let columns =
+            validate_create(kind.fields(), &attributes).map_err(|v| AppError::InvalidArgument(v.under(prefix)))?;
+        let added = self.app.add_relation(caller, kind, event_id, other_id, &columns).await;
+        Ok(added.map_err(|e| Place::single(prefix).locate(e))?)
     }
 
     #[expect(clippy::too_many_arguments, reason = "mirrors the Update request fields")]
@@ -206,9 +211,10 @@ impl Api {
     ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
         let output_only = ["event_id", "speaker_id", "company_id", "topic_id", "create_time", "update_time"];
-        let (columns, _) = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only, prefix)
-            .map_err(AppError::InvalidArgument)?;
-        Ok(self.app.update_relation(caller, kind, event_id, other_id, &columns, prefix).await?)
+        let (columns, _) = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only)
+            .map_err(|v| AppError::InvalidArgument(v.under(prefix)))?;
+        let updated = self.app.update_relation(caller, kind, event_id, other_id, &columns).await;
+        Ok(updated.map_err(|e| Place::single(prefix).locate(e))?)
     }
 
     async fn remove_relation(

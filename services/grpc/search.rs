@@ -103,9 +103,9 @@ impl EmbeddingService for Api {
         let parsed = Embedding::parse("embedding.values", input.values.clone());
         let mut violations = parsed.as_ref().err().cloned().unwrap_or_default();
         if model.is_empty() || model.chars().count() > 200 {
-            violations.add("embedding.model", "is required, at most 200 characters");
+            violations.add_in_request("embedding.model", "is required, at most 200 characters");
         } else if model.contains('\0') {
-            violations.add("embedding.model", "must not contain NUL characters");
+            violations.add_in_request("embedding.model", "must not contain NUL characters");
         }
         let embedding = match (parsed, violations.0.is_empty()) {
             (Ok(embedding), true) => embedding,

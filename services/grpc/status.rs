@@ -87,6 +87,8 @@ impl From<AppError> for Status {
                 )
             }
             AppError::AlreadyExists { field, reason, message } => {
+                let field = field.to_string();
+                let message = format!("{field} {message}");
                 Status::with_error_details_vec(Code::AlreadyExists, message, [info(reason, &[("field", &field)])])
             }
             AppError::Aborted { message } => {
@@ -98,6 +100,8 @@ impl From<AppError> for Status {
                 [info("CONCURRENT_CONFLICT", &[])],
             ),
             AppError::FailedPrecondition { field, reason, message } => {
+                let field = field.to_string();
+                let message = format!("{field} {message}");
                 Status::with_error_details_vec(Code::FailedPrecondition, message, [info(reason, &[("field", &field)])])
             }
             AppError::Unauthenticated(message) => {
