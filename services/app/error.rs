@@ -78,7 +78,7 @@ pub enum AppError {
 
 /// The field a conflict or a failed precondition lies in, as a use case sees the request: a field of the resource
 /// (or relation) it writes, in one item of a batch when `item` is set; or a field of the request itself. The
-/// transport turns a resource field into the request's path (`grpc::handlers::Located`).
+/// transport turns a resource field into the request's path (`grpc::handlers::Place`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Culprit {
     /// A field of the resource or relation (`slug`, `speaker_id`).

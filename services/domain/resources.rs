@@ -4,7 +4,9 @@
 //! returns and the `resource` of its change payload are one value. These types are that JSON's schema, decoded
 //! strictly: a missing or unknown key, a NULL where the column is NOT NULL, an unknown enum name or an unparsable
 //! time is an error (answered INTERNAL), never a default. Serializing a value gives back the same keys and values,
-//! so the payload is the type (a test in `tests/integration` decodes every projection and compares).
+//! so the payload is the type (`tests/integration/change_schemas.rs` decodes every payload the service writes into
+//! its type and compares the round trip). Field names and meanings are those of the proto messages of the same
+//! names (`proto/eventdata/v1/resources.proto`), documented there once.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
