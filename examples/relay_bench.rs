@@ -9,7 +9,9 @@
 //!   the rate from its start to the last message; bench.sh starts it, then `eventdata relay` over a backlog.
 //! - `latency --rate R --seconds S --url U --key K`: creates events through the API at a steady R per second and
 //!   measures, for each, the time from its transaction to its arrival at a consumer of the sink queue (the
-//!   relay must be running). Prints p50/p99/max, split at the moment the create call returned.
+//!   relay must be running). Prints p50/p99/max, split at the moment the create call returned, at the relay's
+//!   `published_at` header and, with `EVENTDATA_RELAY_DATABASE_URL` set, at the moment the change fell below the
+//!   relay's watermark (the probe watches the watermark itself, every millisecond, on a connection of its own).
 //!
 //! Output ends with a `RESULT key=value ...` line for scripts.
 
@@ -151,6 +153,10 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
         .await?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let expected = rate * seconds;
+    let watermark = match std::env::var("EVENTDATA_RELAY_DATABASE_URL") {
+        Ok(database) => Some(WatermarkWatcher::start(&database).await?),
+        Err(_) => None,
+    };
 
     // The driver: `rate` creations a second, spread over tasks so one slow call does not hold the others back.
     let tasks = 32u64;
@@ -208,6 +214,8 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
     // storing and delivery). Clocks are one machine's.
     let mut relay_part = latencies.clone();
     let mut broker_part = latencies.clone();
+    // Per probe, for the watermark split after the run: (position, create response, relay publish).
+    let mut relayed = Vec::<(i64, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>::new();
     let prefix = format!("latency-{run}-");
     let started = Instant::now();
     while latencies.len() < expected {
@@ -239,6 +247,13 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
             delivery_part.saturating_record(micros(responded, arrived));
             if let Some(published) = published.filter(|p| *p >= responded) {
                 relay_part.saturating_record(micros(responded, published));
+                let position = delivery.properties.headers().as_ref().and_then(|h| match h.inner().get("position") {
+                    Some(lapin::types::AMQPValue::LongLongInt(position)) => Some(*position),
+                    _ => None,
+                });
+                if let Some(position) = position {
+                    relayed.push((position, responded, published));
+                }
             }
         }
         if let Some(published) = published {
@@ -249,13 +264,19 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
     for driver in drivers {
         failed += driver.await?;
     }
+    let (watermark_part, relay_own_part) = match watermark {
+        Some(watcher) => watermark_split(watcher, &relayed).await?,
+        None => (latencies.clone(), latencies.clone()),
+    };
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     // Probes whose response arrived after their message (the consumer can win the race) count in neither part.
     println!(
         "breakdown: transaction start -> create response p50 {:.2} ms, p99 {:.2} ms; \
          create response -> consumer (watermark, relay, broker) p50 {:.2} ms, p99 {:.2} ms ({} probes); \
          of which create response -> relay publishes (watermark, wake-up, read) p50 {:.2} ms, p99 {:.2} ms ({} probes), \
-         relay publishes -> consumer (broker) p50 {:.2} ms, p99 {:.2} ms",
+         relay publishes -> consumer (broker) p50 {:.2} ms, p99 {:.2} ms; \
+         create response -> relay publishes split: waiting for the watermark p50 {:.2} ms, p99 {:.2} ms, \
+         below the watermark -> relay publishes (wake-up, read, publish) p50 {:.2} ms, p99 {:.2} ms ({} probes)",
         ms(&api_part, 0.5),
         ms(&api_part, 0.99),
         ms(&delivery_part, 0.5),
@@ -266,11 +287,17 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
         relay_part.len(),
         ms(&broker_part, 0.5),
         ms(&broker_part, 0.99),
+        ms(&watermark_part, 0.5),
+        ms(&watermark_part, 0.99),
+        ms(&relay_own_part, 0.5),
+        ms(&relay_own_part, 0.99),
+        relay_own_part.len(),
     );
     println!(
         "RESULT e2e_latency rate={rate} seconds={:.1} probes={} failed={failed} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} \
          api_p50_ms={:.2} api_p99_ms={:.2} delivery_p50_ms={:.2} delivery_p99_ms={:.2} relay_p50_ms={:.2} \
-         relay_p99_ms={:.2} broker_p50_ms={:.2} broker_p99_ms={:.2}",
+         relay_p99_ms={:.2} broker_p50_ms={:.2} broker_p99_ms={:.2} watermark_p50_ms={:.2} watermark_p99_ms={:.2} \
+         relay_own_p50_ms={:.2} relay_own_p99_ms={:.2}",
         started.elapsed().as_secs_f64(),
         latencies.len(),
         ms(&latencies, 0.5),
@@ -283,7 +310,89 @@ async fn latency(exchange: &str, url: &str, key: &str, rate: u64, seconds: u64) 
         ms(&relay_part, 0.5),
         ms(&relay_part, 0.99),
         ms(&broker_part, 0.5),
-        ms(&broker_part, 0.99)
+        ms(&broker_part, 0.99),
+        ms(&watermark_part, 0.5),
+        ms(&watermark_part, 0.99),
+        ms(&relay_own_part, 0.5),
+        ms(&relay_own_part, 0.99)
     );
     Ok(())
+}
+
+/// The watermark as seen each time it moved: (when the watcher saw it, its value).
+type Samples = std::sync::Arc<std::sync::Mutex<Vec<(chrono::DateTime<chrono::Utc>, i64)>>>;
+
+/// The relay's watermark, watched from outside: the oldest transaction still running
+/// (`pg_snapshot_xmin(pg_current_snapshot())`, the relay's own test), sampled every millisecond with the time it
+/// was seen to change. A change becomes publishable when its transaction id falls below it.
+struct WatermarkWatcher {
+    database: String,
+    samples: Samples,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WatermarkWatcher {
+    async fn start(database: &str) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(database).await.context("the watermark watcher's connection")?;
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (recorded, stopping) = (std::sync::Arc::clone(&samples), std::sync::Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let mut last = None;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let xmin: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&mut conn)
+                    .await?;
+                if last != Some(xmin) {
+                    recorded.lock().expect("lock").push((chrono::Utc::now(), xmin));
+                    last = Some(xmin);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(())
+        });
+        Ok(Self { database: database.to_owned(), samples, stop, task })
+    }
+}
+
+/// Splits each probe's create response -> relay publish time at the moment its change fell below the watermark
+/// (the first sample above its transaction id; 0 when that was before the response): the wait for older
+/// transactions, then the relay's own share (its wake-up, its read, its publish). A sample is timed when its
+/// answer arrived, up to about 1.5 ms after the watermark moved: the wait reads that much long, the relay's share
+/// that much short. Transaction ids come from the
+/// outbox by position, read as the relay role (which sees every organization's changes).
+async fn watermark_split(
+    watcher: WatermarkWatcher,
+    relayed: &[(i64, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)],
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+    use sqlx::Connection;
+    watcher.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.task.await??;
+    let samples = std::mem::take(&mut *watcher.samples.lock().expect("lock"));
+    let mut conn = sqlx::PgConnection::connect(&watcher.database).await?;
+    let positions: Vec<i64> = relayed.iter().map(|(position, _, _)| *position).collect();
+    let txids: std::collections::HashMap<i64, i64> =
+        sqlx::query_as("SELECT position, txid::text::bigint FROM outbox WHERE position = ANY($1)")
+            .bind(&positions)
+            .fetch_all(&mut conn)
+            .await?
+            .into_iter()
+            .collect();
+    let mut waiting = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut own = waiting.clone();
+    let micros = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        (to - from).num_microseconds().unwrap_or(0).max(1) as u64
+    };
+    for (position, responded, published) in relayed {
+        let Some(txid) = txids.get(position) else { continue };
+        // Samples are in time order and the watermark only rises: the first one past the transaction.
+        let first = samples.partition_point(|(_, xmin)| xmin <= txid);
+        let Some((below_at, _)) = samples.get(first) else { continue };
+        let publishable = (*below_at).max(*responded).min(*published);
+        waiting.saturating_record(micros(*responded, publishable));
+        own.saturating_record(micros(publishable, *published));
+    }
+    Ok((waiting, own))
 }
