@@ -306,6 +306,21 @@ pub struct WrongKind {
     pub got: &'static str,
 }
 
+/// `Resource::into_<kind>`: the variant's value, or which kind it was instead.
+macro_rules! into_kind {
+    ($($(#[$doc:meta])* $method:ident -> $variant:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $method(self) -> Result<$variant, WrongKind> {
+                match self {
+                    Resource::$variant(r) => Ok(r),
+                    other => Err(other.wrong(Kind::$variant)),
+                }
+            }
+        )*
+    };
+}
+
 impl Resource {
     /// Decodes the store's JSON of a resource of `kind`, strictly.
     pub fn from_json(kind: Kind, json: Value) -> Result<Self, serde_json::Error> {
@@ -344,44 +359,17 @@ impl Resource {
         WrongKind { expected: expected.name(), got: self.kind().name() }
     }
 
-    /// The event, if it is one.
-    pub fn into_event(self) -> Result<Event, WrongKind> {
-        match self {
-            Resource::Event(r) => Ok(r),
-            other => Err(other.wrong(Kind::Event)),
-        }
-    }
-
-    /// The speaker, if it is one.
-    pub fn into_speaker(self) -> Result<Speaker, WrongKind> {
-        match self {
-            Resource::Speaker(r) => Ok(r),
-            other => Err(other.wrong(Kind::Speaker)),
-        }
-    }
-
-    /// The company, if it is one.
-    pub fn into_company(self) -> Result<Company, WrongKind> {
-        match self {
-            Resource::Company(r) => Ok(r),
-            other => Err(other.wrong(Kind::Company)),
-        }
-    }
-
-    /// The topic, if it is one.
-    pub fn into_topic(self) -> Result<Topic, WrongKind> {
-        match self {
-            Resource::Topic(r) => Ok(r),
-            other => Err(other.wrong(Kind::Topic)),
-        }
-    }
-
-    /// The media item, if it is one.
-    pub fn into_media(self) -> Result<Media, WrongKind> {
-        match self {
-            Resource::Media(r) => Ok(r),
-            other => Err(other.wrong(Kind::Media)),
-        }
+    into_kind! {
+        /// The event, if it is one.
+        into_event -> Event,
+        /// The speaker, if it is one.
+        into_speaker -> Speaker,
+        /// The company, if it is one.
+        into_company -> Company,
+        /// The topic, if it is one.
+        into_topic -> Topic,
+        /// The media item, if it is one.
+        into_media -> Media,
     }
 }
 
