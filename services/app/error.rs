@@ -76,12 +76,12 @@ pub enum AppError {
     Internal(#[source] anyhow::Error),
 }
 
-/// The field a conflict or a failed precondition lies in, as a use case sees the request: a field of the resource
-/// (or relation) it writes, in one item of a batch when `item` is set; or a field of the request itself. The
-/// transport turns a resource field into the request's path (`grpc::handlers::Place`).
+/// The field a conflict or a failed precondition lies in, as a use case sees the request: a field of what it works
+/// on (the resource or relation it writes, the query it runs), in one item of a batch when `item` is set; or a field
+/// of the request itself. The transport turns the former into the request's path (`grpc::handlers::Place`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Culprit {
-    /// A field of the resource or relation (`slug`, `speaker_id`).
+    /// A field of the resource, relation or query (`slug`, `speaker_id`, `like_id`).
     Resource {
         /// The batch item, when a batch is at fault.
         item: Option<usize>,

@@ -119,7 +119,7 @@ impl App {
                 Some(Some(_)) => {}
                 Some(None) => {
                     return Err(AppError::FailedPrecondition {
-                        field: Culprit::Request("query.like_id".into()),
+                        field: Culprit::resource("like_id"),
                         reason: "NO_EMBEDDING",
                         message: format!("names {} {id}, which has no embedding to compare with", kind.name()),
                     });

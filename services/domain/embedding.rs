@@ -18,20 +18,21 @@ pub const NORM_RANGE: (f64, f64) = (1e-15, 1e15);
 pub struct Embedding(Vec<f32>);
 
 impl Embedding {
-    /// Checks length and finiteness; violations name `field`, the values' request path (and the first bad index).
-    pub fn parse(field: &str, values: Vec<f32>) -> Result<Self, Violations> {
+    /// Checks length and finiteness. Violations name the values themselves (an empty path) or the first bad one
+    /// (`[7]`), to be put under the values' request path (`Violations::under("query.vector.values")`).
+    pub fn parse(values: Vec<f32>) -> Result<Self, Violations> {
         let mut violations = Violations::default();
         if values.len() != DIMENSION {
-            violations.add_in_request(field, format!("must have exactly {DIMENSION} values, not {}", values.len()));
+            violations.add("", format!("must have exactly {DIMENSION} values, not {}", values.len()));
         } else if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            violations.add_in_request(format!("{field}[{i}]"), "must be a finite number (not NaN or infinity)");
+            violations.add(format!("[{i}]"), "must be a finite number (not NaN or infinity)");
         } else if values.iter().all(|v| *v == 0.0) {
-            violations.add_in_request(field, "must not be the zero vector (it has no direction)");
+            violations.add("", "must not be the zero vector (it has no direction)");
         } else {
             let norm = values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
             if !(NORM_RANGE.0..=NORM_RANGE.1).contains(&norm) {
-                violations.add_in_request(
-                    field,
+                violations.add(
+                    "",
                     format!(
                         "must have a Euclidean norm between {:e} and {:e} (its norm is {norm:e}); \
                          similarity is computed in single precision",
@@ -55,19 +56,19 @@ mod tests {
 
     #[test]
     fn only_full_finite_nonzero_vectors_pass() {
-        assert!(Embedding::parse("v", vec![0.5; DIMENSION]).is_ok());
-        assert_eq!(Embedding::parse("v", vec![0.5; 3]).expect_err("short").0[0].field, "v");
+        assert!(Embedding::parse(vec![0.5; DIMENSION]).is_ok());
+        assert_eq!(Embedding::parse(vec![0.5; 3]).expect_err("short").under("v").0[0].field, "v");
         let mut nan = vec![0.5; DIMENSION];
         nan[7] = f32::NAN;
-        assert_eq!(Embedding::parse("v", nan).expect_err("nan").0[0].field, "v[7]");
+        assert_eq!(Embedding::parse(nan).expect_err("nan").under("v").0[0].field, "v[7]");
         let mut inf = vec![0.5; DIMENSION];
         inf[0] = f32::INFINITY;
-        assert!(Embedding::parse("v", inf).is_err());
-        assert!(Embedding::parse("v", vec![0.0; DIMENSION]).is_err());
+        assert!(Embedding::parse(inf).is_err());
+        assert!(Embedding::parse(vec![0.0; DIMENSION]).is_err());
         // Norms whose square overflows or underflows f32 poison every cosine distance in pgvector.
-        assert!(Embedding::parse("v", vec![3e38; DIMENSION]).is_err());
-        assert!(Embedding::parse("v", vec![1e-45; DIMENSION]).is_err());
-        assert!(Embedding::parse("v", vec![1e-3; DIMENSION]).is_ok());
-        assert!(Embedding::parse("v", vec![1e12; DIMENSION]).is_ok());
+        assert!(Embedding::parse(vec![3e38; DIMENSION]).is_err());
+        assert!(Embedding::parse(vec![1e-45; DIMENSION]).is_err());
+        assert!(Embedding::parse(vec![1e-3; DIMENSION]).is_ok());
+        assert!(Embedding::parse(vec![1e12; DIMENSION]).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{enum_input, parse_id, parse_opt_id, text_filter, time_filter};
-use super::handlers::Api;
+use super::handlers::{Api, Place};
 use super::resources::{event, event_from, speaker_from, topic_from};
 use crate::app::AppError;
 use crate::app::search::Near;
@@ -40,11 +40,19 @@ fn ef_search(value: i32) -> Result<u32, AppError> {
     param("ef_search", search_params::ef_search(value))
 }
 
+/// A similarity search's error with the fields of its query (`like_id`) at their request path (`query.like_id`).
+fn in_query(err: AppError) -> AppError {
+    Place::single("query.").locate(err)
+}
+
+/// A vector of request field `field`.
+fn embedding(field: &str, values: Vec<f32>) -> Result<Embedding, AppError> {
+    Embedding::parse(values).map_err(|violations| AppError::InvalidArgument(violations.under(field)))
+}
+
 fn near(query: Option<pb::SimilarityQuery>) -> Result<Near, AppError> {
     match query.and_then(|q| q.query) {
-        Some(pb::similarity_query::Query::Vector(v)) => {
-            Ok(Near::Vector(Embedding::parse("query.vector.values", v.values).map_err(AppError::InvalidArgument)?))
-        }
+        Some(pb::similarity_query::Query::Vector(v)) => Ok(Near::Vector(embedding("query.vector.values", v.values)?)),
         Some(pb::similarity_query::Query::LikeId(id)) => Ok(Near::Like(parse_id("query.like_id", &id)?)),
         None => Err(AppError::invalid("query", "needs a vector or a like_id")),
     }
@@ -100,7 +108,7 @@ impl EmbeddingService for Api {
         let kind = embedded_kind("embedding.resource_type", input.resource_type)?;
         let id = parse_id("embedding.resource_id", &input.resource_id)?;
         let model = input.model.trim().to_owned();
-        let parsed = Embedding::parse("embedding.values", input.values.clone());
+        let parsed = Embedding::parse(input.values.clone()).map_err(|v| v.under("embedding.values"));
         let mut violations = parsed.as_ref().err().cloned().unwrap_or_default();
         if model.is_empty() || model.chars().count() > 200 {
             violations.add_in_request("embedding.model", "is required, at most 200 characters");
@@ -146,7 +154,7 @@ impl SearchService for Api {
         let caller = self.caller(&request, Scope::Read).await?;
         let pb::SimilarEventsRequest { query, k, filter, ef_search: ef } = request.into_inner();
         let (near, k, ef, filter) = (near(query)?, top_k(k)?, ef_search(ef)?, event_filter(filter)?);
-        let found = self.app.similar(&caller, Kind::Event, near, Some(&filter), k, ef).await?;
+        let found = self.app.similar(&caller, Kind::Event, near, Some(&filter), k, ef).await.map_err(in_query)?;
         let results = found
             .into_iter()
             .map(|(e, d)| Ok(pb::SimilarEvent { event: Some(event_from(e)?), distance: d, score: score(d) }))
@@ -160,7 +168,8 @@ impl SearchService for Api {
     ) -> Result<Response<pb::SimilarSpeakersResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let pb::SimilarRequest { query, k, ef_search: ef } = request.into_inner();
-        let found = self.app.similar(&caller, Kind::Speaker, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
+        let (near, k, ef) = (near(query)?, top_k(k)?, ef_search(ef)?);
+        let found = self.app.similar(&caller, Kind::Speaker, near, None, k, ef).await.map_err(in_query)?;
         let results = found
             .into_iter()
             .map(|(s, d)| Ok(pb::SimilarSpeaker { speaker: Some(speaker_from(s)?), distance: d, score: score(d) }))
@@ -174,7 +183,8 @@ impl SearchService for Api {
     ) -> Result<Response<pb::SimilarTopicsResponse>, Status> {
         let caller = self.caller(&request, Scope::Read).await?;
         let pb::SimilarRequest { query, k, ef_search: ef } = request.into_inner();
-        let found = self.app.similar(&caller, Kind::Topic, near(query)?, None, top_k(k)?, ef_search(ef)?).await?;
+        let (near, k, ef) = (near(query)?, top_k(k)?, ef_search(ef)?);
+        let found = self.app.similar(&caller, Kind::Topic, near, None, k, ef).await.map_err(in_query)?;
         let results = found
             .into_iter()
             .map(|(t, d)| Ok(pb::SimilarTopic { topic: Some(topic_from(t)?), distance: d, score: score(d) }))
@@ -236,9 +246,7 @@ impl SearchService for Api {
             "" => None,
             _ => Some(text_query("text", &text)?),
         };
-        let vector = vector
-            .map(|v| Embedding::parse("vector.values", v.values).map_err(AppError::InvalidArgument))
-            .transpose()?;
+        let vector = vector.map(|v| embedding("vector.values", v.values)).transpose()?;
         if text.is_none() && vector.is_none() {
             return Err(AppError::invalid("text", "text or vector is required").into());
         }

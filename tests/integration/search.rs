@@ -123,6 +123,8 @@ async fn more_like_this_excludes_the_event_and_similar_speakers_and_topics_work(
         .await
         .expect_err("nothing to compare");
     assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = tonic_types::StatusExt::get_details_error_info(&err).expect("ErrorInfo");
+    assert_eq!((info.reason.as_str(), info.metadata["field"].as_str()), ("NO_EMBEDDING", "query.like_id"));
     for k in [-1, 101] {
         let err = search
             .similar_events(pb::SimilarEventsRequest { query: vector(axis_vector(0, 0.0)), k, ..Default::default() })
