@@ -56,14 +56,14 @@ SELECT resource, distance FROM (
 "
             ),
         ),
-        ("text", format!("\\set n random(1, 15)\n{}", text_sql(event, 21, true))),
+        ("text", format!("\\set n random(1, {})\n{}", eventdata::loadgen::TEXT_WORDS.len(), text_sql(event, 21, true))),
         (
             "hybrid",
             // HybridSearchEvents, k = 10: the ids of 50 text candidates (RUM's ranked top) and 50 vector
             // candidates, fused by reciprocal rank (k = 60, equal weights), only the 10 fused events rendered.
             format!(
                 "\\set n random(1, :nembedded)
-\\set w random(1, 15)
+\\set w random(1, {words})
 WITH txt AS (SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM ({text}) x),
 vec AS (SELECT id, row_number() OVER (ORDER BY distance) AS r FROM (
   SELECT t.id, t.embedding <=> (SELECT embedding FROM events WHERE id = (SELECT id FROM bench_embedded WHERE n = :n)) AS distance
@@ -74,7 +74,8 @@ fused AS (SELECT id, sum(1.0 / (60 + r)) AS score FROM (SELECT * FROM txt UNION 
   GROUP BY id ORDER BY score DESC, id LIMIT 10)
 SELECT {event}, f.score FROM fused f JOIN events t ON t.id = f.id ORDER BY f.score DESC;
 ",
-                text = text_ids_sql(50).replace("[:n]", "[:w]")
+                text = text_ids_sql(50).replace("[:n]", "[:w]"),
+                words = eventdata::loadgen::TEXT_WORDS.len()
             ),
         ),
         (
@@ -156,7 +157,7 @@ SELECT org_id, 'event', id, 'event.created', jsonb_build_object('id', id, 'name'
 
 /// RUM's ranked top `limit` ids and distances for word `:n` of loadgen's list (`:org` explicit, as below).
 fn text_ids_sql(limit: usize) -> String {
-    let query = format!("websearch_to_tsquery('english', ({TEXT_WORDS})[:n])");
+    let query = format!("websearch_to_tsquery('english', ({})[:n])", text_words());
     format!(
         "SELECT t.id, t.search <=> {query} AS distance FROM events t
       WHERE t.org_id = CAST(:org AS uuid) AND t.search @@ {query}
@@ -164,15 +165,17 @@ fn text_ids_sql(limit: usize) -> String {
     )
 }
 
-/// loadgen's words for text search (services/loadgen/workload.rs), as an SQL array indexed by `:n`.
-const TEXT_WORDS: &str = "ARRAY['kubernetes', 'rust', 'databases', 'observability', 'security', 'python', 'search', \
-                          'compilers', 'robotics', 'serverless', 'privacy', 'postgresql', 'networking', 'frontend', 'testing']";
+/// loadgen's words for text search (`eventdata::loadgen::TEXT_WORDS`), as an SQL array indexed by `:n`.
+fn text_words() -> String {
+    let quoted: Vec<String> = eventdata::loadgen::TEXT_WORDS.iter().map(|w| format!("'{w}'")).collect();
+    format!("ARRAY[{}]", quoted.join(", "))
+}
 
 /// The true ceiling of SearchEvents for word `:n` of loadgen's list: RUM's ranked top `limit` of the organization
 /// (`:org`, an explicit condition: these scripts run as a superuser, without the policy) and only those rows
 /// rendered, with snippets when `snippets`. The service adds the exact-name branch and the policy on the rendering.
 fn text_sql(projection: &str, limit: usize, snippets: bool) -> String {
-    let query = format!("websearch_to_tsquery('english', ({TEXT_WORDS})[:n])");
+    let query = format!("websearch_to_tsquery('english', ({})[:n])", text_words());
     let snippet = if snippets {
         format!(
             "ts_headline('english', t.name || coalesce(' — ' || t.description, ''), {query},

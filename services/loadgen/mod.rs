@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use tonic::transport::{Channel, Endpoint};
 
-pub use workload::{BATCH_CREATE_SIZE, Workload};
+pub use workload::{BATCH_CREATE_SIZE, WORDS as TEXT_WORDS, Workload};
 use workload::{Clients, Sample};
 
 /// What to run.

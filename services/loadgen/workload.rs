@@ -40,7 +40,7 @@ pub enum Workload {
 }
 
 /// Words to search for; every seeded description names topics.
-const WORDS: &[&str] = &[
+pub const WORDS: &[&str] = &[
     "kubernetes",
     "rust",
     "databases",

@@ -149,8 +149,9 @@ fn push_nearest(
 }
 
 /// The candidates of a hybrid search, in one statement: the ids of the `limit` best full-text matches of `text`
-/// (as [`text`] ranks them) and of the `limit` events nearest to `vector` (as [`nearest`] finds them), each list
-/// best first. Nothing is rendered: only the fused page is (with [`super::catalogue::get_many`]). Confined to
+/// (as [`text`] ranks them, but `search_events_text_candidates` cuts ties at the last distance where RUM's scan
+/// does instead of reading all of them: fusion does not page; migration 0012) and of the `limit` events nearest
+/// to `vector` (as [`nearest`] finds them), each list best first. Nothing is rendered: only the fused page is (with [`super::catalogue::get_many`]). Confined to
 /// `org` with the vector search settings (one round trip).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events hybrid candidates", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn hybrid_candidates(
@@ -168,8 +169,8 @@ pub async fn hybrid_candidates(
     let mut q = super::confined::open_with("", org, &vector_search_settings(ef_search));
     q.push("SELECT leg, id FROM (");
     if let Some(text) = text {
-        q.push("SELECT 1 AS leg, s.id, s.ord AS rank FROM search_events_text(");
-        q.push_bind(text.to_owned()).push(", NULL, NULL, ");
+        q.push("SELECT 1 AS leg, s.id, s.ord AS rank FROM search_events_text_candidates(");
+        q.push_bind(text.to_owned()).push(", ");
         q.push_bind(i32::try_from(limit).unwrap_or(i32::MAX)).push(", ");
         q.push_bind(filter.start_from).push(", ").push_bind(filter.start_before).push(", ");
         q.push_bind(filter.status).push(", ").push_bind(filter.city.clone()).push(", ");
@@ -250,6 +251,34 @@ pub async fn explain_text(conn: &mut PgConnection, query: &str, filter: &EventFi
         None::<f64>,
         None::<Uuid>,
         21,
+        filter.start_from,
+        filter.start_before,
+        filter.status,
+        filter.city.as_deref(),
+        filter.country.as_deref(),
+        filter.topic_id,
+        filter.speaker_id,
+        filter.company_id,
+    )
+    .persistent(crate::db::named_statements())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines.join("\n"))
+}
+
+/// The plan `search_events_text_candidates` (hybrid search's text list) runs for these arguments, as its owner
+/// plans it (for the plan tests).
+pub async fn explain_text_candidates(
+    conn: &mut PgConnection,
+    query: &str,
+    filter: &EventFilter,
+    limit: i32,
+) -> Result<String, sqlx::Error> {
+    let lines = sqlx::query_scalar!(
+        r#"SELECT plan AS "plan!"
+           FROM search_events_text_candidates($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, true)"#,
+        query,
+        limit,
         filter.start_from,
         filter.start_before,
         filter.status,

@@ -56,11 +56,26 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     let app = db.app_pool().await;
     let mut tx = as_service(&app, big).await;
 
-    let plan = search::explain_text(&mut tx, "kubernetes", &EventFilter::default()).await.expect("explain text");
-    assert_uses(&plan, "events_search_rum_idx", "full text");
+    // Every word of the load generator, and a query that matches a third of the events: the paged search's ranked
+    // branch is planned for all its rows, where reading the organization's rows and sorting every match wins on
+    // estimates for common queries and costs 20 times the ordered scan (migration 0012).
+    let common = "kubernetes or rust or databases or security or python";
+    for query in eventdata::loadgen::TEXT_WORDS.iter().chain([&common]) {
+        let plan = search::explain_text(&mut tx, query, &EventFilter::default()).await.expect("explain text");
+        assert_uses(&plan, "events_search_rum_idx", &format!("full text for {query}"));
+    }
     let filtered = EventFilter { country: Some("DE".into()), ..Default::default() };
     let plan = search::explain_text(&mut tx, "kubernetes security", &filtered).await.expect("explain text");
     assert_uses(&plan, "events_search_rum_idx", "full text with a filter");
+    // Hybrid search's text list stops RUM's ordered scan at its limit: no tie-break reads the rest of the last
+    // distance's matches (an incremental sort between the scan and the limit would).
+    for (query, filter) in [("kubernetes", EventFilter::default()), ("kubernetes security", filtered.clone())] {
+        let plan = search::explain_text_candidates(&mut tx, query, &filter, 50).await.expect("explain");
+        assert_uses(&plan, "events_search_rum_idx", "hybrid text candidates");
+        let lines: Vec<&str> = plan.lines().collect();
+        let scan = lines.iter().position(|l| l.contains("events_search_rum_idx")).expect("the RUM scan");
+        assert!(lines[scan - 1].trim_start().starts_with("->  Limit"), "the scan's parent is the limit:\n{plan}");
+    }
     let plan = search::explain_names(&mut tx, Kind::Speaker, "jon smith").await.expect("explain names");
     assert_uses(&plan, "speakers_org_name_trgm_idx", "speaker lookup");
     // Companies (1,500) and topics (300) run the same function over tables small enough that the planner rightly
@@ -102,6 +117,39 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     assert_eq!(hits[0].1, search::EXACT_NAME_RANK);
     assert!(hits.windows(2).all(|w| w[0].2 <= w[1].2), "best first");
 
+    // Hybrid's candidates are the matches of the smallest distances, as many as asked, the exact name first: the
+    // same distances as the paged search's first page (which ids share the last distance may differ).
+    for query in [name.as_str(), "kubernetes", "search", "rust or privacy"] {
+        let distances = |function: &'static str| {
+            let sql = match function {
+                "paged" => {
+                    "SELECT distance FROM search_events_text($1, NULL, NULL, 40, NULL, NULL, NULL, NULL, NULL, \
+                            NULL, NULL, NULL)"
+                }
+                _ => {
+                    "SELECT distance FROM search_events_text_candidates($1, 40, NULL, NULL, NULL, NULL, NULL, NULL, \
+                      NULL, NULL)"
+                }
+            };
+            sqlx::query_scalar::<_, f64>(sql).bind(query)
+        };
+        let paged = distances("paged").fetch_all(&mut *tx).await.expect("paged");
+        let candidates = distances("candidates").fetch_all(&mut *tx).await.expect("candidates");
+        assert!(query == name || paged.len() == 40, "{query}: enough matches to cut");
+        assert_eq!(candidates, paged, "{query}: the same distances, best first");
+    }
+    assert_eq!(
+        sqlx::query_scalar::<_, f64>(
+            "SELECT distance FROM search_events_text_candidates($1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+        )
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("exact name"),
+        0.0,
+        "the exact name comes first"
+    );
+
     // Name lookup asks in steps of falling thresholds (migration 0006); the answer must be the one a single query at
     // the caller's minimum gives: every similar name, most similar first, the first `limit`. Seeded speaker names
     // share first and last names, so a typo of one matches hundreds at 0.3 and only a few at 0.6.
@@ -141,6 +189,9 @@ async fn search_functions_never_return_another_organizations_rows() {
     let app = db.app_pool().await;
     let mut conn = app.acquire().await.expect("connection");
     let text = "SELECT s.id FROM search_events_text('kubernetes or rust or python or security', NULL, NULL, 1000, \
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) s
+                UNION ALL
+                SELECT s.id FROM search_events_text_candidates('kubernetes or rust or python or security', 1000, \
                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) s";
     // Seeded names repeat across organizations with the same seed: a lookup matches in both.
     let name: String = {
@@ -198,6 +249,23 @@ async fn search_functions_never_return_another_organizations_rows() {
         (
             "eventdata_app",
             "search_events_text_sql(boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean)",
+            false,
+        ),
+        (
+            "eventdata_app",
+            "search_events_text_candidates(text, int, timestamptz, timestamptz, text, text, text, uuid, uuid, uuid, \
+             boolean)",
+            true,
+        ),
+        (
+            "eventdata_relay",
+            "search_events_text_candidates(text, int, timestamptz, timestamptz, text, text, text, uuid, uuid, uuid, \
+             boolean)",
+            false,
+        ),
+        (
+            "eventdata_app",
+            "search_events_filters_sql(boolean, boolean, boolean, boolean, boolean, boolean, boolean, boolean)",
             false,
         ),
     ] {
