@@ -141,6 +141,9 @@ pub struct RelayMetrics {
     registry: Arc<Registry>,
     /// `eventdata_relay_published_total`: changes the broker confirmed.
     pub published: Counter,
+    /// `eventdata_relay_published_ahead_total`: changes published while the watermark still held them back
+    /// (each is also counted in `published` once confirmed).
+    pub published_ahead: Counter,
     /// `eventdata_relay_returned_total`: confirmed changes no queue was bound for.
     pub returned: Counter,
     /// `eventdata_relay_failed_total`: changes the broker refused (nacked); each stops the window and rewinds.
@@ -163,6 +166,7 @@ impl Default for RelayMetrics {
         let metrics = Self {
             registry: Arc::new(Registry::default()),
             published: Counter::default(),
+            published_ahead: Counter::default(),
             returned: Counter::default(),
             failed: Counter::default(),
             reconnects: Counter::default(),
@@ -175,6 +179,11 @@ impl Default for RelayMetrics {
             "relay_published",
             "Changes published and confirmed by the broker",
             metrics.published.clone(),
+        );
+        registry.register(
+            "relay_published_ahead",
+            "Changes published while an older transaction was still running (checkpointed once it finished)",
+            metrics.published_ahead.clone(),
         );
         registry.register("relay_returned", "Confirmed changes that no queue was bound for", metrics.returned.clone());
         registry.register("relay_failed", "Changes the broker refused (nacked)", metrics.failed.clone());

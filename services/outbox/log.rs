@@ -1,6 +1,7 @@
-//! Reading the change log (the relay's SQL). Rows are read in `(txid, position)` order and only below the
-//! watermark `pg_snapshot_xmin(pg_current_snapshot())`: every transaction with a smaller id has finished, so no
-//! row can later appear behind a checkpoint (docs/relay.md).
+//! Reading the change log (the relay's SQL). Rows are read in `(txid, position)` order and split at the watermark
+//! `pg_snapshot_xmin(pg_current_snapshot())`: below it every transaction with a smaller id has finished, so no row
+//! can later appear behind a checkpoint; the committed rows above it may be published ahead, never checkpointed
+//! (docs/relay.md).
 
 use sqlx::PgConnection;
 
@@ -108,14 +109,22 @@ pub(crate) fn below_watermark(ordered_page: &str) -> String {
     format!("SELECT * FROM ({ordered_page}) page WHERE page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot())")
 }
 
-/// A page of the log for the relay: finished changes in log order, and whether changes after them exist that are
-/// still held back by the watermark (the reader should look again soon).
+/// A page of the log for the relay: the changes below the watermark in log order, then the committed changes
+/// after them that the watermark still holds back (an older transaction is running, which may yet add changes
+/// before them in log order).
 #[derive(Debug, Default)]
 pub struct Page {
-    /// Finished changes, in log order.
+    /// Changes below the watermark, in log order: nothing can appear before them any more.
     pub changes: Vec<LoggedChange>,
-    /// Whether the page also met changes whose transaction (or an older one) is still running.
-    pub held_back: bool,
+    /// Committed changes after them, in log order, above the watermark (published ahead, checkpointed later).
+    pub ahead: Vec<LoggedChange>,
+}
+
+impl Page {
+    /// Whether the page met changes the watermark holds back (the reader should look again soon).
+    pub fn held_back(&self) -> bool {
+        !self.ahead.is_empty()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -125,8 +134,8 @@ struct PageRow {
     visible: bool,
 }
 
-/// Up to `limit` changes of `partition` (of `partitions`) after `after`, in log order: the finished ones, and
-/// whether unfinished ones follow them.
+/// Up to `limit` committed changes of `partition` (of `partitions`) after `after`, in log order, split at the
+/// watermark.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: Checkpoint,
@@ -142,9 +151,11 @@ pub async fn read_after(
     )
     .fetch_all(&mut *conn)
     .await?;
-    // Rows are in txid order, so the finished ones (below the watermark) are a prefix.
-    let held_back = rows.iter().any(|row| !row.visible);
-    Ok(Page { changes: rows.into_iter().take_while(|row| row.visible).map(|row| row.change).collect(), held_back })
+    // Rows are in txid order, so the ones below the watermark are a prefix.
+    let below = rows.iter().take_while(|row| row.visible).count();
+    let mut changes: Vec<LoggedChange> = rows.into_iter().map(|row| row.change).collect();
+    let ahead = changes.split_off(below);
+    Ok(Page { changes, ahead })
 }
 
 /// The plan of [`read_after`]'s statement for these arguments (for the plan test and operators).

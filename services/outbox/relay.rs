@@ -2,8 +2,9 @@
 //!
 //! Each partition has one worker per relay process. A worker holds the partition's advisory lock on its own
 //! database connection (the standby workers of other processes keep trying every `claim_interval`), reads
-//! finished changes after the partition's checkpoint, publishes them with all confirms in flight, and moves the
-//! checkpoint past the confirmed prefix only. Any failure drops both connections (releasing the lock), waits a
+//! committed changes after the partition's checkpoint, publishes them with all confirms in flight (those the
+//! watermark still holds back too, ahead), and moves the checkpoint past the confirmed prefix below the watermark
+//! only. Any failure drops both connections (releasing the lock), waits a
 //! capped, jittered backoff, and starts again from the saved checkpoint. docs/relay.md explains why nothing is lost.
 
 use std::collections::BTreeSet;
@@ -215,7 +216,17 @@ impl Relay {
                 for change in &read.changes {
                     window.send(publisher, change).await.context("publishing")?;
                 }
-                (published, held_back) = (read.changes.len(), read.held_back);
+                published = read.changes.len();
+                // Committed changes the watermark still holds back go out now rather than when every older
+                // transaction has finished: no older transaction can change the same resource (docs/relay.md,
+                // "Publishing ahead of the watermark"). Their checkpoint waits for the watermark.
+                for change in &read.ahead {
+                    if window.send_ahead(publisher, change).await.context("publishing")? {
+                        published += 1;
+                        self.metrics.published_ahead.inc();
+                    }
+                }
+                held_back = read.held_back();
             }
             let (settled, stop) = window.settle_ready();
             self.record(&settled);

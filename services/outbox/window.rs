@@ -7,10 +7,16 @@
 //! refuses a change or the channel fails, [`Window::rewind`] gives the point to republish from: everything after
 //! the confirmed prefix is sent again (duplicates allowed, never a gap).
 //!
+//! Changes may also be published **ahead** ([`Window::send_ahead`]): committed, but above the watermark, so an
+//! older transaction may still add changes before them in log order (docs/relay.md, "Publishing ahead of the
+//! watermark"). They wait beside the window, published, until the log reaches them in order; then
+//! [`Window::send`] takes them in without publishing them again, and only from there can their confirms move the
+//! checkpoint. A rewind forgets them too, so they are sent again after it.
+//!
 //! The broker is behind [`Publish`], so the window's logic is tested with a fake one (confirms out of order,
 //! nacks and a channel closed mid-window); `publisher.rs` implements it for lapin.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -78,9 +84,10 @@ struct Sent {
     confirm: Confirm,
 }
 
-/// Published, unconfirmed changes in log order, at most `max` of them.
+/// Published, unconfirmed changes in log order, and changes published ahead of it; at most `max` of them.
 pub struct Window {
     in_flight: VecDeque<Sent>,
+    ahead: BTreeMap<Checkpoint, Sent>,
     max: usize,
     confirmed: Checkpoint,
     sent: Checkpoint,
@@ -89,17 +96,23 @@ pub struct Window {
 impl Window {
     /// An empty window after `at` (everything up to `at` is confirmed), holding at most `max` changes.
     pub fn new(at: Checkpoint, max: usize) -> Self {
-        Self { in_flight: VecDeque::new(), max: max.max(1), confirmed: at, sent: at }
+        Self { in_flight: VecDeque::new(), ahead: BTreeMap::new(), max: max.max(1), confirmed: at, sent: at }
     }
 
     /// How many more changes may be published before a confirm must arrive.
     pub fn room(&self) -> usize {
-        self.max.saturating_sub(self.in_flight.len())
+        self.max.saturating_sub(self.in_flight.len() + self.ahead.len())
     }
 
-    /// Whether every published change is confirmed.
+    /// Whether every change published in log order is confirmed (changes published ahead do not count: they are
+    /// settled once the log reaches them).
     pub fn is_empty(&self) -> bool {
         self.in_flight.is_empty()
+    }
+
+    /// How many changes wait, published, for the log to reach them.
+    pub fn ahead(&self) -> usize {
+        self.ahead.len()
     }
 
     /// The end of the confirmed prefix: the checkpoint may move here.
@@ -112,17 +125,32 @@ impl Window {
         self.sent
     }
 
-    /// Publishes `change` (the next in log order) and keeps its confirm.
+    /// Publishes `change` (the next in log order) and keeps its confirm; a change published ahead is taken in
+    /// as it was sent, not published again.
     pub async fn send(&mut self, publisher: &impl Publish, change: &LoggedChange) -> Result<(), BrokerError> {
-        let confirm = publisher.publish(change).await?;
-        self.sent = change.checkpoint();
-        self.in_flight.push_back(Sent {
-            at: change.checkpoint(),
-            routing_key: change.change_type.clone(),
-            sent_at: Instant::now(),
-            confirm,
-        });
+        let sent = match self.ahead.remove(&change.checkpoint()) {
+            Some(sent) => sent,
+            None => Self::publish(publisher, change).await?,
+        };
+        self.sent = sent.at;
+        self.in_flight.push_back(sent);
         Ok(())
+    }
+
+    /// Publishes `change`, which is after [`Window::sent`] but not next in log order yet (an older transaction may
+    /// still be running), unless it was published ahead already. Returns whether it was published now.
+    pub async fn send_ahead(&mut self, publisher: &impl Publish, change: &LoggedChange) -> Result<bool, BrokerError> {
+        if change.checkpoint() <= self.sent || self.ahead.contains_key(&change.checkpoint()) {
+            return Ok(false);
+        }
+        let sent = Self::publish(publisher, change).await?;
+        self.ahead.insert(sent.at, sent);
+        Ok(true)
+    }
+
+    async fn publish(publisher: &impl Publish, change: &LoggedChange) -> Result<Sent, BrokerError> {
+        let confirm = publisher.publish(change).await?;
+        Ok(Sent { at: change.checkpoint(), routing_key: change.change_type.clone(), sent_at: Instant::now(), confirm })
     }
 
     /// Waits for the oldest change's confirm and settles it; `None` when nothing is in flight. Cancel-safe: the
@@ -163,9 +191,11 @@ impl Window {
         }
     }
 
-    /// Forgets every unconfirmed change and returns the point to republish from (the confirmed prefix's end).
+    /// Forgets every unconfirmed change (and every change published ahead) and returns the point to republish
+    /// from (the confirmed prefix's end).
     pub fn rewind(&mut self) -> Checkpoint {
         self.in_flight.clear();
+        self.ahead.clear();
         self.sent = self.confirmed;
         self.confirmed
     }
@@ -332,8 +362,48 @@ mod tests {
         assert_eq!(window.room(), 1);
     }
 
+    #[tokio::test]
+    async fn a_change_published_ahead_goes_out_once_and_checkpoints_in_log_order() {
+        let broker = FakeBroker::default();
+        let mut window = Window::new(at(0), 3);
+        send_all(&mut window, &broker, 1..=1).await;
+        // 2's transaction is still running; 3 is committed: it goes out now, once.
+        assert!(window.send_ahead(&broker, &change(3)).await.expect("ahead"));
+        assert!(!window.send_ahead(&broker, &change(3)).await.expect("ahead"), "not twice");
+        assert_eq!((window.ahead(), window.room(), window.sent()), (1, 1, at(1)), "reading goes on after 1");
+        broker.answer(3, Ok(Delivery::Acked));
+        broker.answer(1, Ok(Delivery::Acked));
+        let (settled, _) = window.settle_ready();
+        assert_eq!(settled.iter().map(|s| s.at.position).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(window.confirmed(), at(1), "3 is confirmed, but 2 comes before it");
+        // 2 commits: the log now reads 2, 3 in order; 3 is taken in as sent.
+        send_all(&mut window, &broker, 2..=3).await;
+        assert_eq!(*broker.published.lock().expect("lock"), vec![1, 3, 2]);
+        assert_eq!(window.ahead(), 0);
+        broker.answer(2, Ok(Delivery::Acked));
+        let (settled, _) = window.settle_ready();
+        assert_eq!(settled.iter().map(|s| s.at.position).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(window.confirmed(), at(3));
+        assert!(!window.send_ahead(&broker, &change(3)).await.expect("ahead"), "nothing before the window's end");
+    }
+
+    #[tokio::test]
+    async fn a_rewind_forgets_changes_published_ahead() {
+        let broker = FakeBroker::default();
+        let mut window = Window::new(at(0), 10);
+        send_all(&mut window, &broker, 1..=1).await;
+        window.send_ahead(&broker, &change(3)).await.expect("ahead");
+        broker.answer(1, Ok(Delivery::Refused));
+        assert!(matches!(window.settle_ready().1, Some(Stop::Refused { position: 1 })));
+        assert_eq!(window.rewind(), at(0));
+        assert_eq!(window.ahead(), 0, "republished after the rewind like the rest");
+        send_all(&mut window, &broker, 1..=3).await;
+        assert_eq!(*broker.published.lock().expect("lock"), vec![1, 3, 1, 2, 3]);
+    }
+
     /// A relay over an in-memory log through a broker that answers in random order and fails at random (nacks,
-    /// closed channels), restarting from the saved checkpoint each time, as the relay does: every change is
+    /// closed channels), publishing some changes ahead of the watermark, restarting from the saved checkpoint each
+    /// time, as the relay does: every change is
     /// acked at least once, and in what the broker stored (publication order, refused changes left out, changes
     /// unconfirmed when the channel closed counted as stored: the worst case) the last copy of each resource's
     /// changes comes in log order.
@@ -349,7 +419,7 @@ mod tests {
         };
         let mut saved = at(0);
         let (mut acked, mut stored) = (std::collections::HashSet::new(), Vec::new());
-        let mut restarts = 0;
+        let (mut restarts, mut ahead_sent) = (0, 0);
         while saved.position < 300 {
             restarts += 1;
             assert!(restarts < 1000, "no progress");
@@ -357,10 +427,24 @@ mod tests {
             let mut refused = std::collections::HashSet::new();
             let mut window = Window::new(saved, 1 + next(40) as usize);
             let failed = 'run: loop {
-                while window.room() > 0 && window.sent().position < 300 {
+                // The watermark lets the relay read a few changes in order at a time...
+                let watermark = (window.sent().position + 1 + next(6) as i64).min(300);
+                while window.room() > 0 && window.sent().position < watermark {
                     let change = &log[window.sent().position as usize];
                     if window.send(&broker, change).await.is_err() {
                         break 'run true;
+                    }
+                }
+                // ...and the next ones, committed but held back, may go out ahead: one or two past the next in
+                // order, never one whose resource has an earlier change still to send (the advisory lock makes
+                // that impossible in the database: docs/relay.md).
+                for skip in [2, 3] {
+                    let position = window.sent().position + skip;
+                    if position <= 300 && window.room() > 0 && next(2) == 0 {
+                        match window.send_ahead(&broker, &log[position as usize - 1]).await {
+                            Ok(sent) => ahead_sent += usize::from(sent),
+                            Err(_) => break 'run true,
+                        }
                     }
                 }
                 // The broker answers some pending confirms, in random order; now and then it fails.
@@ -397,6 +481,7 @@ mod tests {
             stored.extend(published.into_iter().filter(|p| !refused.contains(p)));
         }
         assert!(restarts > 1, "the run met faults");
+        assert!(ahead_sent > 50, "changes went out ahead of the watermark: {ahead_sent}");
         for position in 1..=300 {
             assert!(acked.contains(&position), "change {position} was confirmed by the broker");
         }

@@ -139,15 +139,23 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     let settings = relay_settings(&app.db, &exchange);
     let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
     let page = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
-    assert!(page.changes.is_empty(), "T2's change is held back while T1 (an older transaction) runs");
-    assert!(page.held_back, "and the reader is told so");
+    assert!(page.changes.is_empty(), "T2's change is held back by the watermark while T1 (an older one) runs");
+    assert_eq!(page.ahead.iter().map(|c| c.position).collect::<Vec<_>>(), vec![late], "but it is committed");
+    assert!(page.held_back(), "and the reader is told so");
 
+    // T2's change goes out while T1 still runs (another resource: nothing T1 can still write comes before it for
+    // its resource), but the checkpoint cannot pass it: T1's change comes before it in the log.
     let mut queue = BoundQueue::bind(&exchange).await;
-    let (_stop, _active, _relay) = start_relay(settings);
+    let (_stop, _active, _relay) = start_relay(settings.clone());
+    queue.receive_until(Duration::from_secs(30), "T2's change", |r| !r.is_empty()).await;
+    assert_eq!(queue.received[0].headers["position"], late.to_string(), "published ahead of the watermark");
+    let saved = log::checkpoint(&mut reader, 1, 0).await.expect("checkpoint");
+    assert!(saved.position < early, "the checkpoint stays before T1's change: {saved:?}");
+
     t1.commit().await.expect("t1 commits last");
     queue.receive_until(Duration::from_secs(30), "both changes", |r| r.len() >= 2).await;
     let positions: Vec<String> = queue.received.iter().map(|m| m.headers["position"].clone()).collect();
-    assert_eq!(positions, vec![early.to_string(), late.to_string()], "both delivered, in transaction order");
+    assert_eq!(positions, vec![late.to_string(), early.to_string()], "both delivered, each once");
     let after = log::read_after(&mut reader, Checkpoint::default(), 1, 0, 100).await.expect("read");
     assert_eq!(after.changes.len(), 2);
 }
