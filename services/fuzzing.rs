@@ -40,8 +40,8 @@ pub fn validation(data: &[u8]) {
             })
             .collect();
         if let Ok(columns) = validate_create(kind.fields(), &inputs) {
-            for value in columns.values() {
-                if let Some(s) = value.as_str() {
+            for (_, value) in columns.iter() {
+                if let Some(s) = value.as_text() {
                     assert!(!s.contains('\0'), "accepted text never holds NUL");
                 }
             }

@@ -52,7 +52,7 @@ impl App {
                 .rows
                 .iter()
                 .map(|columns| {
-                    let mut row = columns.clone();
+                    let mut row = columns.to_json();
                     row.insert("id".into(), Value::from(Uuid::now_v7().to_string()));
                     Value::Object(row)
                 })
@@ -98,8 +98,7 @@ impl App {
             || AppError::AlreadyExists { field: Culprit::resource(field.clone()), reason, message: message.clone() };
         // The unique fields are columns of the same name (`slug`, `name`, `domain`).
         let column = field.as_str();
-        let values: Vec<Option<&str>> =
-            request.rows.iter().map(|row| row.get(column).and_then(Value::as_str)).collect();
+        let values: Vec<Option<&str>> = request.rows.iter().map(|row| row.text(column)).collect();
         for (j, value) in values.iter().enumerate() {
             if let Some(i) = value.and_then(|v| values[..j].iter().position(|w| *w == Some(v))) {
                 let message = format!("repeats the value of item {i} of the batch");

@@ -1,8 +1,6 @@
 //! Ingest upserts: find a speaker, company or topic by its natural key and update it, or create it, without ever
 //! creating a duplicate (the unique constraints decide races; the loser retries and finds the winner's row).
 
-use serde_json::Value;
-
 use super::catalogue::CreateRequest;
 use super::{App, AppError, Caller};
 use crate::domain::catalogue::Kind;
@@ -32,7 +30,9 @@ impl App {
         let patch = if given.is_empty() {
             Columns::default()
         } else {
-            validate_update(kind.fields(), inputs, &given, kind.output_only()).map_err(AppError::InvalidArgument)?.0
+            validate_update(kind.fields(), inputs, &given, kind.output_only())
+                .map_err(AppError::InvalidArgument)?
+                .columns
         };
         self.upsert_columns(caller, kind, &create, &patch).await
     }
@@ -48,8 +48,8 @@ impl App {
         create: &Columns,
         patch: &Columns,
     ) -> Result<(Resource, bool), AppError> {
-        let name = create.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let domain = create.get("domain").and_then(Value::as_str).map(str::to_owned);
+        let name = create.text("name").unwrap_or_default().to_owned();
+        let domain = create.text("domain").map(str::to_owned);
         for attempt in 1..=ATTEMPTS {
             let mut tx = self.begin(caller).await?;
             let mut existing = None;

@@ -1,6 +1,6 @@
 //! The catalogue's resources: their kinds and writable fields (the validation rules of the API).
 
-use super::fields::{Columns, Default, FieldSpec, Input, Rule, Violations, validate_create};
+use super::fields::{ColumnValue, Columns, Default, FieldSpec, Input, Rule, Violations, validate_create};
 
 /// The resource kinds of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,9 +117,8 @@ impl Kind {
         if self != Kind::Event {
             return violations;
         }
-        let time = |column: &str| {
-            columns.get(column).map(|v| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()))
-        };
+        // Outer None: the column is not being set; inner None: it is set to nothing.
+        let time = |column: &str| columns.get(column).map(ColumnValue::as_time);
         match (time("starts_at"), time("ends_at")) {
             (Some(Some(start)), Some(Some(end))) if end < start => {
                 violations.add("end_time", "must not be before start_time")

@@ -190,14 +190,127 @@ impl FieldSpec {
     }
 }
 
-/// Validated column values, keyed by column name, ready for `jsonb_populate_record`.
-pub type Columns = Map<String, Value>;
+/// A validated value of one column, typed as its rule checked it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValue {
+    /// No value: SQL NULL (an optional field left out, or cleared).
+    Null,
+    /// Text: names, slugs, URLs, codes, the stored names of closed lists.
+    Text(String),
+    /// A point in time.
+    Time(DateTime<Utc>),
+    /// A JSON object (metadata), at most 64 KiB.
+    Object(Map<String, Value>),
+    /// A finite number (scores in [0, 1]).
+    Float(f64),
+    /// An integer.
+    Int(i64),
+    /// A resource id.
+    Id(uuid::Uuid),
+}
+
+impl ColumnValue {
+    /// The value as `jsonb_populate_record` reads it into its column.
+    pub fn to_json(&self) -> Value {
+        match self {
+            ColumnValue::Null => Value::Null,
+            ColumnValue::Text(s) => Value::from(s.as_str()),
+            ColumnValue::Time(t) => Value::from(t.to_rfc3339()),
+            ColumnValue::Object(map) => Value::Object(map.clone()),
+            ColumnValue::Float(x) => serde_json::Number::from_f64(*x).map(Value::Number).unwrap_or(Value::Null),
+            ColumnValue::Int(n) => Value::from(*n),
+            ColumnValue::Id(id) => Value::from(id.to_string()),
+        }
+    }
+
+    /// The text, if this is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ColumnValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The point in time, if this is one.
+    pub fn as_time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            ColumnValue::Time(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// Validated values by column, in the order of the resource's field specs: the row a create inserts (every
+/// writable column, defaults applied) or the columns an update sets. Built only by [`validate_create`] and
+/// [`validate_update`], so every value passed its field's rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns(Vec<(&'static str, ColumnValue)>);
+
+impl Columns {
+    /// The value of `column`, if the row holds it.
+    pub fn get(&self, column: &str) -> Option<&ColumnValue> {
+        self.0.iter().find(|(name, _)| *name == column).map(|(_, value)| value)
+    }
+
+    /// The text value of `column`, if the row holds text there.
+    pub fn text(&self, column: &str) -> Option<&str> {
+        self.get(column).and_then(ColumnValue::as_text)
+    }
+
+    /// The columns' names, in spec order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// Each column and its value, in spec order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &ColumnValue)> {
+        self.0.iter().map(|(name, value)| (*name, value))
+    }
+
+    /// How many columns.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none (an upsert that changes nothing of an existing resource).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The row as a JSON object keyed by column, as `jsonb_populate_record(set)` reads it.
+    pub fn to_json(&self) -> Map<String, Value> {
+        self.0.iter().map(|(name, value)| ((*name).to_owned(), value.to_json())).collect()
+    }
+
+    fn set(&mut self, column: &'static str, value: ColumnValue) {
+        match self.0.iter_mut().find(|(name, _)| *name == column) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((column, value)),
+        }
+    }
+}
+
+/// Serialized as [`Columns::to_json`]: the request hash of an idempotent create is taken over this.
+impl serde::Serialize for Columns {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+/// A validated update: the columns to set, and the API paths of the fields they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    /// The columns to set.
+    pub columns: Columns,
+    /// The API paths of the fields being changed (`name`, `end_time`), in spec order.
+    pub paths: Vec<&'static str>,
+}
 
 /// Validates a create: every field of `specs`, defaults applied, required ones present.
 /// `inputs` holds the request's values by API path; violations name the resource's fields.
 pub fn validate_create(specs: &[FieldSpec], inputs: &[(&'static str, Input)]) -> Result<Columns, Violations> {
     let mut violations = Violations::default();
-    let mut columns = Columns::new();
+    let mut columns = Columns::default();
     for spec in specs {
         let input = lookup(inputs, spec.path);
         let field = spec.path;
@@ -207,24 +320,24 @@ pub fn validate_create(specs: &[FieldSpec], inputs: &[(&'static str, Input)]) ->
                 Some(default) => default_value(default),
                 None if spec.required => {
                     violations.add(field, "is required");
-                    Value::Null
+                    ColumnValue::Null
                 }
-                None => Value::Null,
+                None => ColumnValue::Null,
             },
         };
-        columns.insert(spec.column.to_owned(), value);
+        columns.set(spec.column, value);
     }
     violations.into_result(columns)
 }
 
 /// Validates an update of the fields named in `mask` (all present fields when the mask is empty, every mutable
-/// field for `*`). Returns the columns to set and the API paths they came from.
+/// field for `*`).
 pub fn validate_update(
     specs: &[FieldSpec],
     inputs: &[(&'static str, Input)],
     mask: &[String],
     output_only: &[&str],
-) -> Result<(Columns, Vec<&'static str>), Violations> {
+) -> Result<Patch, Violations> {
     let mut violations = Violations::default();
     let paths: Vec<&FieldSpec> = if mask.is_empty() {
         specs.iter().filter(|s| !s.immutable && lookup(inputs, s.path).is_some_and(Input::is_present)).collect()
@@ -249,55 +362,54 @@ pub fn validate_update(
     if paths.is_empty() && violations.0.is_empty() {
         violations.add_in_request("update_mask", "names no field to change");
     }
-    let mut columns = Columns::new();
-    let mut changed = Vec::new();
+    let mut patch = Patch::default();
     for spec in paths {
         let field = spec.path;
         let value = match lookup(inputs, spec.path) {
             Some(input) if input.is_present() => check(spec, input, field, &mut violations),
             _ if spec.required => {
                 violations.add(field, "is required and cannot be cleared");
-                Value::Null
+                ColumnValue::Null
             }
             _ => match spec.default {
                 // Clearing a field with a default resets it (an object to {}, a score to its default).
                 Some(default) => default_value(default),
-                None => Value::Null,
+                None => ColumnValue::Null,
             },
         };
-        columns.insert(spec.column.to_owned(), value);
-        changed.push(spec.path);
+        patch.columns.set(spec.column, value);
+        patch.paths.push(spec.path);
     }
-    violations.into_result((columns, changed))
+    violations.into_result(patch)
 }
 
 fn lookup<'a>(inputs: &'a [(&'static str, Input)], path: &str) -> Option<&'a Input> {
     inputs.iter().find(|(p, _)| *p == path).map(|(_, input)| input)
 }
 
-fn default_value(default: Default) -> Value {
+fn default_value(default: Default) -> ColumnValue {
     match default {
-        Default::Str(s) => Value::String(s.to_owned()),
-        Default::Number(n) => serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null),
-        Default::EmptyObject => Value::Object(Map::new()),
+        Default::Str(s) => ColumnValue::Text(s.to_owned()),
+        Default::Number(n) => ColumnValue::Float(n),
+        Default::EmptyObject => ColumnValue::Object(Map::new()),
     }
 }
 
 /// Checks one present value; records a violation and returns Null when it is bad.
-fn check(spec: &FieldSpec, input: &Input, field: &str, violations: &mut Violations) -> Value {
+fn check(spec: &FieldSpec, input: &Input, field: &str, violations: &mut Violations) -> ColumnValue {
     match check_value(spec.rule, input) {
         Ok(value) => value,
         Err(reason) => {
             violations.add(field, reason);
-            Value::Null
+            ColumnValue::Null
         }
     }
 }
 
-fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
+fn check_value(rule: Rule, input: &Input) -> Result<ColumnValue, String> {
     match (rule, input) {
         (_, Input::Invalid(reason)) => Err(reason.clone()),
-        (Rule::Text { max }, Input::Text(Some(s))) => text(s, max).map(Value::from),
+        (Rule::Text { max }, Input::Text(Some(s))) => text(s, max).map(ColumnValue::Text),
         (Rule::Slug { max }, Input::Text(Some(s))) => {
             let groups_ok =
                 s.split('-').all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
@@ -306,7 +418,7 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
                     "must be lower-case letters and digits in hyphen-separated groups, at most {max} characters"
                 ));
             }
-            Ok(Value::from(s.clone()))
+            Ok(ColumnValue::Text(s.clone()))
         }
         (Rule::Url, Input::Text(Some(s))) => {
             let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
@@ -316,14 +428,14 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
                         && s.len() <= 2048
                         && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
                 {
-                    Ok(Value::from(s.clone()))
+                    Ok(ColumnValue::Text(s.clone()))
                 }
                 _ => Err("must be an http:// or https:// URL of at most 2048 characters".into()),
             }
         }
         (Rule::Country, Input::Text(Some(s))) => {
             if super::iana::is_country(s) {
-                Ok(Value::from(s.clone()))
+                Ok(ColumnValue::Text(s.clone()))
             } else {
                 Err("must be an assigned ISO 3166-1 alpha-2 code in upper case, e.g. DE".into())
             }
@@ -338,7 +450,7 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
             };
             let labels: Vec<&str> = s.split('.').collect();
             if s.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
-                Ok(Value::from(s.clone()))
+                Ok(ColumnValue::Text(s.clone()))
             } else {
                 Err("must be a lower-case domain name without scheme or path, e.g. example.com".into())
             }
@@ -350,37 +462,44 @@ fn check_value(rule: Rule, input: &Input) -> Result<Value, String> {
                     && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$&^_.+-".contains(&b))
             };
             match s.split_once('/') {
-                Some((t, sub)) if s.len() <= 255 && part_ok(t) && part_ok(sub) => Ok(Value::from(s.clone())),
+                Some((t, sub)) if s.len() <= 255 && part_ok(t) && part_ok(sub) => Ok(ColumnValue::Text(s.clone())),
                 _ => Err("must be a lower-case MIME type such as video/mp4".into()),
             }
         }
         (Rule::TimeZone, Input::Text(Some(s))) => {
             if super::iana::is_time_zone(s) {
-                Ok(Value::from(s.clone()))
+                Ok(ColumnValue::Text(s.clone()))
             } else {
                 Err("must be an IANA time zone name such as Europe/Berlin".into())
             }
         }
-        (Rule::OneOf(allowed), Input::Enum(Some(name))) if allowed.contains(name) => Ok(Value::from(*name)),
-        (Rule::OneOf(allowed), Input::Text(Some(s))) if allowed.contains(&s.as_str()) => Ok(Value::from(s.clone())),
+        (Rule::OneOf(allowed), Input::Enum(Some(name))) if allowed.contains(name) => {
+            Ok(ColumnValue::Text((*name).to_owned()))
+        }
+        (Rule::OneOf(allowed), Input::Text(Some(s))) if allowed.contains(&s.as_str()) => {
+            Ok(ColumnValue::Text(s.clone()))
+        }
         (Rule::OneOf(allowed), _) => Err(format!("must be one of {}", allowed.join(", "))),
         (Rule::Score, Input::Float(Some(x))) => {
             if x.is_finite() && (0.0..=1.0).contains(x) {
-                Ok(serde_json::Number::from_f64(*x).map(Value::Number).unwrap_or(Value::Null))
+                Ok(ColumnValue::Float(*x))
             } else {
                 Err("must be a number from 0 to 1".into())
             }
         }
-        (Rule::NonNegative, Input::Int(Some(n))) if *n >= 0 => Ok(Value::from(*n)),
+        (Rule::NonNegative, Input::Int(Some(n))) if *n >= 0 => Ok(ColumnValue::Int(*n)),
         (Rule::NonNegative, Input::Int(Some(_))) => Err("must not be negative".into()),
         (Rule::Id, Input::Text(Some(s))) => match uuid::Uuid::parse_str(s) {
-            Ok(id) => Ok(Value::from(id.to_string())),
+            Ok(id) => Ok(ColumnValue::Id(id)),
             Err(_) => Err("must be a UUID".into()),
         },
-        (Rule::Timestamp, Input::Time(Some(t))) => Ok(Value::from(t.to_rfc3339())),
+        (Rule::Timestamp, Input::Time(Some(t))) => Ok(ColumnValue::Time(*t)),
         (Rule::Object, Input::Object(Some(map))) => {
-            let value = Value::Object(map.clone());
-            if value.to_string().len() > 64 * 1024 { Err("must be at most 64 KiB of JSON".into()) } else { Ok(value) }
+            if Value::Object(map.clone()).to_string().len() > 64 * 1024 {
+                Err("must be at most 64 KiB of JSON".into())
+            } else {
+                Ok(ColumnValue::Object(map.clone()))
+            }
         }
         (rule, _) => Err(format!("has the wrong type for {rule:?}")),
     }
@@ -471,15 +590,21 @@ mod tests {
         let inputs =
             [("name", Input::Text(Some("ok".into()))), ("event_id", Input::Text(Some(uuid::Uuid::nil().to_string())))];
         let columns = validate_create(SPECS, &inputs).expect("valid");
-        assert_eq!(columns["status"], "draft");
-        assert_eq!(columns["country"], Value::Null);
+        assert_eq!(columns.text("status"), Some("draft"));
+        assert_eq!(columns.get("country"), Some(&ColumnValue::Null));
+        assert_eq!(columns.names(), vec!["name", "country", "status", "score", "event_id"], "every column, spec order");
+        assert_eq!(columns.get("event_id"), Some(&ColumnValue::Id(uuid::Uuid::nil())));
+        let row = columns.to_json();
+        assert_eq!((row["status"].clone(), row["score"].clone()), (Value::from("draft"), Value::Null));
+        assert_eq!(row["event_id"], Value::from(uuid::Uuid::nil().to_string()), "as jsonb_populate_record reads it");
     }
 
     #[test]
     fn update_masks_are_checked() {
         let inputs = [("name", Input::Text(Some("new".into())))];
-        let (columns, paths) = validate_update(SPECS, &inputs, &["name".into()], &["id"]).expect("valid");
+        let Patch { columns, paths } = validate_update(SPECS, &inputs, &["name".into()], &["id"]).expect("valid");
         assert_eq!((columns.len(), paths), (1, vec!["name"]));
+        assert_eq!(columns.text("name"), Some("new"));
 
         let err = validate_update(SPECS, &inputs, &["nope".into(), "id".into(), "event_id".into()], &["id"])
             .expect_err("bad mask");
@@ -489,10 +614,10 @@ mod tests {
         assert!(err.0[0].description.len() < 100, "input is not echoed in full");
         let err = validate_update(SPECS, &[], &["name".into()], &[]).expect_err("clearing a required field");
         assert_eq!(err.0[0].field, "name");
-        let (_, implicit) = validate_update(SPECS, &inputs, &[], &[]).expect("implicit mask");
-        assert_eq!(implicit, vec!["name"]);
-        let (columns, _) = validate_update(SPECS, &[], &["status".into()], &[]).expect("reset to default");
-        assert_eq!(columns["status"], "draft");
+        let implicit = validate_update(SPECS, &inputs, &[], &[]).expect("implicit mask");
+        assert_eq!(implicit.paths, vec!["name"]);
+        let reset = validate_update(SPECS, &[], &["status".into()], &[]).expect("reset to default");
+        assert_eq!(reset.columns.text("status"), Some("draft"));
     }
 
     #[test]

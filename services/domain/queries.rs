@@ -3,8 +3,9 @@
 //! store.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use super::fields::Columns;
 
 /// Filters of ListEvents; every one is served by an index (docs/schema.md).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,7 +87,7 @@ pub enum From {
 pub struct NewRelation {
     pub event_id: Uuid,
     pub other_id: Uuid,
-    pub columns: Map<String, Value>,
+    pub columns: Columns,
 }
 
 /// Edge kinds of the event network.

@@ -171,7 +171,7 @@ impl Api {
         let id = checks.take(parse_id(&format!("{field_prefix}id"), id));
         let etag = checks.take(parse_etag(&format!("{field_prefix}etag"), etag));
         let update = validate_update(kind.fields(), &inputs, &mask_paths(mask), kind.output_only());
-        let columns = checks.take_violations(update.map_err(|v| v.under(field_prefix))).map(|(columns, _)| columns);
+        let columns = checks.take_violations(update.map_err(|v| v.under(field_prefix))).map(|patch| patch.columns);
         if let Some(columns) = &columns {
             checks.add(kind.check_together(columns).under(field_prefix));
         }

@@ -11,7 +11,7 @@ use super::handlers::{Api, Place, mask_paths};
 use super::resources::{event_company_from, event_speaker_from, event_topic_from};
 use crate::app::{AppError, Caller};
 use crate::domain::catalogue::{COMPANY_RELATIONS, RelationKind, SPEAKER_ROLES};
-use crate::domain::fields::{Input, validate_create, validate_update};
+use crate::domain::fields::{Input, Patch, validate_create, validate_update};
 use crate::domain::queries::{From, NewRelation};
 use crate::domain::resources::Relation;
 use crate::proto::v1 as pb;
@@ -211,7 +211,7 @@ impl Api {
     ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
         let output_only = ["event_id", "speaker_id", "company_id", "topic_id", "create_time", "update_time"];
-        let (columns, _) = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only)
+        let Patch { columns, .. } = validate_update(kind.fields(), &attributes, &mask_paths(mask), &output_only)
             .map_err(|v| AppError::InvalidArgument(v.under(prefix)))?;
         let updated = self.app.update_relation(caller, kind, event_id, other_id, &columns).await;
         Ok(updated.map_err(|e| Place::single(prefix).locate(e))?)

@@ -1,13 +1,14 @@
 //! Create, read, update and delete of catalogue resources, generic over the kind. Each mutation is one statement
 //! that changes the data and writes its outbox row (a data-modifying CTE), so both commit or neither does.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::tables::{decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
+use crate::domain::fields::Columns;
 use crate::domain::resources::Resource;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
@@ -124,12 +125,12 @@ pub async fn update(
     conn: &mut PgConnection,
     kind: Kind,
     id: Uuid,
-    columns: &Map<String, Value>,
+    columns: &Columns,
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<UpdateOutcome, sqlx::Error> {
     let table = resource_table(kind);
-    let names: Vec<&str> = columns.keys().map(String::as_str).collect();
+    let names = columns.names();
     let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
     let current = names.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
     let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
@@ -159,7 +160,7 @@ pub async fn update(
     let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(id)
-        .bind(Value::Object(columns.clone()))
+        .bind(Value::Object(columns.to_json()))
         .bind(expected_version)
         .bind(context.to_param())
         .fetch_optional(&mut *conn)

@@ -1,13 +1,14 @@
 //! Relations between an event and its speakers, companies and topics. Mutations emit `event.<relation>_*`
 //! changes in the same statement, filed under the event.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::tables::{RelationTable, decode_relation, relation_table, resource_table};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
+use crate::domain::fields::Columns;
 use crate::domain::resources::Relation;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
@@ -24,16 +25,16 @@ pub async fn add(
     kind: RelationKind,
     event_id: Uuid,
     other_id: Uuid,
-    columns: &Map<String, Value>,
+    columns: &Columns,
     context: &ChangeContext,
 ) -> Result<Relation, sqlx::Error> {
-    let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
+    let names = columns.names();
     let sql = add_sql(kind, &names);
     let added = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
-        .bind(Value::Object(columns.clone()))
+        .bind(Value::Object(columns.to_json()))
         .bind(context.to_param())
         .fetch_one(&mut *conn)
         .await?;
@@ -74,8 +75,8 @@ pub async fn add_many(
     let RelationTable { other_column, .. } = relation_table(kind);
     let mut groups = std::collections::BTreeMap::<Vec<&str>, Vec<Value>>::new();
     for relation in relations {
-        let mut row = relation.columns.clone();
-        let names = relation.columns.keys().map(String::as_str).collect::<Vec<_>>();
+        let mut row = relation.columns.to_json();
+        let names = relation.columns.names();
         row.insert("event_id".into(), Value::from(relation.event_id.to_string()));
         row.insert((*other_column).into(), Value::from(relation.other_id.to_string()));
         groups.entry(names).or_default().push(Value::Object(row));
@@ -147,11 +148,11 @@ pub async fn update(
     kind: RelationKind,
     event_id: Uuid,
     other_id: Uuid,
-    columns: &Map<String, Value>,
+    columns: &Columns,
     context: &ChangeContext,
 ) -> Result<Option<Relation>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let names = columns.keys().map(String::as_str).collect::<Vec<_>>();
+    let names = columns.names();
     let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
     let current = names.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
     let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
@@ -177,7 +178,7 @@ pub async fn update(
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
-        .bind(Value::Object(columns.clone()))
+        .bind(Value::Object(columns.to_json()))
         .bind(context.to_param())
         .fetch_optional(&mut *conn)
         .await?;
