@@ -59,6 +59,14 @@ pub async fn explain_events(conn: &mut PgConnection, org: Uuid, filter: &EventFi
     Ok(lines.join("\n"))
 }
 
+/// ` LIMIT <limit>`, written into the statement rather than bound. With a bound LIMIT, PostgreSQL prices the
+/// generic plan for an unknown limit above the custom plan for the limit it sees, keeps choosing custom plans, and so
+/// plans the statement anew on every call (most of its time for a page of events; docs/performance.md). A literal
+/// costs one cached statement per page size in use, and the generic plan is the custom one.
+pub(super) fn push_limit(q: &mut QueryBuilder<Postgres>, limit: i64) {
+    q.push(format!(" LIMIT {limit}"));
+}
+
 fn events_query(
     prefix: &str,
     org: Uuid,
@@ -74,7 +82,8 @@ fn events_query(
     if let Some((sort_value, id)) = after {
         q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
     }
-    q.push(format!(" ORDER BY {sort}, t.id LIMIT ")).push_bind(limit);
+    q.push(format!(" ORDER BY {sort}, t.id"));
+    push_limit(&mut q, limit);
     confined::close(&mut q);
     q
 }
@@ -178,7 +187,8 @@ fn by_id_query(
     if let Some(id) = after {
         q.push(" AND t.id > ").push_bind(id);
     }
-    q.push(" ORDER BY t.id LIMIT ").push_bind(limit);
+    q.push(" ORDER BY t.id");
+    push_limit(&mut q, limit);
     confined::close(&mut q);
     q
 }
@@ -238,7 +248,8 @@ fn quality_query(
     if let Some((score, id)) = after {
         q.push(" AND (t.quality_score, t.id) > (").push_bind(score).push(", ").push_bind(id).push(")");
     }
-    q.push(" ORDER BY t.quality_score, t.id LIMIT ").push_bind(limit);
+    q.push(" ORDER BY t.quality_score, t.id");
+    push_limit(&mut q, limit);
     confined::close(&mut q);
     q
 }

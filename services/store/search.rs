@@ -143,7 +143,9 @@ fn push_nearest(
         } else {
             "t.embedding <=> (SELECT v FROM target)"
         };
-        q.push(format!(" ORDER BY {order} LIMIT ")).push_bind(k).push(")");
+        q.push(format!(" ORDER BY {order}"));
+        super::lists::push_limit(q, k);
+        q.push(")");
     }
     q.push(") r ORDER BY distance");
 }
