@@ -60,6 +60,9 @@ struct Saved {
 /// How often, at most, unroutable changes are logged.
 const UNROUTABLE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long a stopping partition waits for the log to reach the changes it published ahead of the watermark.
+const AHEAD_ON_STOP: Duration = Duration::from_secs(5);
+
 enum Served {
     /// Another relay holds the partition.
     NotClaimed,
@@ -200,6 +203,7 @@ impl Relay {
         let mut poll = AdaptivePoll::new(SHORTEST_POLL, settings.poll_interval);
         loop {
             if *shutdown.borrow() {
+                self.reach_ahead(conn, publisher, partition, window).await?;
                 while let Some(settled) = window.settle_next().await {
                     self.record(std::slice::from_ref(&settled?));
                 }
@@ -263,6 +267,48 @@ impl Relay {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// On shutdown: changes published ahead of the watermark are covered by the checkpoint only once the log
+    /// reaches them in order, so give the older transactions (the service's last milliseconds) up to
+    /// [`AHEAD_ON_STOP`] to finish, reading and publishing in order up to the last change published ahead. A clean
+    /// stop then saves a checkpoint past everything it published; what is still ahead at the deadline is published
+    /// again after the restart.
+    async fn reach_ahead(
+        &self,
+        conn: &mut PgConnection,
+        publisher: &Publisher,
+        partition: u32,
+        window: &mut Window,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + AHEAD_ON_STOP;
+        while let Some(last) = window.last_ahead() {
+            if Instant::now() >= deadline {
+                tracing::info!(
+                    partition,
+                    ahead = window.ahead(),
+                    "stopping with changes published ahead of the watermark; they are published again after the restart"
+                );
+                return Ok(());
+            }
+            let read =
+                log::read_after(conn, window.sent(), self.settings.partitions, partition, self.settings.batch_size)
+                    .await?;
+            let mut sent = false;
+            for change in read.changes.iter().take_while(|c| c.checkpoint() <= last) {
+                window.send(publisher, change).await.context("publishing")?;
+                sent = true;
+            }
+            let (settled, stop) = window.settle_ready();
+            self.record(&settled);
+            if let Some(stop) = stop {
+                return Err(stop).context("publishing");
+            }
+            if !sent {
+                tokio::time::sleep(SHORTEST_POLL).await;
+            }
+        }
+        Ok(())
     }
 
     /// Counts settled changes in the metrics and the unroutable log.

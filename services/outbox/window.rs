@@ -115,6 +115,11 @@ impl Window {
         self.ahead.len()
     }
 
+    /// The last change published ahead, if any waits.
+    pub fn last_ahead(&self) -> Option<Checkpoint> {
+        self.ahead.keys().next_back().copied()
+    }
+
     /// The end of the confirmed prefix: the checkpoint may move here.
     pub fn confirmed(&self) -> Checkpoint {
         self.confirmed
@@ -371,6 +376,7 @@ mod tests {
         assert!(window.send_ahead(&broker, &change(3)).await.expect("ahead"));
         assert!(!window.send_ahead(&broker, &change(3)).await.expect("ahead"), "not twice");
         assert_eq!((window.ahead(), window.room(), window.sent()), (1, 1, at(1)), "reading goes on after 1");
+        assert_eq!(window.last_ahead(), Some(at(3)));
         broker.answer(3, Ok(Delivery::Acked));
         broker.answer(1, Ok(Delivery::Acked));
         let (settled, _) = window.settle_ready();
