@@ -23,6 +23,7 @@ pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod warm_connections;
 
 /// The layering above, checked on the sources: a module that imports what its layer must not fails the build's
 /// tests, naming the file and the line.

@@ -30,6 +30,8 @@ struct Seen {
 /// A standby and what is known of it.
 pub struct ReadReplica {
     pool: PgPool,
+    /// Connections handed from one confined read to the next on `pool`.
+    reads: crate::warm_connections::WarmConnections,
     seen: watch::Sender<Seen>,
     token_wait: Duration,
 }
@@ -46,8 +48,10 @@ impl ReadReplica {
         // A standby that stops answering must not hold reads up for long: they go to the primary instead.
         let acquire_timeout = settings.acquire_timeout.min(Duration::from_millis(500));
         let standby = DatabaseSettings { url: url.clone(), acquire_timeout, ..settings.clone() };
+        let pool = crate::db::runtime_pool(&standby)?;
         let replica = Arc::new(Self {
-            pool: crate::db::runtime_pool(&standby)?,
+            reads: crate::warm_connections::WarmConnections::new(pool.clone()),
+            pool,
             seen: watch::channel(Seen::default()).0,
             token_wait: settings.read_token_wait,
         });
@@ -55,20 +59,25 @@ impl ReadReplica {
         Ok(Some(replica))
     }
 
-    /// The standby's pool for a read that must see `token` (if any), or `None` when the read belongs on the
-    /// primary: the standby is not usable, or has not replayed `token` within the wait.
-    pub async fn pool_for(&self, token: Option<Lsn>) -> Option<&PgPool> {
+    /// The standby's connections for a read that must see `token` (if any), or `None` when the read belongs on
+    /// the primary: the standby is not usable, or has not replayed `token` within the wait.
+    pub async fn reads_for(&self, token: Option<Lsn>) -> Option<&crate::warm_connections::WarmConnections> {
         let serves = |seen: &Seen| seen.usable && token.is_none_or(|t| seen.replayed.is_some_and(|r| r >= t));
         let seen = *self.seen.borrow();
         if serves(&seen) {
-            return Some(&self.pool);
+            return Some(&self.reads);
         }
         if !seen.usable {
             return None;
         }
         let mut seen = self.seen.subscribe();
         let waited = tokio::time::timeout(self.token_wait, seen.wait_for(|s| !s.usable || serves(s))).await;
-        matches!(waited, Ok(Ok(s)) if serves(&s)).then_some(&self.pool)
+        matches!(waited, Ok(Ok(s)) if serves(&s)).then_some(&self.reads)
+    }
+
+    /// Gives the standby's connections kept warm for reads back to its pool.
+    pub fn release_warm_connections(&self) {
+        self.reads.drain();
     }
 
     /// Skips the standby until the next probe finds it well (a read could not get a connection to it).

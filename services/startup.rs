@@ -97,6 +97,7 @@ impl Application {
         }
         // Tokens only matter when reads may go to a replica: without one, calls do not pass through the layer.
         let consistency = with_replica.then(|| crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone()));
+        let warm = app.clone();
         let api = crate::grpc::Api {
             app,
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
@@ -137,6 +138,7 @@ impl Application {
 
         let (grpc_result, admin_result) = tokio::join!(grpc, admin);
         let _ = monitor.await;
+        warm.release_warm_connections();
         self.pool.close().await;
         grpc_result.context("gRPC server failed")?;
         admin_result.context("admin HTTP server failed")?;

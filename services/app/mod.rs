@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::domain::api_key::Scopes;
 use crate::domain::page_token::PageTokens;
 use crate::outbox::enqueue::ChangeContext;
+use crate::warm_connections::{WarmConnection, WarmConnections};
 pub use error::AppError;
 
 /// Who is calling: the key's organization and scopes, and the request's trace context.
@@ -56,6 +57,8 @@ impl Caller {
 #[derive(Clone)]
 pub struct App {
     pool: PgPool,
+    /// Connections handed from one confined read to the next on `pool`.
+    reads: WarmConnections,
     tokens: PageTokens,
     metrics: crate::metrics::ApiMetrics,
     /// The server's statement limit (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`): a caller's deadline may shorten it,
@@ -81,6 +84,7 @@ impl App {
     /// limit the pool's connections carry; a caller's deadline only shortens it).
     pub fn new(pool: PgPool, tokens: PageTokens, statement_limit: std::time::Duration) -> Self {
         Self {
+            reads: WarmConnections::new(pool.clone()),
             pool,
             tokens,
             metrics: Default::default(),
@@ -115,20 +119,24 @@ impl App {
 
     /// Where the caller's reads run: the replica when it is usable and has replayed the caller's token, else the
     /// primary; and whether it is the replica.
-    async fn read_pool(&self, caller: &Caller) -> (&PgPool, bool) {
+    async fn read_pool(&self, caller: &Caller) -> (&WarmConnections, bool) {
         let replica = match &self.replica {
-            Some(replica) => replica.pool_for(caller.consistency).await,
+            Some(replica) => replica.reads_for(caller.consistency).await,
             None => None,
         };
         match replica {
-            Some(pool) => (pool, true),
-            None => (&self.pool, false),
+            Some(reads) => (reads, true),
+            None => (&self.reads, false),
         }
     }
 
     /// Runs `open` on the caller's read pool; when the replica gives no connection, skips it until its monitor finds
     /// it well and runs `open` on the primary. Counts the read where it ran.
-    async fn on_read_pool<'a, T, F>(&'a self, caller: &Caller, open: impl Fn(&'a PgPool) -> F) -> Result<T, AppError>
+    async fn on_read_pool<'a, T, F>(
+        &'a self,
+        caller: &Caller,
+        open: impl Fn(&'a WarmConnections) -> F,
+    ) -> Result<T, AppError>
     where
         F: Future<Output = Result<T, AppError>>,
     {
@@ -139,7 +147,7 @@ impl App {
                     replica.set_unusable();
                 }
                 on_replica = false;
-                open(&self.pool).await
+                open(&self.reads).await
             }
             opened => opened,
         };
@@ -162,6 +170,15 @@ impl App {
         &self.pool
     }
 
+    /// Gives the connections kept warm for reads back to their pools (before the pools are closed, which waits
+    /// for every connection).
+    pub fn release_warm_connections(&self) {
+        self.reads.drain();
+        if let Some(replica) = &self.replica {
+            replica.release_warm_connections();
+        }
+    }
+
     /// A transaction confined to the caller's organization. Time spent waiting for a pooled connection (and the
     /// BEGIN round trip) is measured.
     async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
@@ -178,14 +195,14 @@ impl App {
     /// A connection for the caller's confined reads on the primary, for reads that must see the primary's log
     /// (the change feed).
     async fn primary_reader(&self, caller: &Caller) -> Result<Reader, AppError> {
-        self.reader_on(&self.pool, caller).await
+        self.reader_on(&self.reads, caller).await
     }
 
-    async fn reader_on(&self, pool: &PgPool, caller: &Caller) -> Result<Reader, AppError> {
+    async fn reader_on(&self, reads: &WarmConnections, caller: &Caller) -> Result<Reader, AppError> {
         match self.statement_limit_of(caller)? {
-            None => self.measured(pool.acquire()).await.map(Reader::Pooled),
+            None => self.measured(reads.acquire()).await.map(Reader::Pooled),
             Some(limit) => self
-                .measured(crate::db::begin_for_org_within(pool, caller.org_id, Some(limit)))
+                .measured(crate::db::begin_for_org_within(reads.pool(), caller.org_id, Some(limit)))
                 .await
                 .map(Reader::Limited),
         }
@@ -199,6 +216,9 @@ impl App {
         settings: &[(&str, String)],
     ) -> Result<Transaction<'static, Postgres>, AppError> {
         let limit = self.statement_limit_of(caller)?;
+        // Connections kept warm for reads and idle too long go back, so a service that stops reading leaves the
+        // whole pool to its writes.
+        self.reads.age();
         self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings)).await
     }
 
@@ -232,16 +252,18 @@ impl App {
 /// `statement_timeout` is the time left (a statement cannot shorten its own limit).
 pub(crate) enum Reader {
     /// No transaction: each confined read is its own.
-    Pooled(sqlx::pool::PoolConnection<Postgres>),
+    Pooled(WarmConnection),
     /// A transaction with a shorter statement limit (and the organization set, which the reads set again).
     Limited(Transaction<'static, Postgres>),
 }
 
 impl Reader {
-    /// Ends the reads (commits the transaction, if any).
+    /// Ends the reads, which all succeeded: commits the transaction, or hands the connection to the next read.
+    /// A reader dropped instead (a read failed, or the call was cancelled) gives its connection back to the pool.
     pub(crate) async fn finish(self) -> Result<(), AppError> {
-        if let Reader::Limited(tx) = self {
-            tx.commit().await?;
+        match self {
+            Reader::Limited(tx) => tx.commit().await?,
+            Reader::Pooled(conn) => conn.release(),
         }
         Ok(())
     }

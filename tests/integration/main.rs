@@ -36,3 +36,4 @@ mod search_recall;
 mod security;
 mod server;
 mod tooling;
+mod warm_connections;

@@ -1,0 +1,126 @@
+//! Connections handed from one read to the next (`eventdata::warm_connections`): what is handed on, what is not,
+//! and that the pool's other users keep their share.
+
+use std::time::Duration;
+
+use eventdata::warm_connections::WarmConnections;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::common::TestDb;
+
+/// Warm connections on a runtime-role pool of four, at most `most` kept, idle for at most `idle_return`.
+async fn warm(db: &TestDb, most: usize, idle_return: Duration) -> WarmConnections {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&db.app_url)
+        .await
+        .expect("connect as the runtime role");
+    WarmConnections::with_limits(pool, most, idle_return)
+}
+
+async fn backend(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("backend pid")
+}
+
+#[tokio::test]
+async fn a_released_connection_serves_the_next_read_and_a_dropped_one_goes_back_to_the_pool() {
+    let db = TestDb::empty().await;
+    let reads = warm(&db, 2, Duration::from_secs(60)).await;
+
+    let mut first = reads.acquire().await.expect("acquire");
+    let pid = backend(&mut first).await;
+    first.release();
+    assert_eq!(reads.idle(), 1, "a read that ended cleanly keeps its connection warm");
+
+    let mut second = reads.acquire().await.expect("acquire");
+    assert_eq!(reads.idle(), 0);
+    assert_eq!(backend(&mut second).await, pid, "the next read gets the warm connection");
+    drop(second);
+    assert_eq!(reads.idle(), 0, "a read that did not end cleanly does not hand its connection on");
+
+    // The dropped connection's place is free again: both places can be filled and kept.
+    let (a, b) = (reads.acquire().await.expect("acquire"), reads.acquire().await.expect("acquire"));
+    a.release();
+    b.release();
+    assert_eq!(reads.idle(), 2);
+}
+
+#[tokio::test]
+async fn nothing_a_read_set_for_itself_reaches_the_next_read() {
+    let db = TestDb::empty().await;
+    let reads = warm(&db, 1, Duration::from_secs(60)).await;
+    let org = uuid::Uuid::new_v4().to_string();
+
+    // A confined read: the organization is set for the statement's own transaction only.
+    let mut conn = reads.acquire().await.expect("acquire");
+    let set: String = sqlx::query_scalar("SELECT set_config('app.org_id', $1, true)")
+        .bind(&org)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("confined read");
+    assert_eq!(set, org);
+    conn.release();
+
+    let mut next = reads.acquire().await.expect("acquire");
+    let seen: Option<String> = sqlx::query_scalar("SELECT nullif(current_setting('app.org_id', true), '')")
+        .fetch_one(&mut *next)
+        .await
+        .expect("next read");
+    assert_eq!(seen, None, "the organization of one read must not confine the next");
+}
+
+#[tokio::test]
+async fn a_cancelled_read_leaves_nothing_behind_for_the_next() {
+    let db = TestDb::empty().await;
+    let reads = warm(&db, 1, Duration::from_secs(60)).await;
+
+    let mut conn = reads.acquire().await.expect("acquire");
+    let slow = sqlx::query("SELECT pg_sleep(30)").execute(&mut *conn);
+    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err(), "the read is cut short");
+    drop(conn);
+    assert_eq!(reads.idle(), 0);
+
+    let mut next = reads.acquire().await.expect("acquire after a cancelled read");
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut *next).await.expect("the next read runs");
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
+async fn the_pool_keeps_its_reserve_while_reads_keep_connections() {
+    let db = TestDb::empty().await;
+    let reads = warm(&db, 2, Duration::from_secs(60)).await;
+
+    // Three reads at once: two are kept warm, the third goes back to the pool.
+    let held = [
+        reads.acquire().await.expect("acquire"),
+        reads.acquire().await.expect("acquire"),
+        reads.acquire().await.expect("acquire"),
+    ];
+    for conn in held {
+        conn.release();
+    }
+    assert_eq!(reads.idle(), 2, "at most the limit is kept");
+
+    // With both warm connections idle, the pool's other users still get the other two of its four.
+    let pool = reads.pool();
+    let (a, b) = tokio::join!(pool.acquire(), pool.acquire());
+    assert!(a.is_ok() && b.is_ok(), "the reserve is there for writers: {a:?} {b:?}");
+}
+
+#[tokio::test]
+async fn idle_connections_go_back_to_the_pool_and_a_drained_pool_closes() {
+    let db = TestDb::empty().await;
+    let reads = warm(&db, 2, Duration::ZERO).await;
+    reads.acquire().await.expect("acquire").release();
+    reads.age();
+    assert_eq!(reads.idle(), 0, "a connection idle for the limit goes back");
+
+    let reads = warm(&db, 2, Duration::from_secs(60)).await;
+    reads.acquire().await.expect("acquire").release();
+    assert_eq!(reads.idle(), 1);
+    reads.drain();
+    tokio::time::timeout(Duration::from_secs(10), reads.pool().close())
+        .await
+        .expect("closing the pool waits for every connection: drained, none is held");
+}
