@@ -322,15 +322,22 @@ macro_rules! into_kind {
 }
 
 impl Resource {
-    /// Decodes the store's JSON of a resource of `kind`, strictly.
-    pub fn from_json(kind: Kind, json: Value) -> Result<Self, serde_json::Error> {
+    /// Decodes the store's JSON text of a resource of `kind`, strictly, straight into its type: no `Value` in
+    /// between, whose maps and strings cost a List of 50 events a fifth of the service's CPU.
+    pub fn from_json_text(kind: Kind, json: &str) -> Result<Self, serde_json::Error> {
         Ok(match kind {
-            Kind::Event => Resource::Event(serde_json::from_value(json)?),
-            Kind::Speaker => Resource::Speaker(serde_json::from_value(json)?),
-            Kind::Company => Resource::Company(serde_json::from_value(json)?),
-            Kind::Topic => Resource::Topic(serde_json::from_value(json)?),
-            Kind::Media => Resource::Media(serde_json::from_value(json)?),
+            Kind::Event => Resource::Event(serde_json::from_str(json)?),
+            Kind::Speaker => Resource::Speaker(serde_json::from_str(json)?),
+            Kind::Company => Resource::Company(serde_json::from_str(json)?),
+            Kind::Topic => Resource::Topic(serde_json::from_str(json)?),
+            Kind::Media => Resource::Media(serde_json::from_str(json)?),
         })
+    }
+
+    /// Decodes the store's JSON of a resource of `kind`, strictly: [`Resource::from_json_text`] of its text, so
+    /// the same decoder (and its strictness tests) serve both.
+    pub fn from_json(kind: Kind, json: Value) -> Result<Self, serde_json::Error> {
+        Self::from_json_text(kind, &json.to_string())
     }
 
     /// Its kind.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::tables::{decode_resource, resource_table};
+use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
 use crate::domain::fields::Columns;
@@ -35,7 +35,7 @@ pub async fn create(
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let sql = create_sql(kind);
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let created: Vec<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
@@ -104,7 +104,7 @@ pub async fn get_many(
     let query = sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
         .persistent(crate::db::named_statements());
     let query = if let [id] = ids { query.bind(*id) } else { query.bind(ids) };
-    let found: Vec<Value> = query.bind(super::confined::org_text(org)).fetch_all(&mut *conn).await?;
+    let found: Vec<ProjectedJson> = query.bind(super::confined::org_text(org)).fetch_all(&mut *conn).await?;
     Ok(in_order(decode_all(kind, found)?, ids))
 }
 
@@ -160,7 +160,7 @@ pub async fn update(
         projection = table.projection,
         changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
     );
-    let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let updated: Option<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(Value::Object(columns.to_json()))
@@ -219,7 +219,7 @@ pub async fn delete(
         projection = table.projection,
         changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 3),
     );
-    let deleted: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let deleted: Option<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(expected_version)
@@ -277,7 +277,7 @@ pub enum NaturalKey<'a> {
     Domain(&'a str),
 }
 
-fn decode_all(kind: Kind, rows: Vec<Value>) -> Result<Vec<Resource>, sqlx::Error> {
+fn decode_all(kind: Kind, rows: Vec<ProjectedJson>) -> Result<Vec<Resource>, sqlx::Error> {
     rows.into_iter().map(|row| decode_resource(kind, row)).collect()
 }
 

@@ -4,12 +4,11 @@
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::queries::{EventFilter, QualityRange, SimpleFilter};
-use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::confined;
-use super::tables::{decode_resource, resource_table};
+use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::Resource;
 
@@ -27,7 +26,7 @@ fn push_quality(range: &QualityRange, q: &mut QueryBuilder<Postgres>) {
 pub type ListedRow = (Resource, Option<DateTime<Utc>>, Uuid);
 
 /// Decodes the resources of listed rows `(resource JSON, sort value, id)`.
-fn decode_rows<S>(kind: Kind, rows: Vec<(Value, S, Uuid)>) -> Result<Vec<(Resource, S, Uuid)>, sqlx::Error> {
+fn decode_rows<S>(kind: Kind, rows: Vec<(ProjectedJson, S, Uuid)>) -> Result<Vec<(Resource, S, Uuid)>, sqlx::Error> {
     rows.into_iter().map(|(json, sort, id)| Ok((decode_resource(kind, json)?, sort, id))).collect()
 }
 

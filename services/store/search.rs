@@ -4,12 +4,11 @@
 //! beneath the row-level-security policy their indexes could not be used.
 
 use pgvector::Vector;
-use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::lists::{EventFilter, push_event_filters};
-use super::tables::{decode_resource, resource_table};
+use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::{Event, Resource};
 
@@ -53,7 +52,7 @@ pub async fn nearest(
     k: i64,
     ef_search: u32,
 ) -> Result<Vec<(Resource, f64)>, sqlx::Error> {
-    let rows: Vec<(Value, f64)> = nearest_query("", org, kind, target, filter, k, ef_search)
+    let rows: Vec<(ProjectedJson, f64)> = nearest_query("", org, kind, target, filter, k, ef_search)
         .build_query_as()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)

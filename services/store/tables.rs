@@ -7,10 +7,15 @@ use serde_json::Value;
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::resources::{Relation, Resource};
 
+/// A projection's JSON as PostgreSQL sent it (checked to be JSON, not parsed into a `Value`), for
+/// [`decode_resource`].
+pub type ProjectedJson = sqlx::types::Json<Box<serde_json::value::RawValue>>;
+
 /// A resource of `kind` as its projection rendered it, decoded strictly (`domain::resources`): a projection and
 /// its type that disagree fail every read of that kind, as a decode error (INTERNAL), never a silent default.
-pub fn decode_resource(kind: Kind, json: Value) -> Result<Resource, sqlx::Error> {
-    Resource::from_json(kind, json).map_err(|e| sqlx::Error::Decode(format!("a stored {}: {e}", kind.name()).into()))
+pub fn decode_resource(kind: Kind, json: ProjectedJson) -> Result<Resource, sqlx::Error> {
+    Resource::from_json_text(kind, json.get())
+        .map_err(|e| sqlx::Error::Decode(format!("a stored {}: {e}", kind.name()).into()))
 }
 
 /// A relation of `kind` as its projection rendered it, decoded strictly.
