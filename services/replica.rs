@@ -80,6 +80,11 @@ impl ReadReplica {
         self.reads.drain();
     }
 
+    /// Gives the standby's connections kept warm for reads and idle too long back to its pool.
+    pub fn age_warm_connections(&self) {
+        self.reads.age();
+    }
+
     /// Skips the standby until the next probe finds it well (a read could not get a connection to it).
     pub fn set_unusable(&self) {
         self.seen.send_modify(|seen| seen.usable = false);

@@ -98,6 +98,16 @@ impl Application {
         // Tokens only matter when reads may go to a replica: without one, calls do not pass through the layer.
         let consistency = with_replica.then(|| crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone()));
         let warm = app.clone();
+        let aging = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::warm_connections::IDLE_RETURN);
+                loop {
+                    every.tick().await;
+                    app.age_warm_connections();
+                }
+            })
+        };
         let api = crate::grpc::Api {
             app,
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
@@ -138,6 +148,7 @@ impl Application {
 
         let (grpc_result, admin_result) = tokio::join!(grpc, admin);
         let _ = monitor.await;
+        aging.abort();
         warm.release_warm_connections();
         self.pool.close().await;
         grpc_result.context("gRPC server failed")?;

@@ -14,8 +14,9 @@
 //! The connections kept here count as in use for the pool, so they are bounded: at most the pool's size less a
 //! reserve ([`reserve`]) at once, lent or idle, so writers and the pool's other users always find the reserve there.
 //! An idle one is given back to the pool once it has been idle for [`IDLE_RETURN`] (as the pool would ping it
-//! then) or has been kept for [`KEPT_AT_MOST`] (so the pool's own lifetime rules apply to it); [`WarmConnections::age`]
-//! does that, and the App calls it on every transaction too, so a service that stops reading returns them.
+//! then) or has been kept for [`KEPT_AT_MOST`] (so the pool's own lifetime rules apply to it). [`WarmConnections::age`]
+//! does that; `serve` calls it every [`IDLE_RETURN`] and the App before every transaction, so a service that stops
+//! reading returns them.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -179,6 +179,15 @@ impl App {
         }
     }
 
+    /// Gives the connections kept warm for reads and idle too long back to their pools; `serve` calls it every
+    /// [`crate::warm_connections::IDLE_RETURN`], so a service with no calls holds none of them.
+    pub fn age_warm_connections(&self) {
+        self.reads.age();
+        if let Some(replica) = &self.replica {
+            replica.age_warm_connections();
+        }
+    }
+
     /// A transaction confined to the caller's organization. Time spent waiting for a pooled connection (and the
     /// BEGIN round trip) is measured.
     async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
