@@ -16,6 +16,8 @@ use tokio::sync::watch;
 pub struct AdminState {
     /// The runtime pool, probed by `/health/db`.
     pub pool: PgPool,
+    /// Its connections kept warm for reads: idle ones count as idle in the pool figures.
+    pub warm: crate::warm_connections::WarmConnections,
     /// The database monitor's latest verdict.
     pub ready: watch::Receiver<bool>,
     /// Bound on one `/health/db` probe.
@@ -59,18 +61,24 @@ async fn database(State(state): State<AdminState>) -> (StatusCode, Json<serde_js
         "database": probe,
         "pool": {
             "size": state.pool.size(),
-            "idle": state.pool.num_idle(),
+            "idle": idle(&state),
             "max": state.pool.options().get_max_connections(),
         },
     });
     (code, Json(body))
 }
 
+/// The pool's idle connections, with those kept warm for reads (the pool counts them as in use; they wait for the
+/// next read, as idle ones do).
+fn idle(state: &AdminState) -> usize {
+    state.pool.num_idle() + state.warm.idle()
+}
+
 /// Prometheus text exposition; pool and subscriber gauges are read at scrape time.
 async fn metrics(State(state): State<AdminState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let m = &state.metrics;
     m.pool_size.set(i64::from(state.pool.size()));
-    m.pool_idle.set(state.pool.num_idle() as i64);
+    m.pool_idle.set(idle(&state) as i64);
     m.pool_max.set(i64::from(state.pool.options().get_max_connections()));
     m.feed_subscribers.set(state.notifier.subscribers() as i64);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.encode())

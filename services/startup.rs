@@ -138,6 +138,7 @@ impl Application {
 
         let admin_state = crate::admin::AdminState {
             pool: self.pool.clone(),
+            warm: warm.warm_connections(),
             ready: ready_rx,
             probe_timeout: self.config.database.acquire_timeout,
             metrics,

@@ -170,6 +170,11 @@ impl App {
         &self.pool
     }
 
+    /// The connections kept warm for reads on the primary.
+    pub fn warm_connections(&self) -> WarmConnections {
+        self.reads.clone()
+    }
+
     /// Gives the connections kept warm for reads back to their pools (before the pools are closed, which waits
     /// for every connection).
     pub fn release_warm_connections(&self) {
