@@ -101,7 +101,7 @@ impl Application {
         let aging = {
             let app = app.clone();
             tokio::spawn(async move {
-                let mut every = tokio::time::interval(crate::warm_connections::IDLE_RETURN);
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
                 loop {
                     every.tick().await;
                     app.age_warm_connections();

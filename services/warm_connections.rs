@@ -12,11 +12,11 @@
 //! also drains what a cancelled statement left unread).
 //!
 //! The connections kept here count as in use for the pool, so they are bounded: at most the pool's size less a
-//! reserve ([`reserve`]) at once, lent or idle, so writers and the pool's other users always find the reserve there.
-//! An idle one is given back to the pool once it has been idle for [`IDLE_RETURN`] (as the pool would ping it
-//! then) or has been kept for [`KEPT_AT_MOST`] (so the pool's own lifetime rules apply to it). [`WarmConnections::age`]
-//! does that; `serve` calls it every [`IDLE_RETURN`] and the App before every transaction, so a service that stops
-//! reading returns them.
+//! reserve ([`reserve`]) at once, lent or idle, so writers and the pool's other users always find the reserve there;
+//! and before each transaction [`WarmConnections::make_room`] gives one back when the pool has none idle, so a writer
+//! never waits while reads keep connections idle. One idle for [`crate::db::PING_AFTER_IDLE`] is pinged before use,
+//! as the pool does with its own; one idle for [`IDLE_RETURN`], or kept for [`KEPT_AT_MOST`] (so the pool's own
+//! lifetime rules apply again), goes back to the pool: `serve` ages them every second.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
-/// An idle connection older than this goes back to the pool (which pings a connection idle for as long).
-pub const IDLE_RETURN: Duration = crate::db::PING_AFTER_IDLE;
+/// An idle connection older than this goes back to the pool. Long against the ping's second: a connection given
+/// back is pinged and counts as fresh in the pool, so returning them often would keep refreshing connections that
+/// the next read should check (a standby that just stopped would answer that read with an error instead).
+pub const IDLE_RETURN: Duration = Duration::from_secs(30);
 
 /// A connection kept longer than this goes back to the pool, whose lifetime and idle rules then apply again.
 pub const KEPT_AT_MOST: Duration = Duration::from_secs(300);
@@ -85,30 +87,54 @@ impl WarmConnections {
     /// A connection for reads: an idle warm one if there is one, else one from the pool, kept warm afterwards
     /// when there is room.
     pub async fn acquire(&self) -> Result<WarmConnection, sqlx::Error> {
-        let (stale, taken) = {
-            let mut state = self.lock();
-            let stale = state.take_stale(self.shared.idle_return);
-            let taken = match state.idle.pop_back() {
-                Some(idle) => Taken::Idle(idle),
-                None if state.lent + state.idle.len() < self.shared.most => Taken::Room,
-                None => Taken::Cold,
+        loop {
+            let (stale, taken) = {
+                let mut state = self.lock();
+                let stale = state.take_stale(self.shared.idle_return);
+                let taken = match state.idle.pop_back() {
+                    Some(idle) => Taken::Idle(idle),
+                    None if state.lent + state.idle.len() < self.shared.most => Taken::Room,
+                    None => Taken::Cold,
+                };
+                if !matches!(taken, Taken::Cold) {
+                    state.lent += 1;
+                }
+                (stale, taken)
             };
-            if !matches!(taken, Taken::Cold) {
-                state.lent += 1;
-            }
-            (stale, taken)
-        };
-        drop(stale);
-        let loan = |kept_since| Loan { shared: Arc::clone(&self.shared), kept_since, settled: false };
-        Ok(match taken {
-            Taken::Idle(idle) => WarmConnection { conn: idle.conn, loan: Some(loan(idle.kept_since)) },
-            Taken::Room => {
-                // The loan exists before the wait, so a failed or abandoned wait gives its place back.
-                let loan = loan(Instant::now());
-                WarmConnection { conn: self.pool.acquire().await?, loan: Some(loan) }
-            }
-            Taken::Cold => WarmConnection { conn: self.pool.acquire().await?, loan: None },
-        })
+            drop(stale);
+            let loan = |kept_since| Loan { shared: Arc::clone(&self.shared), kept_since, settled: false };
+            return Ok(match taken {
+                Taken::Idle(Idle { conn, since, kept_since }) => {
+                    let mut warm = WarmConnection { conn, loan: Some(loan(kept_since)) };
+                    // As the pool checks its own: one that sat idle may have lost its server (a failed one is
+                    // dropped, giving its place back, and the next is tried).
+                    if since.elapsed() >= crate::db::PING_AFTER_IDLE
+                        && sqlx::Connection::ping(&mut *warm.conn).await.is_err()
+                    {
+                        continue;
+                    }
+                    warm
+                }
+                Taken::Room => {
+                    // The loan exists before the wait, so a failed or abandoned wait gives its place back.
+                    let loan = loan(Instant::now());
+                    WarmConnection { conn: self.pool.acquire().await?, loan: Some(loan) }
+                }
+                Taken::Cold => WarmConnection { conn: self.pool.acquire().await?, loan: None },
+            });
+        }
+    }
+
+    /// Before a transaction: gives back the connections idle too long, and the least recently used idle one when
+    /// the pool has none idle, so the transaction does not wait while reads keep connections idle.
+    pub fn make_room(&self) {
+        let mut state = self.lock();
+        let mut given_back = state.take_stale(self.shared.idle_return);
+        if given_back.is_empty() && self.pool.num_idle() == 0 {
+            given_back.extend(state.idle.pop_front());
+        }
+        drop(state);
+        drop(given_back);
     }
 
     /// Gives every idle connection that has been idle too long back to the pool.

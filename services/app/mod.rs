@@ -185,7 +185,7 @@ impl App {
     }
 
     /// Gives the connections kept warm for reads and idle too long back to their pools; `serve` calls it every
-    /// [`crate::warm_connections::IDLE_RETURN`], so a service with no calls holds none of them.
+    /// second, so a service with no calls holds none of them for long.
     pub fn age_warm_connections(&self) {
         self.reads.age();
         if let Some(replica) = &self.replica {
@@ -230,9 +230,9 @@ impl App {
         settings: &[(&str, String)],
     ) -> Result<Transaction<'static, Postgres>, AppError> {
         let limit = self.statement_limit_of(caller)?;
-        // Connections kept warm for reads and idle too long go back, so a service that stops reading leaves the
-        // whole pool to its writes.
-        self.reads.age();
+        // A transaction takes its connection from the pool: one kept idle for reads goes back when the pool has
+        // none idle.
+        self.reads.make_room();
         self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings)).await
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use eventdata::warm_connections::WarmConnections;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::common::TestDb;
+use crate::common::{TestDb, eventually};
 
 /// Warm connections on a runtime-role pool of four, at most `most` kept, idle for at most `idle_return`.
 async fn warm(db: &TestDb, most: usize, idle_return: Duration) -> WarmConnections {
@@ -106,6 +106,37 @@ async fn the_pool_keeps_its_reserve_while_reads_keep_connections() {
     let pool = reads.pool();
     let (a, b) = tokio::join!(pool.acquire(), pool.acquire());
     assert!(a.is_ok() && b.is_ok(), "the reserve is there for writers: {a:?} {b:?}");
+}
+
+#[tokio::test]
+async fn a_transaction_gets_an_idle_warm_connection_back_when_the_pool_has_none() {
+    let db = TestDb::empty().await;
+    // No reserve: all four of the pool's connections may be kept warm.
+    let reads = warm(&db, 4, Duration::from_secs(60)).await;
+    let held = [(); 4].map(|_| reads.acquire());
+    for conn in futures_join_all(held).await {
+        conn.release();
+    }
+    assert_eq!(reads.idle(), 4);
+
+    reads.make_room();
+    assert_eq!(reads.idle(), 3, "one goes back to the pool");
+    let pool = reads.pool();
+    eventually(Duration::from_secs(10), "the pool to have it idle", || async { pool.num_idle() == 1 }).await;
+    reads.make_room();
+    assert_eq!(reads.idle(), 3, "none goes back while the pool has one idle");
+    let conn = pool.acquire().await;
+    assert!(conn.is_ok(), "the pool hands it to the transaction: {conn:?}");
+}
+
+/// Awaits every acquisition (all at once, so each is a connection of its own).
+async fn futures_join_all<F>(acquisitions: [F; 4]) -> Vec<eventdata::warm_connections::WarmConnection>
+where
+    F: std::future::Future<Output = Result<eventdata::warm_connections::WarmConnection, sqlx::Error>>,
+{
+    let [a, b, c, d] = acquisitions;
+    let (a, b, c, d) = tokio::join!(a, b, c, d);
+    [a, b, c, d].into_iter().map(|conn| conn.expect("acquire")).collect()
 }
 
 #[tokio::test]
