@@ -233,6 +233,7 @@ fn write_profile_scripts() -> Vec<(&'static str, String)> {
             ("NULL::uuid", "NULL::text", "NULL::bytea", "NULL::uuid[]")
         };
         let sql = eventdata::store::catalogue::create_sql(Kind::Event)
+            .as_str()
             .replace("$6", "'{}'::jsonb")
             .replace("$5", ids)
             .replace("$4", hash)
@@ -242,6 +243,7 @@ fn write_profile_scripts() -> Vec<(&'static str, String)> {
         format!("{sql};\n")
     };
     let add = eventdata::store::relations::add_sql(RelationKind::Speaker, &["role"])
+        .as_str()
         .replace("$4", "'{}'::jsonb")
         .replace("$3", "'{\"role\": \"speaker\"}'::jsonb")
         .replace("$2", "(SELECT id FROM profile_speakers WHERE n = :speaker)")
@@ -288,6 +290,7 @@ fn batch_create_sql(size: usize) -> String {
          FROM (SELECT bench_uuid7() AS u FROM generate_series(1, {size})) g)"
     );
     let sql = eventdata::store::catalogue::create_sql(Kind::Event)
+        .as_str()
         .replace("$6", "'{}'::jsonb")
         .replace("$5", "NULL::uuid[]")
         .replace("$4", "NULL::bytea")

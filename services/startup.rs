@@ -97,19 +97,9 @@ impl Application {
         }
         // Tokens only matter when reads may go to a replica: without one, calls do not pass through the layer.
         let consistency = with_replica.then(|| crate::grpc::consistency::ConsistencyTokenLayer::new(app.clone()));
-        let warm = app.clone();
-        let aging = {
-            let app = app.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-                loop {
-                    every.tick().await;
-                    app.age_warm_connections();
-                }
-            })
-        };
+        let aging = tokio::spawn(age_warm_connections(app.clone()));
         let api = crate::grpc::Api {
-            app,
+            app: app.clone(),
             auth: std::sync::Arc::new(crate::app::auth::Authenticator::new(
                 self.pool.clone(),
                 self.config.auth_cache_ttl,
@@ -138,7 +128,7 @@ impl Application {
 
         let admin_state = crate::admin::AdminState {
             pool: self.pool.clone(),
-            warm: warm.warm_connections(),
+            warm: app.warm_connections(),
             ready: ready_rx,
             probe_timeout: self.config.database.acquire_timeout,
             metrics,
@@ -150,7 +140,7 @@ impl Application {
         let (grpc_result, admin_result) = tokio::join!(grpc, admin);
         let _ = monitor.await;
         aging.abort();
-        warm.release_warm_connections();
+        app.release_warm_connections();
         self.pool.close().await;
         grpc_result.context("gRPC server failed")?;
         admin_result.context("admin HTTP server failed")?;
@@ -194,4 +184,13 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested");
+}
+
+/// Gives idle warm read connections back to the pool every second, so a service with no calls holds none for long.
+async fn age_warm_connections(app: crate::app::App) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        app.age_warm_connections();
+    }
 }

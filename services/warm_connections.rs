@@ -155,8 +155,14 @@ impl WarmConnections {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves the state consistent (every update is a single step).
-        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -192,7 +198,7 @@ struct Loan {
 impl Drop for Loan {
     fn drop(&mut self) {
         if !self.settled {
-            let mut state = self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut state = self.shared.lock();
             state.lent -= 1;
         }
     }
@@ -216,7 +222,7 @@ impl WarmConnection {
             return;
         }
         loan.settled = true;
-        let mut state = loan.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = loan.shared.lock();
         state.idle.push_back(Idle { conn, since: Instant::now(), kept_since: loan.kept_since });
         state.lent -= 1;
     }

@@ -73,7 +73,8 @@ impl App {
             }
         };
         // A transaction for the planner settings of an ordered page (a confined statement cannot set those).
-        let mut tx = self.begin_with(caller, &log::ordered_reads()).await?;
+        let mut tx =
+            self.begin_with(caller, &log::ordered_reads().map(|(name, value)| (name, value.to_owned()))).await?;
         let mut rows = feed::read(&mut tx, caller.org_id, after, filter, size + 1).await?;
         tx.commit().await?;
         let has_more = rows.len() as i64 > size;
@@ -104,7 +105,9 @@ impl App {
             (Some(at), _) => at,
             (None, Start::Beginning) => Checkpoint::default(),
             (None, Start::Now) => {
-                let mut tx = self.begin_with(&caller, &log::ordered_reads()).await?;
+                let mut tx = self
+                    .begin_with(&caller, &log::ordered_reads().map(|(name, value)| (name, value.to_owned())))
+                    .await?;
                 let now = feed::now(&mut tx).await?;
                 tx.commit().await?;
                 now

@@ -55,21 +55,40 @@ impl ChangeType {
         types
     }
 
-    /// The change type's name, e.g. `event.speaker_added`.
-    pub fn name(self) -> String {
-        let relation = |r: RelationKind| match r {
-            RelationKind::Speaker => "speaker",
-            RelationKind::Company => "company",
-            RelationKind::Topic => "topic",
-        };
+    /// The change type's name, e.g. `event.speaker_added`. Static, so statements may carry it as text.
+    pub fn name(self) -> &'static str {
+        use ChangeType::*;
+        use Kind::*;
         match self {
-            ChangeType::Created(kind) => format!("{}.created", kind.name()),
-            ChangeType::Updated(kind) => format!("{}.updated", kind.name()),
-            ChangeType::Deleted(kind) => format!("{}.deleted", kind.name()),
-            ChangeType::EmbeddingUpdated(kind) => format!("{}.embedding_updated", kind.name()),
-            ChangeType::RelationAdded(r) => format!("event.{}_added", relation(r)),
-            ChangeType::RelationUpdated(r) => format!("event.{}_updated", relation(r)),
-            ChangeType::RelationRemoved(r) => format!("event.{}_removed", relation(r)),
+            Created(Event) => "event.created",
+            Created(Speaker) => "speaker.created",
+            Created(Company) => "company.created",
+            Created(Topic) => "topic.created",
+            Created(Media) => "media.created",
+            Updated(Event) => "event.updated",
+            Updated(Speaker) => "speaker.updated",
+            Updated(Company) => "company.updated",
+            Updated(Topic) => "topic.updated",
+            Updated(Media) => "media.updated",
+            Deleted(Event) => "event.deleted",
+            Deleted(Speaker) => "speaker.deleted",
+            Deleted(Company) => "company.deleted",
+            Deleted(Topic) => "topic.deleted",
+            Deleted(Media) => "media.deleted",
+            EmbeddingUpdated(Event) => "event.embedding_updated",
+            EmbeddingUpdated(Speaker) => "speaker.embedding_updated",
+            EmbeddingUpdated(Company) => "company.embedding_updated",
+            EmbeddingUpdated(Topic) => "topic.embedding_updated",
+            EmbeddingUpdated(Media) => "media.embedding_updated",
+            RelationAdded(RelationKind::Speaker) => "event.speaker_added",
+            RelationAdded(RelationKind::Company) => "event.company_added",
+            RelationAdded(RelationKind::Topic) => "event.topic_added",
+            RelationUpdated(RelationKind::Speaker) => "event.speaker_updated",
+            RelationUpdated(RelationKind::Company) => "event.company_updated",
+            RelationUpdated(RelationKind::Topic) => "event.topic_updated",
+            RelationRemoved(RelationKind::Speaker) => "event.speaker_removed",
+            RelationRemoved(RelationKind::Company) => "event.company_removed",
+            RelationRemoved(RelationKind::Topic) => "event.topic_removed",
         }
     }
 }
@@ -101,4 +120,27 @@ pub struct LoggedChange {
     pub tracestate: Option<String>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_its_aggregate_and_what_happened() {
+        for change in ChangeType::all() {
+            let (aggregate, what) = change.name().split_once('.').expect("a dot");
+            assert_eq!(aggregate, change.aggregate().name(), "{change:?}");
+            let expected = match change {
+                ChangeType::Created(_) => "created".to_owned(),
+                ChangeType::Updated(_) => "updated".to_owned(),
+                ChangeType::Deleted(_) => "deleted".to_owned(),
+                ChangeType::EmbeddingUpdated(_) => "embedding_updated".to_owned(),
+                ChangeType::RelationAdded(r) => format!("{}_added", r.target().name()),
+                ChangeType::RelationUpdated(r) => format!("{}_updated", r.target().name()),
+                ChangeType::RelationRemoved(r) => format!("{}_removed", r.target().name()),
+            };
+            assert_eq!(what, expected, "{change:?}");
+        }
+    }
 }

@@ -4,6 +4,9 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::change::ChangeType;
+use crate::store::sql::{Fill, Sql};
+
 /// Who made a change and in which trace; the same for every change of a request.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChangeContext {
@@ -25,17 +28,23 @@ impl ChangeContext {
 /// SQL that inserts one change per row of `source`, a relation with columns `aggregate_id uuid` and
 /// `body jsonb` (the change-specific part of the payload: `resource`, `changed_fields`, ...).
 ///
-/// `aggregate_type` and `change_type` must come from the closed list in `domain::change` (they are inlined);
-/// `$context_param` is the parameter holding [`ChangeContext::to_param`]. The payload is `body` plus
+/// The change type and its aggregate type are written into the statement (from the closed list in
+/// `domain::change`); `$context_param` is the parameter holding [`ChangeContext::to_param`]. The payload is `body` plus
 /// `org_id`, `resource_type`, `resource_id` and `trace`.
-pub fn insert_changes_sql(source: &str, aggregate_type: &str, change_type: &str, context_param: usize) -> String {
-    format!(
+pub fn insert_changes_sql(source: Fill, change: ChangeType, context_param: usize) -> Sql {
+    Sql::template(
         "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload, actor_key_id, traceparent, tracestate)
          SELECT current_org_id(), '{aggregate_type}', s.aggregate_id, '{change_type}',
                 s.body || jsonb_build_object(
                   'org_id', current_org_id(), 'resource_type', '{aggregate_type}', 'resource_id', s.aggregate_id,
                   'trace', jsonb_strip_nulls(jsonb_build_object('traceparent', c.v->>'traceparent', 'tracestate', c.v->>'tracestate'))),
                 (c.v->>'actor_key_id')::uuid, c.v->>'traceparent', c.v->>'tracestate'
-         FROM {source} s, (SELECT ${context_param}::jsonb AS v) c"
+         FROM {source} s, (SELECT {context}::jsonb AS v) c",
+        &[
+            ("aggregate_type", change.aggregate().name().into()),
+            ("change_type", change.name().into()),
+            ("source", source),
+            ("context", Fill::Param(context_param)),
+        ],
     )
 }

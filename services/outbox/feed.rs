@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::log::{COLUMNS, Checkpoint, LoggedChange, below_watermark};
 use super::wakeup::{AdaptivePoll, SHORTEST_POLL};
+use crate::store::sql::Sql;
 
 pub use crate::domain::queries::FeedFilter;
 
@@ -25,17 +26,18 @@ pub async fn read(
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
     // The organization as an InitPlan, like the policies: evaluated when the read starts, after the confined
     // statement has set it.
-    let sql = below_watermark(&format!(
-        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
+    let sql = below_watermark(Sql::template(
+        "SELECT {columns}, txid AS watermark_txid FROM outbox
          WHERE org_id = (SELECT current_org_id())
            AND (txid, position) > ($1::text::xid8, $2)
            AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
            AND ($4::uuid IS NULL OR aggregate_id = $4)
            AND ($5::uuid IS NULL OR actor_key_id = $5)
          ORDER BY outbox.txid, outbox.position
-         LIMIT $6"
+         LIMIT $6",
+        &[("columns", COLUMNS.into())],
     ));
-    sqlx::query_as(sqlx::AssertSqlSafe(crate::store::confined::wrap(&sql, 7)))
+    sqlx::query_as(crate::store::confined::wrap(sql, 7))
         .persistent(crate::db::named_statements())
         .bind(after.txid.to_string())
         .bind(after.position)

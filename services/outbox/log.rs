@@ -5,6 +5,8 @@
 
 use sqlx::PgConnection;
 
+use crate::store::sql::{Fill, Sql};
+
 /// Namespace of the relay's partition locks (two-key advisory locks `(RELAY_LOCK_SPACE, partition)`).
 pub const RELAY_LOCK_SPACE: i32 = 0x6564_7231; // "edr1"
 
@@ -54,8 +56,8 @@ pub(crate) const COLUMNS: &str = "position, txid::text::bigint AS txid, change_i
 /// The partition of a change among `partitions`: its stored `partition_key` (the resource id hashed, migration
 /// 0011), so one resource's changes always share a partition. The count is a literal, not a parameter: only then
 /// can the planner match the expression of the index [`partition_index_sql`] makes for that count.
-fn partition_of(partitions: u32, table: &str) -> String {
-    format!("mod({table}.partition_key, {partitions})")
+fn partition_of(partitions: u32) -> Sql {
+    Sql::template("mod(outbox.partition_key, {n})", &[("n", Fill::Number(i64::from(partitions)))])
 }
 
 /// The name of the index that lets a relay of `partitions` partitions read its own changes only, in log order.
@@ -71,7 +73,7 @@ pub fn partition_index_sql(partitions: u32) -> Option<String> {
         format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON outbox ({}, txid, position)",
             partition_index_name(partitions),
-            partition_of(partitions, "outbox")
+            partition_of(partitions)
         )
     })
 }
@@ -96,8 +98,17 @@ pub async fn has_partition_index(conn: &mut PgConnection, partitions: u32) -> Re
 /// scan that stops after N rows. With stale statistics after a burst of inserts, the planner may instead pick a
 /// (parallel) bitmap scan of every row after the checkpoint plus a sort, which costs the whole backlog per page
 /// (seen in the relay: the drain ran at a quarter of the publisher's rate).
-pub fn ordered_reads() -> [(&'static str, String); 2] {
-    [("enable_bitmapscan", "off".into()), ("max_parallel_workers_per_gather", "0".into())]
+pub fn ordered_reads() -> [(&'static str, &'static str); 2] {
+    [("enable_bitmapscan", "off"), ("max_parallel_workers_per_gather", "0")]
+}
+
+/// Applies [`ordered_reads`] to a whole session (a relay's own connection).
+pub async fn set_ordered_reads(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    for (name, value) in ordered_reads() {
+        let set = Sql::template("SET {name} = {value}", &[("name", name.into()), ("value", value.into())]);
+        sqlx::raw_sql(set).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The rows of `ordered_page` (a query over the outbox in `(txid, position)` order with a LIMIT, selecting
@@ -105,8 +116,11 @@ pub fn ordered_reads() -> [(&'static str, String); 2] {
 /// as a condition of the scan, the planner cannot bound it by the LIMIT and reads every row after the checkpoint
 /// with a bitmap scan and a sort (220 ms a batch over a 300,000-change backlog, against 1 ms for an ordered index
 /// scan). It is still exact: rows are in txid order, so the rows below the watermark are a prefix of the page.
-pub(crate) fn below_watermark(ordered_page: &str) -> String {
-    format!("SELECT * FROM ({ordered_page}) page WHERE page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot())")
+pub(crate) fn below_watermark(ordered_page: Sql) -> Sql {
+    Sql::template(
+        "SELECT * FROM ({page}) page WHERE page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot())",
+        &[("page", ordered_page.into())],
+    )
 }
 
 /// A page of the log for the relay: the changes below the watermark in log order, then the committed changes
@@ -144,7 +158,7 @@ pub async fn read_after(
     limit: u32,
 ) -> Result<Page, sqlx::Error> {
     let rows: Vec<PageRow> = bind_read_after(
-        sqlx::query_as(sqlx::AssertSqlSafe(read_after_sql(partitions))).persistent(crate::db::named_statements()),
+        sqlx::query_as(read_after_sql(partitions)).persistent(crate::db::named_statements()),
         after,
         partition,
         limit,
@@ -166,8 +180,9 @@ pub async fn explain_read_after(
     partition: u32,
     limit: u32,
 ) -> Result<String, sqlx::Error> {
-    let explain = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {}", read_after_sql(partitions))))
-        .persistent(crate::db::named_statements());
+    let mut sql = Sql::text("EXPLAIN ");
+    sql.push(read_after_sql(partitions));
+    let explain = sqlx::query_as(sql).persistent(crate::db::named_statements());
     let lines: Vec<(String,)> = bind_read_after(explain, after, partition, limit).fetch_all(&mut *conn).await?;
     Ok(lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
 }
@@ -189,19 +204,23 @@ fn bind_read_after<'q, O>(
 // within the page: under the relay role's row-level-security policy the planner does not take `mod(...) = $3` (a
 // function that is not leakproof) as making the index's first column constant, so without it the page would be
 // read through the index and then sorted.
-fn read_after_sql(partitions: u32) -> String {
+fn read_after_sql(partitions: u32) -> Sql {
     let (own, order) = if partitions > 1 {
-        let partition = partition_of(partitions, "outbox");
-        (format!("AND {partition} = $3"), format!("{partition}, "))
+        let partition = partition_of(partitions);
+        (
+            Sql::template("AND {partition} = $3", &[("partition", partition.clone().into())]),
+            Sql::template("{partition}, ", &[("partition", partition.into())]),
+        )
     } else {
-        (String::new(), String::new())
+        (Sql::text(""), Sql::text(""))
     };
-    format!(
+    Sql::template(
         "SELECT *, page.watermark_txid < pg_snapshot_xmin(pg_current_snapshot()) AS visible FROM (
-           SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
+           SELECT {columns}, txid AS watermark_txid FROM outbox
            WHERE (txid, position) > ($1::text::xid8, $2) AND $3::bigint IS NOT NULL {own}
            ORDER BY {order}outbox.txid, outbox.position
-           LIMIT $4) page"
+           LIMIT $4) page",
+        &[("columns", COLUMNS.into()), ("own", own.into()), ("order", order.into())],
     )
 }
 
@@ -280,12 +299,13 @@ pub async fn read_range(
     after: Checkpoint,
     limit: u32,
 ) -> Result<Vec<LoggedChange>, sqlx::Error> {
-    let sql = below_watermark(&format!(
-        "SELECT {COLUMNS}, txid AS watermark_txid FROM outbox
+    let sql = below_watermark(Sql::template(
+        "SELECT {columns}, txid AS watermark_txid FROM outbox
          WHERE position BETWEEN $1 AND $2 AND (txid, position) > ($3::text::xid8, $4)
-         ORDER BY outbox.txid, outbox.position LIMIT $5"
+         ORDER BY outbox.txid, outbox.position LIMIT $5",
+        &[("columns", COLUMNS.into())],
     ));
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sql)
         .persistent(crate::db::named_statements())
         .bind(from)
         .bind(to)

@@ -153,9 +153,7 @@ impl Relay {
         if !log::try_claim(&mut conn, partition).await? {
             return Ok(Served::NotClaimed);
         }
-        for (name, value) in log::ordered_reads() {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut conn).await?;
-        }
+        log::set_ordered_reads(&mut conn).await?;
         let topology = Topology::of(settings);
         let publisher =
             Publisher::connect_any(&settings.amqp_urls, &topology).await.context("connecting to RabbitMQ")?;

@@ -211,7 +211,7 @@ pub fn change_schema(change: ChangeType) -> Value {
     ])});
     let mut document = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": dataschema(&name),
+        "$id": dataschema(name),
         "title": format!("{name} v{VERSION}"),
         "description": format!("The payload of a `{name}` change (docs/events.md)."),
         "x-cloudevents": {
@@ -220,7 +220,7 @@ pub fn change_schema(change: ChangeType) -> Value {
             "source": "/eventdata/orgs/<org id>",
             "subject": "the resource id (the event's for relation changes)",
             "datacontenttype": "application/json",
-            "dataschema": dataschema(&name),
+            "dataschema": dataschema(name),
         },
     });
     for (key, value) in schema.as_object().expect("an object schema") {

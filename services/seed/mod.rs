@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+use crate::store::sql::Sql;
 use crate::store::tables::{relation_table, resource_table};
 use generate::{EventBatch, Plan};
 use progress::Progress;
@@ -325,17 +326,19 @@ fn insert_sql(target: &Target, emit_changes: bool) -> String {
     let changes = match change.filter(|_| emit_changes) {
         Some(change @ ChangeType::RelationAdded(kind)) => {
             let projection = relation_table(kind).projection;
-            let source = format!(
-                "(SELECT r.event_id AS aggregate_id, jsonb_build_object('relation', {projection}) AS body FROM ins r)"
+            let source = Sql::template(
+                "(SELECT r.event_id AS aggregate_id, jsonb_build_object('relation', {projection}) AS body FROM ins r)",
+                &[("projection", projection.into())],
             );
-            insert_changes_sql(&source, change.aggregate().name(), &change.name(), 1)
+            insert_changes_sql(source.into(), change, 1).to_string()
         }
         Some(change) => {
             let projection = resource_table(change.aggregate()).projection;
-            let source = format!(
-                "(SELECT t.id AS aggregate_id, jsonb_build_object('resource', {projection}) AS body FROM ins t)"
+            let source = Sql::template(
+                "(SELECT t.id AS aggregate_id, jsonb_build_object('resource', {projection}) AS body FROM ins t)",
+                &[("projection", projection.into())],
             );
-            insert_changes_sql(&source, change.aggregate().name(), &change.name(), 1)
+            insert_changes_sql(source.into(), change, 1).to_string()
         }
         None => "SELECT 1 WHERE $1::jsonb IS NULL AND false".to_string(),
     };

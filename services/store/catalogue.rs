@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use super::sql::{Fill, Sql};
 use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
@@ -33,9 +34,8 @@ pub async fn create(
     claim: Option<&IdempotencyClaim<'_>>,
     context: &ChangeContext,
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
-    let sql = create_sql(kind);
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created: Vec<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let created: Vec<ProjectedJson> = sqlx::query_scalar(create_sql(kind))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
@@ -54,11 +54,10 @@ pub async fn create(
 /// The statement of [`create`]: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim (request id, method,
 /// request hash, resource ids; all NULL without one), `$6` the change context. Public so the benchmarks run the
 /// service's own statement.
-pub fn create_sql(kind: Kind) -> String {
+pub fn create_sql(kind: Kind) -> Sql {
     let table = resource_table(kind);
-    let columns = kind.fields().iter().map(|f| f.column).collect::<Vec<_>>().join(", ");
-    let change = ChangeType::Created(kind);
-    format!(
+    let columns: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
+    Sql::template(
         "WITH claim AS (
            INSERT INTO idempotency_records (org_id, request_id, method, request_hash, resource_ids)
            SELECT current_org_id(), $2, $3, $4, $5 WHERE $2::uuid IS NOT NULL
@@ -75,14 +74,20 @@ pub fn create_sql(kind: Kind) -> String {
            {changes}
          )
          SELECT resource FROM src",
-        tbl = table.table,
-        projection = table.projection,
-        changes = insert_changes_sql(
-            "(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)",
-            change.aggregate().name(),
-            &change.name(),
-            6
-        ),
+        &[
+            ("tbl", table.table.into()),
+            ("columns", Sql::each(&columns, "{c}", ", ").into()),
+            ("projection", table.projection.into()),
+            (
+                "changes",
+                insert_changes_sql(
+                    Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)"),
+                    ChangeType::Created(kind),
+                    6,
+                )
+                .into(),
+            ),
+        ],
     )
 }
 
@@ -94,18 +99,28 @@ pub async fn get_many(
     kind: Kind,
     ids: &[Uuid],
 ) -> Result<Vec<Resource>, sqlx::Error> {
-    let table = resource_table(kind);
     // One id (every Get call) is compared with `=`. With `= ANY($1)` PostgreSQL prices the generic plan for an
     // array of unknown length (ten elements) above the custom plan for the one element it sees, keeps choosing the
     // custom plan, and so plans the statement anew on every call: most of PostgreSQL's time per Get (149 µs of CPU
     // a call against 33 µs for the same statement with a generic plan; docs/performance.md).
-    let compare = if ids.len() == 1 { "= $1" } else { "= ANY($1)" };
-    let read = format!("SELECT {} FROM {} t WHERE t.id {compare}", table.projection, table.table);
-    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
-        .persistent(crate::db::named_statements());
+    let query = sqlx::query_scalar(get_many_sql(kind, ids.len() == 1)).persistent(crate::db::named_statements());
     let query = if let [id] = ids { query.bind(*id) } else { query.bind(ids) };
     let found: Vec<ProjectedJson> = query.bind(super::confined::org_text(org)).fetch_all(&mut *conn).await?;
     Ok(in_order(decode_all(kind, found)?, ids))
+}
+
+/// The statement of [`get_many`]: `$1` the id (`one`) or the ids, `$2` the organization.
+pub fn get_many_sql(kind: Kind, one: bool) -> Sql {
+    let table = resource_table(kind);
+    let read = Sql::template(
+        "SELECT {projection} FROM {tbl} t WHERE t.id {compare}",
+        &[
+            ("projection", table.projection.into()),
+            ("tbl", table.table.into()),
+            ("compare", if one { "= $1" } else { "= ANY($1)" }.into()),
+        ],
+    );
+    super::confined::wrap(read, 2)
 }
 
 /// What an update did.
@@ -132,13 +147,29 @@ pub async fn update(
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<UpdateOutcome, sqlx::Error> {
+    let updated: Option<ProjectedJson> = sqlx::query_scalar(update_sql(kind, &columns.names()))
+        .persistent(crate::db::named_statements())
+        .bind(id)
+        .bind(Value::Object(columns.to_json()))
+        .bind(expected_version)
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(resource) = updated {
+        return Ok(UpdateOutcome::Updated(Box::new(decode_resource(kind, resource)?)));
+    }
+    Ok(match current_state(conn, kind, id).await? {
+        None => UpdateOutcome::NotFound,
+        Some((version, _)) if expected_version.is_some_and(|v| v != version) => UpdateOutcome::EtagMismatch,
+        Some((_, resource)) => UpdateOutcome::Unchanged(Box::new(resource)),
+    })
+}
+
+/// The statement of [`update`] setting `columns`: `$1` the id, `$2` the values (a JSON object keyed by column), `$3`
+/// the expected version or NULL, `$4` the change context.
+pub fn update_sql(kind: Kind, columns: &[&'static str]) -> Sql {
     let table = resource_table(kind);
-    let names = columns.names();
-    let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
-    let current = names.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
-    let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
-    let change = ChangeType::Updated(kind);
-    let sql = format!(
+    Sql::template(
         "WITH old AS (
            SELECT {projection} AS resource FROM {tbl} t WHERE t.id = $1
          ), updated AS (
@@ -156,26 +187,15 @@ pub async fn update(
            {changes}
          )
          SELECT resource FROM src",
-        tbl = table.table,
-        projection = table.projection,
-        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
-    );
-    let updated: Option<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(id)
-        .bind(Value::Object(columns.to_json()))
-        .bind(expected_version)
-        .bind(context.to_param())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(resource) = updated {
-        return Ok(UpdateOutcome::Updated(Box::new(decode_resource(kind, resource)?)));
-    }
-    Ok(match current_state(conn, kind, id).await? {
-        None => UpdateOutcome::NotFound,
-        Some((version, _)) if expected_version.is_some_and(|v| v != version) => UpdateOutcome::EtagMismatch,
-        Some((_, resource)) => UpdateOutcome::Unchanged(Box::new(resource)),
-    })
+        &[
+            ("projection", table.projection.into()),
+            ("tbl", table.table.into()),
+            ("assignments", Sql::each(columns, "{c} = p.{c}", ", ").into()),
+            ("current", Sql::each(columns, "t.{c}", ", ").into()),
+            ("wanted", Sql::each(columns, "p.{c}", ", ").into()),
+            ("changes", insert_changes_sql(Fill::Text("src"), ChangeType::Updated(kind), 4).into()),
+        ],
+    )
 }
 
 /// What a delete did.
@@ -199,27 +219,7 @@ pub async fn delete(
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<DeleteOutcome, sqlx::Error> {
-    let table = resource_table(kind);
-    let change = ChangeType::Deleted(kind);
-    let sql = format!(
-        "WITH removed AS (
-           SELECT {removed} AS removed
-         ), deleted AS (
-           DELETE FROM {tbl} t WHERE t.id = $1 AND ($2::bigint IS NULL OR t.version = $2)
-           RETURNING t.id AS aggregate_id, {projection} AS resource
-         ), src AS (
-           SELECT d.aggregate_id, d.resource, jsonb_build_object('resource', d.resource, 'removed', r.removed) AS body
-           FROM deleted d, removed r
-         ), changes AS (
-           {changes}
-         )
-         SELECT resource FROM src",
-        removed = table.removed_on_delete,
-        tbl = table.table,
-        projection = table.projection,
-        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 3),
-    );
-    let deleted: Option<ProjectedJson> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let deleted: Option<ProjectedJson> = sqlx::query_scalar(delete_sql(kind))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(expected_version)
@@ -235,15 +235,39 @@ pub async fn delete(
     })
 }
 
+/// The statement of [`delete`]: `$1` the id, `$2` the expected version or NULL, `$3` the change context.
+pub fn delete_sql(kind: Kind) -> Sql {
+    let table = resource_table(kind);
+    Sql::template(
+        "WITH removed AS (
+           SELECT {removed} AS removed
+         ), deleted AS (
+           DELETE FROM {tbl} t WHERE t.id = $1 AND ($2::bigint IS NULL OR t.version = $2)
+           RETURNING t.id AS aggregate_id, {projection} AS resource
+         ), src AS (
+           SELECT d.aggregate_id, d.resource, jsonb_build_object('resource', d.resource, 'removed', r.removed) AS body
+           FROM deleted d, removed r
+         ), changes AS (
+           {changes}
+         )
+         SELECT resource FROM src",
+        &[
+            ("removed", table.removed_on_delete.into()),
+            ("tbl", table.table.into()),
+            ("projection", table.projection.into()),
+            ("changes", insert_changes_sql(Fill::Text("src"), ChangeType::Deleted(kind), 3).into()),
+        ],
+    )
+}
+
 /// A resource's version and state, if it exists.
 async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<Option<(i64, Resource)>, sqlx::Error> {
     let table = resource_table(kind);
-    let sql = format!("SELECT t.version, {} AS resource FROM {} t WHERE t.id = $1", table.projection, table.table);
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let sql = Sql::template(
+        "SELECT t.version, {projection} AS resource FROM {tbl} t WHERE t.id = $1",
+        &[("projection", table.projection.into()), ("tbl", table.table.into())],
+    );
+    let row = sqlx::query(sql).persistent(crate::db::named_statements()).bind(id).fetch_optional(&mut *conn).await?;
     row.map(|r| Ok((r.try_get("version")?, decode_resource(kind, r.try_get("resource")?)?))).transpose()
 }
 
@@ -255,17 +279,15 @@ pub async fn find_id_by_natural_key(
     kind: Kind,
     key: NaturalKey<'_>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let table = resource_table(kind).table;
     let (predicate, value) = match key {
         NaturalKey::Name(name) => ("normalized_name = normalize_name($1)", name),
         NaturalKey::Domain(domain) => ("domain = $1", domain),
     };
-    let sql = format!("SELECT id FROM {table} WHERE {predicate}");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(value)
-        .fetch_optional(&mut *conn)
-        .await
+    let sql = Sql::template(
+        "SELECT id FROM {tbl} WHERE {predicate}",
+        &[("tbl", resource_table(kind).table.into()), ("predicate", predicate.into())],
+    );
+    sqlx::query_scalar(sql).persistent(crate::db::named_statements()).bind(value).fetch_optional(&mut *conn).await
 }
 
 /// A unique natural key of a speaker, company or topic.

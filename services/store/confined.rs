@@ -33,6 +33,8 @@
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::sql::{Fill, Sql};
+
 const HEAD: &str = "SELECT q.* FROM (SELECT set_config('app.org_id', ";
 const ORG_END: &str = ", true) AS org";
 const READ_START: &str = " OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM (";
@@ -79,8 +81,10 @@ macro_rules! confined_query_as {
 
 /// `read` (a SELECT whose parameters are `$1`..`$n`) confined to the organization bound as parameter `org_param`
 /// (which must be `$n+1`; bind [`org_text`]).
-pub fn wrap(read: &str, org_param: usize) -> String {
-    format!("{HEAD}${org_param}::text{ORG_END}{READ_START}{read}{TAIL}")
+pub fn wrap(read: Sql, org_param: usize) -> Sql {
+    let mut sql = Sql::text(HEAD);
+    sql.push(Fill::Param(org_param)).push("::text").push(ORG_END).push(READ_START).push(read).push(TAIL);
+    sql
 }
 
 /// The organization as [`wrap`]'s parameter.
@@ -89,20 +93,20 @@ pub fn org_text(org: Uuid) -> String {
 }
 
 /// Starts a confined read in a query builder (after `prefix`, such as `EXPLAIN `): push the read, then [`close`].
-pub fn open(prefix: &str, org: Uuid) -> QueryBuilder<Postgres> {
+pub fn open(prefix: &'static str, org: Uuid) -> QueryBuilder<Postgres> {
     open_with(prefix, org, &[])
 }
 
 /// Like [`open`], with more transaction-local settings (`name`, `value`), applied with the organization before the
 /// read starts. Only for settings the read looks up while it runs (see the module's documentation).
-pub fn open_with(prefix: &str, org: Uuid, settings: &[(&'static str, String)]) -> QueryBuilder<Postgres> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}{HEAD}"));
-    q.push_bind(org_text(org)).push(format!("::text{ORG_END}"));
+pub fn open_with(prefix: &'static str, org: Uuid, settings: &[(&'static str, String)]) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(prefix);
+    q.push(HEAD).push_bind(org_text(org)).push("::text").push(ORG_END);
     // Volatile outputs of a subquery are kept (and computed with its row) even when nothing above reads them.
     for (i, (name, value)) in settings.iter().enumerate() {
-        q.push(format!(", set_config('{name}', "))
+        q.push(Sql::template(", set_config('{name}', ", &[("name", (*name).into())]))
             .push_bind(value.clone())
-            .push(format!("::text, true) AS setting_{i}"));
+            .push(Sql::template("::text, true) AS setting_{i}", &[("i", Fill::Number(i as i64))]));
     }
     q.push(READ_START);
     q
@@ -119,9 +123,9 @@ mod tests {
 
     #[test]
     fn the_setting_is_the_outer_side_and_the_read_refers_to_it() {
-        let sql = wrap("SELECT t.id FROM events t WHERE t.id = ANY($1)", 2);
+        let sql = wrap(Sql::text("SELECT t.id FROM events t WHERE t.id = ANY($1)"), 2);
         assert_eq!(
-            sql,
+            sql.as_str(),
             "SELECT q.* FROM (SELECT set_config('app.org_id', $2::text, true) AS org OFFSET 0) s \
              CROSS JOIN LATERAL (SELECT * FROM (SELECT t.id FROM events t WHERE t.id = ANY($1)) q0 \
              WHERE s.org IS NOT NULL OFFSET 0) q"
@@ -135,7 +139,10 @@ mod tests {
     #[test]
     fn the_literal_form_is_the_same_statement() {
         let read = "SELECT t.id FROM events t WHERE t.id = ANY($1)";
-        assert_eq!(crate::confined_sql!("$2", "SELECT t.id FROM events t WHERE t.id = ANY($1)"), wrap(read, 2));
+        assert_eq!(
+            crate::confined_sql!("$2", "SELECT t.id FROM events t WHERE t.id = ANY($1)"),
+            wrap(Sql::text(read), 2).as_str()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::sql::Sql;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::EventContext;
@@ -17,26 +18,20 @@ pub async fn event_contexts(
     org: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<EventContext>, sqlx::Error> {
-    let found: Vec<Json<EventContext>> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(super::confined::wrap(&context_sql(), 2)))
-            .persistent(crate::db::named_statements())
-            .bind(ids)
-            .bind(super::confined::org_text(org))
-            .fetch_all(&mut *conn)
-            .await?;
+    let found: Vec<Json<EventContext>> = sqlx::query_scalar(super::confined::wrap(context_sql(), 2))
+        .persistent(crate::db::named_statements())
+        .bind(ids)
+        .bind(super::confined::org_text(org))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(found.into_iter().map(|context| context.0).collect())
 }
 
 /// The statement. Each nested resource is a scalar subquery over its table aliased `t` (the alias the
 /// projections use); `r.id` is the event's id throughout. Orders are stable: speakers by role (keynote first)
 /// then name, companies by relation (host first) then name, topics by relevance then name, media by capture time.
-fn context_sql() -> String {
-    let event = resource_table(Kind::Event).projection;
-    let speaker = resource_table(Kind::Speaker).projection;
-    let company = resource_table(Kind::Company).projection;
-    let topic = resource_table(Kind::Topic).projection;
-    let media = resource_table(Kind::Media).projection;
-    format!(
+fn context_sql() -> Sql {
+    Sql::template(
         "SELECT c.context FROM unnest($1::uuid[]) WITH ORDINALITY AS r(id, n)
          CROSS JOIN LATERAL (
            SELECT jsonb_build_object(
@@ -69,6 +64,13 @@ fn context_sql() -> String {
            ) AS context
            FROM events t WHERE t.id = r.id
          ) c
-         ORDER BY r.n"
+         ORDER BY r.n",
+        &[
+            ("event", resource_table(Kind::Event).projection.into()),
+            ("speaker", resource_table(Kind::Speaker).projection.into()),
+            ("company", resource_table(Kind::Company).projection.into()),
+            ("topic", resource_table(Kind::Topic).projection.into()),
+            ("media", resource_table(Kind::Media).projection.into()),
+        ],
     )
 }

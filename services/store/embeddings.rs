@@ -5,6 +5,7 @@ use pgvector::Vector;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::sql::{Fill, Sql};
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
@@ -19,9 +20,7 @@ pub async fn set(
     embedding: Option<(Vec<f32>, &str)>,
     context: &ChangeContext,
 ) -> Result<bool, sqlx::Error> {
-    let table = resource_table(kind).table;
-    let change = ChangeType::EmbeddingUpdated(kind);
-    let sql = format!(
+    let sql = Sql::template(
         "WITH updated AS (
            UPDATE {table} SET embedding = $2, embedding_model = $3 WHERE id = $1 RETURNING id
          ), src AS (
@@ -30,13 +29,16 @@ pub async fn set(
            FROM updated u
          ), changes AS ({changes})
          SELECT count(*) FROM src",
-        changes = insert_changes_sql("src", change.aggregate().name(), &change.name(), 4),
+        &[
+            ("table", resource_table(kind).table.into()),
+            ("changes", insert_changes_sql(Fill::Text("src"), ChangeType::EmbeddingUpdated(kind), 4).into()),
+        ],
     );
     let (values, model) = match embedding {
         Some((values, model)) => (Some(Vector::from(values)), Some(model)),
         None => (None, None),
     };
-    let updated: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let updated: i64 = sqlx::query_scalar(sql)
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(values)
@@ -58,13 +60,15 @@ pub async fn get(
     kind: Kind,
     id: Uuid,
 ) -> Result<Option<Option<StoredEmbedding>>, sqlx::Error> {
-    let read = format!("SELECT embedding, embedding_model FROM {} WHERE id = $1", resource_table(kind).table);
-    let row: Option<(Option<Vector>, Option<String>)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&read, 2)))
-            .persistent(crate::db::named_statements())
-            .bind(id)
-            .bind(super::confined::org_text(org))
-            .fetch_optional(&mut *conn)
-            .await?;
+    let read = Sql::template(
+        "SELECT embedding, embedding_model FROM {tbl} WHERE id = $1",
+        &[("tbl", resource_table(kind).table.into())],
+    );
+    let row: Option<(Option<Vector>, Option<String>)> = sqlx::query_as(super::confined::wrap(read, 2))
+        .persistent(crate::db::named_statements())
+        .bind(id)
+        .bind(super::confined::org_text(org))
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(row.map(|(vector, model)| vector.zip(model).map(|(v, m)| (v.to_vec(), m))))
 }

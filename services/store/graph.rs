@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::sql::Sql;
 use super::tables::resource_table;
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::{Event, Speaker};
@@ -95,8 +96,9 @@ pub async fn labels(
     kind: Kind,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
-    let sql = format!("SELECT id, name FROM {} WHERE id = ANY($1)", resource_table(kind).table);
-    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 2)))
+    let sql =
+        Sql::template("SELECT id, name FROM {tbl} WHERE id = ANY($1)", &[("tbl", resource_table(kind).table.into())]);
+    sqlx::query_as(super::confined::wrap(sql, 2))
         .persistent(crate::db::named_statements())
         .bind(ids)
         .bind(super::confined::org_text(org))
@@ -120,7 +122,7 @@ pub async fn related_events(
     event_id: Uuid,
     limit: i64,
 ) -> Result<Vec<RelatedRow>, sqlx::Error> {
-    let sql = format!(
+    let sql = Sql::template(
         "WITH s AS (
            SELECT b.event_id, count(*) AS n FROM event_speakers a JOIN event_speakers b ON b.speaker_id = a.speaker_id
            WHERE a.event_id = $1 AND b.event_id <> $1 GROUP BY b.event_id
@@ -140,9 +142,9 @@ pub async fn related_events(
          FROM shared x JOIN events t ON t.id = x.event_id
          ORDER BY 3 * x.speakers + 2 * x.companies + x.topics DESC, t.id
          LIMIT $2",
-        projection = resource_table(Kind::Event).projection
+        &[("projection", resource_table(Kind::Event).projection.into())],
     );
-    let rows: Vec<RelatedRowJson> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 3)))
+    let rows: Vec<RelatedRowJson> = sqlx::query_as(super::confined::wrap(sql, 3))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(limit)
@@ -163,16 +165,16 @@ pub async fn co_speakers(
     speaker_id: Uuid,
     limit: i64,
 ) -> Result<Vec<(Speaker, i64)>, sqlx::Error> {
-    let sql = format!(
+    let sql = Sql::template(
         "SELECT {projection}, x.n FROM (
            SELECT b.speaker_id, count(DISTINCT b.event_id) AS n
            FROM event_speakers a JOIN event_speakers b ON b.event_id = a.event_id AND b.speaker_id <> a.speaker_id
            WHERE a.speaker_id = $1 GROUP BY b.speaker_id
          ) x JOIN speakers t ON t.id = x.speaker_id
          ORDER BY x.n DESC, t.id LIMIT $2",
-        projection = resource_table(Kind::Speaker).projection
+        &[("projection", resource_table(Kind::Speaker).projection.into())],
     );
-    let rows: Vec<(Json<Speaker>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 3)))
+    let rows: Vec<(Json<Speaker>, i64)> = sqlx::query_as(super::confined::wrap(sql, 3))
         .persistent(crate::db::named_statements())
         .bind(speaker_id)
         .bind(limit)

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::confined;
+use super::sql::{Fill, Sql};
 use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::Resource;
@@ -63,11 +64,11 @@ pub async fn explain_events(conn: &mut PgConnection, org: Uuid, filter: &EventFi
 /// plans the statement anew on every call (most of its time for a page of events; docs/performance.md). A literal
 /// costs one cached statement per page size in use, and the generic plan is the custom one.
 pub(super) fn push_limit(q: &mut QueryBuilder<Postgres>, limit: i64) {
-    q.push(format!(" LIMIT {limit}"));
+    q.push(Sql::template(" LIMIT {limit}", &[("limit", Fill::Number(limit))]));
 }
 
 fn events_query(
-    prefix: &str,
+    prefix: &'static str,
     org: Uuid,
     filter: &EventFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -76,12 +77,20 @@ fn events_query(
     let table = resource_table(Kind::Event);
     let sort = if filter.by_update_time { "t.updated_at" } else { "t.sort_start" };
     let mut q = confined::open(prefix, org);
-    q.push(format!("SELECT {}, {sort}, t.id FROM events t WHERE true", table.projection));
+    let sort: Fill = sort.into();
+    q.push(Sql::template(
+        "SELECT {projection}, {sort}, t.id FROM events t WHERE true",
+        &[("projection", table.projection.into()), ("sort", sort.clone())],
+    ));
     push_event_filters(&mut q, filter);
     if let Some((sort_value, id)) = after {
-        q.push(format!(" AND ({sort}, t.id) > (")).push_bind(sort_value).push(", ").push_bind(id).push(")");
+        q.push(Sql::template(" AND ({sort}, t.id) > (", &[("sort", sort.clone())]))
+            .push_bind(sort_value)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
     }
-    q.push(format!(" ORDER BY {sort}, t.id"));
+    q.push(Sql::template(" ORDER BY {sort}, t.id", &[("sort", sort)]));
     push_limit(&mut q, limit);
     confined::close(&mut q);
     q
@@ -111,7 +120,8 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
         ("event_companies", "company_id", filter.company_id),
     ] {
         if let Some(id) = id {
-            q.push(format!(" AND EXISTS (SELECT FROM {relation} x WHERE x.event_id = t.id AND x.{column} = "))
+            let exists = " AND EXISTS (SELECT FROM {relation} x WHERE x.event_id = t.id AND x.{column} = ";
+            q.push(Sql::template(exists, &[("relation", relation.into()), ("column", column.into())]))
                 .push_bind(id)
                 .push(")");
         }
@@ -125,9 +135,12 @@ pub fn push_event_filters(q: &mut QueryBuilder<Postgres>, filter: &EventFilter) 
 /// under row-level security they are index conditions of the `text_pattern_ops` indexes (a LIKE is only a filter
 /// there). `column` must be a plain column: a function over it (`lower(name)`) is not leakproof either. Byte-wise, the strings that start with `prefix` are exactly those from `prefix` up to `prefix` followed
 /// by the highest code point.
-fn push_prefix_range(q: &mut QueryBuilder<Postgres>, column: &str, prefix: String) {
+fn push_prefix_range(q: &mut QueryBuilder<Postgres>, column: &'static str, prefix: String) {
     let upper = format!("{prefix}\u{10FFFF}");
-    q.push(format!(" AND {column} ~>=~ ")).push_bind(prefix).push(format!(" AND {column} ~<~ ")).push_bind(upper);
+    q.push(Sql::template(" AND {column} ~>=~ ", &[("column", column.into())]))
+        .push_bind(prefix)
+        .push(Sql::template(" AND {column} ~<~ ", &[("column", column.into())]))
+        .push_bind(upper);
 }
 
 /// A page of `kind` ordered by id (UUIDv7: creation order) after `after`.
@@ -164,7 +177,7 @@ pub async fn explain_by_id(
 }
 
 fn by_id_query(
-    prefix: &str,
+    prefix: &'static str,
     org: Uuid,
     kind: Kind,
     filter: &SimpleFilter,
@@ -173,9 +186,12 @@ fn by_id_query(
 ) -> QueryBuilder<Postgres> {
     let table = resource_table(kind);
     let mut q = confined::open(prefix, org);
-    q.push(format!("SELECT {}, NULL::timestamptz, t.id FROM {} t WHERE true", table.projection, table.table));
+    q.push(Sql::template(
+        "SELECT {projection}, NULL::timestamptz, t.id FROM {tbl} t WHERE true",
+        &[("projection", table.projection.into()), ("tbl", table.table.into())],
+    ));
     for (column, id) in &filter.equals {
-        q.push(format!(" AND t.{column} = ")).push_bind(*id);
+        q.push(Sql::template(" AND t.{column} = ", &[("column", (*column).into())])).push_bind(*id);
     }
     if let Some(prefix) = &filter.name_prefix {
         // The leakproof range of push_prefix_range, over the normalized prefix.
@@ -230,7 +246,7 @@ pub async fn explain_by_quality(
 }
 
 fn quality_query(
-    prefix: &str,
+    prefix: &'static str,
     org: Uuid,
     kind: Kind,
     range: QualityRange,
@@ -239,9 +255,9 @@ fn quality_query(
 ) -> QueryBuilder<Postgres> {
     let table = resource_table(kind);
     let mut q = confined::open(prefix, org);
-    q.push(format!(
-        "SELECT {}, t.quality_score, t.id FROM {} t WHERE t.org_id = (SELECT current_org_id())",
-        table.projection, table.table
+    q.push(Sql::template(
+        "SELECT {projection}, t.quality_score, t.id FROM {tbl} t WHERE t.org_id = (SELECT current_org_id())",
+        &[("projection", table.projection.into()), ("tbl", table.table.into())],
     ));
     push_quality(&range, &mut q);
     if let Some((score, id)) = after {
@@ -256,8 +272,9 @@ fn quality_query(
 /// Whether a resource exists (for NOT_FOUND on listing the children of a missing parent).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("SELECT {}", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn exists(conn: &mut PgConnection, org: Uuid, kind: Kind, id: Uuid) -> Result<bool, sqlx::Error> {
-    let read = format!("SELECT EXISTS (SELECT FROM {} WHERE id = $1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(confined::wrap(&read, 2)))
+    let read =
+        Sql::template("SELECT EXISTS (SELECT FROM {tbl} WHERE id = $1)", &[("tbl", resource_table(kind).table.into())]);
+    sqlx::query_scalar(confined::wrap(read, 2))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(confined::org_text(org))
@@ -267,12 +284,8 @@ pub async fn exists(conn: &mut PgConnection, org: Uuid, kind: Kind, id: Uuid) ->
 
 /// Which of `ids` exist (in the caller's organization).
 pub async fn existing_ids(conn: &mut PgConnection, kind: Kind, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    let sql = format!("SELECT id FROM {} WHERE id = ANY($1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
+    let sql = Sql::template("SELECT id FROM {tbl} WHERE id = ANY($1)", &[("tbl", resource_table(kind).table.into())]);
+    sqlx::query_scalar(sql).persistent(crate::db::named_statements()).bind(ids).fetch_all(&mut *conn).await
 }
 
 /// Which of `values` the unique text column `column` of `kind` already holds (to name a batch's conflicting
@@ -283,13 +296,12 @@ pub async fn taken(
     column: &str,
     values: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    if !kind.fields().iter().any(|spec| spec.column == column) {
+    let Some(spec) = kind.fields().iter().find(|spec| spec.column == column) else {
         return Ok(Vec::new());
-    }
-    let sql = format!("SELECT {column} FROM {} WHERE {column} = ANY($1)", resource_table(kind).table);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(values)
-        .fetch_all(&mut *conn)
-        .await
+    };
+    let sql = Sql::template(
+        "SELECT {column} FROM {tbl} WHERE {column} = ANY($1)",
+        &[("column", spec.column.into()), ("tbl", resource_table(kind).table.into())],
+    );
+    sqlx::query_scalar(sql).persistent(crate::db::named_statements()).bind(values).fetch_all(&mut *conn).await
 }

@@ -14,4 +14,5 @@ pub mod locks;
 pub mod organizations;
 pub mod relations;
 pub mod search;
+pub mod sql;
 pub mod tables;

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::sql::{Fill, Sql};
 use super::tables::{RelationTable, decode_relation, relation_table, resource_table};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
@@ -14,8 +15,16 @@ use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
 pub use crate::domain::queries::{From, NewRelation};
 
-fn changes(kind: ChangeType, source: &str, param: usize) -> String {
-    insert_changes_sql(source, kind.aggregate().name(), &kind.name(), param)
+/// The fills every relation statement has: its table, the other side's column, its projection, and the changes of
+/// `change` inserted from `src` with the context as parameter `context_param`.
+fn fills(kind: RelationKind, change: ChangeType, context_param: usize) -> Vec<(&'static str, Fill)> {
+    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
+    vec![
+        ("table", (*table).into()),
+        ("other_column", (*other_column).into()),
+        ("projection", (*projection).into()),
+        ("changes", insert_changes_sql(Fill::Text("src"), change, context_param).into()),
+    ]
 }
 
 /// Adds the relation with attribute `columns`; emits `event.<relation>_added`.
@@ -28,9 +37,7 @@ pub async fn add(
     columns: &Columns,
     context: &ChangeContext,
 ) -> Result<Relation, sqlx::Error> {
-    let names = columns.names();
-    let sql = add_sql(kind, &names);
-    let added = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let added = sqlx::query_scalar(add_sql(kind, &columns.names()))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
@@ -43,14 +50,14 @@ pub async fn add(
 
 /// The statement of [`add`] setting attribute columns `names`: `$1` the event, `$2` the other side, `$3` the
 /// attributes (a JSON object), `$4` the change context. Public so the benchmarks run the service's own statement.
-pub fn add_sql(kind: RelationKind, names: &[&str]) -> String {
-    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let cols = names.join(", ");
-    let picked = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
-    format!(
+pub fn add_sql(kind: RelationKind, names: &[&'static str]) -> Sql {
+    let mut fills = fills(kind, ChangeType::RelationAdded(kind), 4);
+    fills.push(("columns", Sql::each(names, ", {c}", "").into()));
+    fills.push(("picked", Sql::each(names, ", p.{c}", "").into()));
+    Sql::template(
         "WITH added AS (
-           INSERT INTO {table} (org_id, event_id, {other_column}, {cols})
-           SELECT current_org_id(), $1, $2, {picked} FROM jsonb_populate_record(NULL::{table}, $3) p
+           INSERT INTO {table} (org_id, event_id, {other_column}{columns})
+           SELECT current_org_id(), $1, $2{picked} FROM jsonb_populate_record(NULL::{table}, $3) p
            RETURNING *
          ), src AS (
            SELECT r.event_id AS aggregate_id, {projection} AS resource,
@@ -58,7 +65,7 @@ pub fn add_sql(kind: RelationKind, names: &[&str]) -> String {
            FROM added r
          ), changes AS ({changes})
          SELECT resource FROM src",
-        changes = changes(ChangeType::RelationAdded(kind), "src", 4),
+        &fills,
     )
 }
 
@@ -73,7 +80,7 @@ pub async fn add_many(
     context: &ChangeContext,
 ) -> Result<Vec<Relation>, sqlx::Error> {
     let RelationTable { other_column, .. } = relation_table(kind);
-    let mut groups = std::collections::BTreeMap::<Vec<&str>, Vec<Value>>::new();
+    let mut groups = std::collections::BTreeMap::<Vec<&'static str>, Vec<Value>>::new();
     for relation in relations {
         let mut row = relation.columns.to_json();
         let names = relation.columns.names();
@@ -83,7 +90,7 @@ pub async fn add_many(
     }
     let mut added = std::collections::HashMap::<(Uuid, Uuid), Relation>::new();
     for (names, rows) in groups {
-        let resources: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(add_many_sql(kind, &names)))
+        let resources: Vec<Value> = sqlx::query_scalar(add_many_sql(kind, &names))
             .persistent(crate::db::named_statements())
             .bind(Value::Array(rows))
             .bind(context.to_param())
@@ -99,11 +106,11 @@ pub async fn add_many(
 
 /// The statement of [`add_many`] for items setting attribute columns `names`: `$1` the rows (a JSON array of
 /// objects with `event_id`, the other side's id and the attributes), `$2` the change context.
-fn add_many_sql(kind: RelationKind, names: &[&str]) -> String {
-    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let columns = names.iter().map(|c| format!(", {c}")).collect::<String>();
-    let picked = names.iter().map(|c| format!(", p.{c}")).collect::<String>();
-    format!(
+fn add_many_sql(kind: RelationKind, names: &[&'static str]) -> Sql {
+    let mut fills = fills(kind, ChangeType::RelationAdded(kind), 2);
+    fills.push(("columns", Sql::each(names, ", {c}", "").into()));
+    fills.push(("picked", Sql::each(names, ", p.{c}", "").into()));
+    Sql::template(
         "WITH added AS (
            INSERT INTO {table} (org_id, event_id, {other_column}{columns})
            SELECT current_org_id(), p.event_id, p.{other_column}{picked}
@@ -115,7 +122,7 @@ fn add_many_sql(kind: RelationKind, names: &[&str]) -> String {
            FROM added r
          ), changes AS ({changes})
          SELECT resource FROM src",
-        changes = changes(ChangeType::RelationAdded(kind), "src", 2),
+        &fills,
     )
 }
 
@@ -127,12 +134,13 @@ pub async fn existing_pairs(
     other_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
     let RelationTable { table, other_column, .. } = relation_table(kind);
-    let sql = format!(
+    let sql = Sql::template(
         "SELECT r.event_id, r.{other_column} FROM {table} r
          JOIN unnest($1::uuid[], $2::uuid[]) AS p (event_id, other_id)
-           ON r.event_id = p.event_id AND r.{other_column} = p.other_id"
+           ON r.event_id = p.event_id AND r.{other_column} = p.other_id",
+        &[("table", (*table).into()), ("other_column", (*other_column).into())],
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sql)
         .persistent(crate::db::named_statements())
         .bind(event_ids)
         .bind(other_ids)
@@ -151,12 +159,28 @@ pub async fn update(
     columns: &Columns,
     context: &ChangeContext,
 ) -> Result<Option<Relation>, sqlx::Error> {
-    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let names = columns.names();
-    let assignments = names.iter().map(|c| format!("{c} = p.{c}")).collect::<Vec<_>>().join(", ");
-    let current = names.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
-    let wanted = names.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
+    let updated: Option<Value> = sqlx::query_scalar(update_sql(kind, &columns.names()))
+        .persistent(crate::db::named_statements())
+        .bind(event_id)
+        .bind(other_id)
+        .bind(Value::Object(columns.to_json()))
+        .bind(context.to_param())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match updated {
+        Some(resource) => Ok(Some(decode_relation(kind, resource)?)),
+        None => get(conn, kind, event_id, other_id).await,
+    }
+}
+
+/// The statement of [`update`] setting attribute columns `names`: `$1` the event, `$2` the other side, `$3` the
+/// attributes (a JSON object), `$4` the change context.
+pub fn update_sql(kind: RelationKind, names: &[&'static str]) -> Sql {
+    let mut fills = fills(kind, ChangeType::RelationUpdated(kind), 4);
+    fills.push(("assignments", Sql::each(names, "{c} = p.{c}", ", ").into()));
+    fills.push(("current", Sql::each(names, "r.{c}", ", ").into()));
+    fills.push(("wanted", Sql::each(names, "p.{c}", ", ").into()));
+    Sql::template(
         "WITH old AS (
            SELECT {projection} AS resource FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2
          ), updated AS (
@@ -172,20 +196,8 @@ pub async fn update(
            FROM updated r, old o
          ), changes AS ({changes})
          SELECT resource FROM src",
-        changes = changes(ChangeType::RelationUpdated(kind), "src", 4),
-    );
-    let updated: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .persistent(crate::db::named_statements())
-        .bind(event_id)
-        .bind(other_id)
-        .bind(Value::Object(columns.to_json()))
-        .bind(context.to_param())
-        .fetch_optional(&mut *conn)
-        .await?;
-    match updated {
-        Some(resource) => Ok(Some(decode_relation(kind, resource)?)),
-        None => get(conn, kind, event_id, other_id).await,
-    }
+        &fills,
+    )
 }
 
 /// Removes a relation; emits `event.<relation>_removed` with its last state. `None` when it did not exist.
@@ -197,8 +209,7 @@ pub async fn remove(
     other_id: Uuid,
     context: &ChangeContext,
 ) -> Result<Option<Relation>, sqlx::Error> {
-    let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let sql = format!(
+    let sql = Sql::template(
         "WITH removed AS (
            DELETE FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2 RETURNING r.*
          ), src AS (
@@ -207,9 +218,9 @@ pub async fn remove(
            FROM removed r
          ), changes AS ({changes})
          SELECT resource FROM src",
-        changes = changes(ChangeType::RelationRemoved(kind), "src", 3),
+        &fills(kind, ChangeType::RelationRemoved(kind), 3),
     );
-    let removed: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let removed: Option<Value> = sqlx::query_scalar(sql)
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
@@ -228,8 +239,11 @@ pub async fn get(
     other_id: Uuid,
 ) -> Result<Option<Relation>, sqlx::Error> {
     let RelationTable { table, other_column, projection, .. } = relation_table(kind);
-    let sql = format!("SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2");
-    let found: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let sql = Sql::template(
+        "SELECT {projection} FROM {table} r WHERE r.event_id = $1 AND r.{other_column} = $2",
+        &[("projection", (*projection).into()), ("table", (*table).into()), ("other_column", (*other_column).into())],
+    );
+    let found: Option<Value> = sqlx::query_scalar(sql)
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
@@ -256,15 +270,22 @@ pub async fn list(
         From::Other => (*other_column, "event_id", Kind::Event, "event"),
     };
     let far_table = resource_table(far_kind);
-    let sql = format!(
+    let sql = Sql::template(
         "SELECT {projection} || jsonb_build_object('{key}', {far_projection}) AS relation, r.{far} AS far_id
          FROM {table} r JOIN {far_tbl} t ON t.id = r.{far}
          WHERE r.{anchor} = $1 AND ($2::uuid IS NULL OR r.{far} > $2)
          ORDER BY r.{far} LIMIT $3",
-        far_projection = far_table.projection,
-        far_tbl = far_table.table,
+        &[
+            ("projection", (*projection).into()),
+            ("key", key.into()),
+            ("far_projection", far_table.projection.into()),
+            ("table", (*table).into()),
+            ("far_tbl", far_table.table.into()),
+            ("far", far.into()),
+            ("anchor", anchor.into()),
+        ],
     );
-    let rows: Vec<(Value, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 4)))
+    let rows: Vec<(Value, Uuid)> = sqlx::query_as(super::confined::wrap(sql, 4))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(after)

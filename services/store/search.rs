@@ -8,6 +8,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::lists::{EventFilter, push_event_filters};
+use super::sql::{Fill, Sql};
 use super::tables::{ProjectedJson, decode_resource, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::{Event, Resource};
@@ -77,7 +78,7 @@ pub async fn explain_nearest(
 }
 
 fn nearest_query(
-    prefix: &str,
+    prefix: &'static str,
     org: Uuid,
     kind: Kind,
     target: NearestTo<'_>,
@@ -95,7 +96,7 @@ fn nearest_query(
 /// `columns` (an expression over the table aliased `t`).
 fn push_nearest(
     q: &mut QueryBuilder<Postgres>,
-    columns: &str,
+    columns: &'static str,
     kind: Kind,
     target: NearestTo<'_>,
     filter: Option<&EventFilter>,
@@ -110,14 +111,15 @@ fn push_nearest(
             q.push_bind(Vector::from(values.to_vec())).push("::vector AS v)");
         }
         NearestTo::Stored(id) => {
-            q.push(format!("embedding AS v FROM {} WHERE id = ", table.table)).push_bind(id).push(")");
+            q.push(Sql::template("embedding AS v FROM {tbl} WHERE id = ", &[("tbl", table.table.into())]))
+                .push_bind(id)
+                .push(")");
         }
     }
-    q.push(format!(
-        ", size AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT FROM {} WHERE embedding IS NOT NULL LIMIT {}) c)
+    q.push(Sql::template(
+        ", size AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT FROM {tbl} WHERE embedding IS NOT NULL LIMIT {n}) c)
          SELECT resource, distance FROM (",
-        table.table,
-        EXACT_SCAN_MAX_ROWS + 1
+        &[("tbl", table.table.into()), ("n", Fill::Number(EXACT_SCAN_MAX_ROWS + 1))],
     ));
     for exact in [false, true] {
         if exact {
@@ -127,12 +129,16 @@ fn push_nearest(
         // drops any NULL distance a sort would bring): with it, the organization's partial index of embedded rows
         // plus a sort of all of them was a plan too, and PostgreSQL, estimating a large tenant's embedded rows as
         // the average tenant's, took it (128 ms a call for 20,000 vectors against a few for the index).
-        q.push(format!(
-            "(SELECT {columns} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {} t
-              WHERE {}(SELECT n FROM size) {} {EXACT_SCAN_MAX_ROWS}",
-            table.table,
-            if exact { "t.embedding IS NOT NULL AND " } else { "" },
-            if exact { "<=" } else { ">" }
+        q.push(Sql::template(
+            "(SELECT {columns} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {tbl} t
+              WHERE {embedded}(SELECT n FROM size) {compare} {most}",
+            &[
+                ("columns", columns.into()),
+                ("tbl", table.table.into()),
+                ("embedded", if exact { "t.embedding IS NOT NULL AND " } else { "" }.into()),
+                ("compare", if exact { "<=" } else { ">" }.into()),
+                ("most", Fill::Number(EXACT_SCAN_MAX_ROWS)),
+            ],
         ));
         if let NearestTo::Stored(id) = target {
             q.push(" AND t.id <> ").push_bind(id);
@@ -147,7 +153,7 @@ fn push_nearest(
         } else {
             "t.embedding <=> (SELECT v FROM target)"
         };
-        q.push(format!(" ORDER BY {order}"));
+        q.push(" ORDER BY ").push(order);
         super::lists::push_limit(q, k);
         q.push(")");
     }
@@ -227,16 +233,20 @@ pub async fn text(
     } else {
         "''"
     };
-    let sql = format!(
+    let sql = Sql::template(
         "WITH top AS (SELECT s.id, s.distance, s.ord FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
              $11, $12) WITH ORDINALITY AS s(id, distance, plan, ord))
-         SELECT {}, CASE WHEN top.distance = 0 THEN {EXACT_NAME_RANK:?} ELSE 1 / top.distance END, top.distance,
+         SELECT {projection}, CASE WHEN top.distance = 0 THEN {exact_rank} ELSE 1 / top.distance END, top.distance,
                 {snippet}, t.id
          FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
-        resource_table(Kind::Event).projection
+        &[
+            ("projection", resource_table(Kind::Event).projection.into()),
+            ("exact_rank", Fill::Float(EXACT_NAME_RANK)),
+            ("snippet", snippet.into()),
+        ],
     );
     let rows: Vec<(sqlx::types::Json<Event>, f64, f64, String, Uuid)> = bind_text_search(
-        sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(&sql, 13))).persistent(crate::db::named_statements()),
+        sqlx::query_as(super::confined::wrap(sql, 13)).persistent(crate::db::named_statements()),
         query,
         filter,
         after,
@@ -337,8 +347,8 @@ pub async fn similar_names(
     min_similarity: f64,
     limit: i64,
 ) -> Result<Vec<NameRow>, sqlx::Error> {
-    let read = "SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)";
-    sqlx::query_as(sqlx::AssertSqlSafe(super::confined::wrap(read, 5)))
+    let read = Sql::text("SELECT id, name, normalized_name, similarity FROM lookup_names($1, $2, $3, $4)");
+    sqlx::query_as(super::confined::wrap(read, 5))
         .persistent(crate::db::named_statements())
         .bind(resource_table(kind).table)
         .bind(name)

@@ -24,16 +24,16 @@ fn the_committed_schemas_are_what_the_code_writes() {
         let name = change.name();
         let expected = schema::change_schema(change);
         if rewrite {
-            let path = schema_file(&name);
+            let path = schema_file(name);
             std::fs::create_dir_all(path.parent().expect("dir")).expect("schema dir");
             std::fs::write(&path, serde_json::to_string_pretty(&expected).expect("json") + "\n").expect("write");
         }
         assert_eq!(
-            committed_schema(&name),
+            committed_schema(name),
             expected,
             "{} differs from the code: a payload change needs its schema (EVENTDATA_WRITE_SCHEMAS=1 rewrites it; \
              a change that is not additive needs a new version, docs/events.md)",
-            schema::path(&name)
+            schema::path(name)
         );
     }
 }
@@ -202,7 +202,8 @@ async fn every_change_the_service_writes_validates_against_its_schema() {
         }
     }
     assert!(broken.is_empty(), "payloads that break their schema or type:\n{}", broken.join("\n"));
-    let all: std::collections::BTreeSet<String> = ChangeType::all().into_iter().map(ChangeType::name).collect();
+    let all: std::collections::BTreeSet<String> =
+        ChangeType::all().into_iter().map(|change| change.name().to_owned()).collect();
     let missed: Vec<&String> = all.difference(&seen).collect();
     assert!(missed.is_empty(), "the drive made no change of {missed:?}");
 }

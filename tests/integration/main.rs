@@ -35,5 +35,6 @@ mod search_plans;
 mod search_recall;
 mod security;
 mod server;
+mod statements;
 mod tooling;
 mod warm_connections;

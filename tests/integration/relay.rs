@@ -178,9 +178,7 @@ async fn a_page_of_the_log_is_an_ordered_index_scan() {
 
     let settings = relay_settings(&app.db, &test_exchange());
     let mut reader = sqlx::PgConnection::connect(&settings.database_url).await.expect("relay connection");
-    for (name, value) in log::ordered_reads() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut reader).await.expect("set");
-    }
+    log::set_ordered_reads(&mut reader).await.expect("set");
     // One partition (the default) reads the whole log; several read their own changes through the index made for
     // their count (two_relays_on_four_partitions_...).
     let plan = log::explain_read_after(&mut reader, Checkpoint::default(), 1, 0, 500).await.expect("plan");

@@ -177,6 +177,7 @@ async fn runtime_role_has_no_way_around_the_policies() {
 #[tokio::test]
 async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves_nothing_behind() {
     use eventdata::domain::catalogue::Kind;
+    use eventdata::store::sql::Sql;
     use eventdata::store::{catalogue, confined};
     let db = TestDb::migrated().await;
     let (a, b) = (db.create_org("a").await, db.create_org("b").await);
@@ -197,8 +198,9 @@ async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves
     // The shape that orders it: a nested loop whose outer side sets the organization, and the read below a
     // one-time filter on that value, which the executor checks before it starts the read; the policy's
     // organization is an InitPlan, an index condition of the organization's key.
-    let read = "SELECT t.id FROM events t WHERE t.id = ANY($1)";
-    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", confined::wrap(read, 2))))
+    let mut explain = Sql::text("EXPLAIN ");
+    explain.push(confined::wrap(Sql::text("SELECT t.id FROM events t WHERE t.id = ANY($1)"), 2));
+    let plan: Vec<String> = sqlx::query_scalar(explain)
         .bind(vec![event_a])
         .bind(confined::org_text(a))
         .fetch_all(&mut *conn)
