@@ -265,6 +265,7 @@ mod statements_behind_a_pooler {
             "confined_query_as!(",
             ".build_query_as()",
             ".build_query_scalar()",
+            ".build()",
         ]
         .iter()
         .map(|constructor| source.matches(constructor).count())

@@ -8,6 +8,7 @@ pub mod embedding;
 pub mod fields;
 pub mod fusion;
 pub mod iana;
+pub mod json_time;
 pub mod lsn;
 pub mod org_slug;
 pub mod page_token;

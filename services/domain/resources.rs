@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::catalogue::{Kind, RelationKind};
+use super::json_time;
 
 /// A key whose value may be JSON null but must be present (serde would read a missing `Option` as `None`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
@@ -102,9 +103,9 @@ pub struct Event {
     #[serde(deserialize_with = "nullable")]
     pub description: Option<String>,
     pub status: EventStatus,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "json_time::nullable")]
     pub start_time: Option<DateTime<Utc>>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "json_time::nullable")]
     pub end_time: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "nullable")]
     pub timezone: Option<String>,
@@ -121,7 +122,9 @@ pub struct Event {
     #[serde(deserialize_with = "nullable")]
     pub metadata: Option<Map<String, Value>>,
     pub etag: String,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     pub quality: Quality,
 }
@@ -150,7 +153,9 @@ pub struct Speaker {
     #[serde(deserialize_with = "nullable")]
     pub confidence_score: Option<f64>,
     pub etag: String,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     pub quality: Quality,
 }
@@ -175,7 +180,9 @@ pub struct Company {
     #[serde(deserialize_with = "nullable")]
     pub location: Option<String>,
     pub etag: String,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     pub quality: Quality,
 }
@@ -192,7 +199,9 @@ pub struct Topic {
     #[serde(deserialize_with = "nullable")]
     pub parent_id: Option<Uuid>,
     pub etag: String,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
 }
 
@@ -210,12 +219,14 @@ pub struct Media {
     pub mime_type: Option<String>,
     #[serde(deserialize_with = "nullable")]
     pub bytes: Option<i64>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "json_time::nullable")]
     pub capture_time: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "nullable")]
     pub metadata: Option<Map<String, Value>>,
     pub etag: String,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
 }
 
@@ -229,7 +240,9 @@ pub struct EventSpeaker {
     pub role: SpeakerRole,
     #[serde(deserialize_with = "nullable")]
     pub talk_title: Option<String>,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker: Option<Speaker>,
@@ -244,7 +257,9 @@ pub struct EventCompany {
     pub event_id: Uuid,
     pub company_id: Uuid,
     pub relation: CompanyRelation,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<Company>,
@@ -260,7 +275,9 @@ pub struct EventTopic {
     pub topic_id: Uuid,
     #[serde(deserialize_with = "nullable")]
     pub relevance: Option<f64>,
+    #[serde(deserialize_with = "json_time::required")]
     pub create_time: DateTime<Utc>,
+    #[serde(deserialize_with = "json_time::required")]
     pub update_time: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,

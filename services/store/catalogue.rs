@@ -2,11 +2,12 @@
 //! that changes the data and writes its outbox row (a data-modifying CTE), so both commit or neither does.
 
 use serde_json::Value;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::sql::{Fill, Sql};
-use super::tables::{ProjectedJson, decode_resource, resource_table};
+use super::tables::{resource_in, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
 use crate::domain::fields::Columns;
@@ -35,7 +36,7 @@ pub async fn create(
     context: &ChangeContext,
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created: Vec<ProjectedJson> = sqlx::query_scalar(create_sql(kind))
+    let created = sqlx::query(create_sql(kind))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
@@ -103,9 +104,9 @@ pub async fn get_many(
     // array of unknown length (ten elements) above the custom plan for the one element it sees, keeps choosing the
     // custom plan, and so plans the statement anew on every call: most of PostgreSQL's time per Get (149 µs of CPU
     // a call against 33 µs for the same statement with a generic plan; docs/performance.md).
-    let query = sqlx::query_scalar(get_many_sql(kind, ids.len() == 1)).persistent(crate::db::named_statements());
+    let query = sqlx::query(get_many_sql(kind, ids.len() == 1)).persistent(crate::db::named_statements());
     let query = if let [id] = ids { query.bind(*id) } else { query.bind(ids) };
-    let found: Vec<ProjectedJson> = query.bind(super::confined::org_text(org)).fetch_all(&mut *conn).await?;
+    let found = query.bind(super::confined::org_text(org)).fetch_all(&mut *conn).await?;
     Ok(in_order(decode_all(kind, found)?, ids))
 }
 
@@ -147,7 +148,7 @@ pub async fn update(
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<UpdateOutcome, sqlx::Error> {
-    let updated: Option<ProjectedJson> = sqlx::query_scalar(update_sql(kind, &columns.names()))
+    let updated = sqlx::query(update_sql(kind, &columns.names()))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(Value::Object(columns.to_json()))
@@ -155,8 +156,8 @@ pub async fn update(
         .bind(context.to_param())
         .fetch_optional(&mut *conn)
         .await?;
-    if let Some(resource) = updated {
-        return Ok(UpdateOutcome::Updated(Box::new(decode_resource(kind, resource)?)));
+    if let Some(row) = updated {
+        return Ok(UpdateOutcome::Updated(Box::new(resource_in(kind, &row, 0)?)));
     }
     Ok(match current_state(conn, kind, id).await? {
         None => UpdateOutcome::NotFound,
@@ -219,15 +220,15 @@ pub async fn delete(
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<DeleteOutcome, sqlx::Error> {
-    let deleted: Option<ProjectedJson> = sqlx::query_scalar(delete_sql(kind))
+    let deleted = sqlx::query(delete_sql(kind))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(expected_version)
         .bind(context.to_param())
         .fetch_optional(&mut *conn)
         .await?;
-    if let Some(resource) = deleted {
-        return Ok(DeleteOutcome::Deleted(Box::new(decode_resource(kind, resource)?)));
+    if let Some(row) = deleted {
+        return Ok(DeleteOutcome::Deleted(Box::new(resource_in(kind, &row, 0)?)));
     }
     Ok(match current_state(conn, kind, id).await? {
         None => DeleteOutcome::NotFound,
@@ -268,7 +269,7 @@ async fn current_state(conn: &mut PgConnection, kind: Kind, id: Uuid) -> Result<
         &[("projection", table.projection.into()), ("tbl", table.table.into())],
     );
     let row = sqlx::query(sql).persistent(crate::db::named_statements()).bind(id).fetch_optional(&mut *conn).await?;
-    row.map(|r| Ok((r.try_get("version")?, decode_resource(kind, r.try_get("resource")?)?))).transpose()
+    row.map(|r| Ok((r.try_get("version")?, resource_in(kind, &r, 1)?))).transpose()
 }
 
 /// Finds an existing resource's id by a unique natural key (`normalized_name` compared with `normalize_name($1)`,
@@ -299,8 +300,8 @@ pub enum NaturalKey<'a> {
     Domain(&'a str),
 }
 
-fn decode_all(kind: Kind, rows: Vec<ProjectedJson>) -> Result<Vec<Resource>, sqlx::Error> {
-    rows.into_iter().map(|row| decode_resource(kind, row)).collect()
+fn decode_all(kind: Kind, rows: Vec<PgRow>) -> Result<Vec<Resource>, sqlx::Error> {
+    rows.iter().map(|row| resource_in(kind, row, 0)).collect()
 }
 
 /// Orders `resources` as `ids` (an id named twice gets its resource twice); resources whose id is not in `ids` are

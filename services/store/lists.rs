@@ -4,12 +4,13 @@
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::queries::{EventFilter, QualityRange, SimpleFilter};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::confined;
 use super::sql::{Fill, Sql};
-use super::tables::{ProjectedJson, decode_resource, resource_table};
+use super::tables::{resource_in, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::Resource;
 
@@ -26,9 +27,12 @@ fn push_quality(range: &QualityRange, q: &mut QueryBuilder<Postgres>) {
 /// One listed row: the resource, its sort value (for the cursor) and id.
 pub type ListedRow = (Resource, Option<DateTime<Utc>>, Uuid);
 
-/// Decodes the resources of listed rows `(resource JSON, sort value, id)`.
-fn decode_rows<S>(kind: Kind, rows: Vec<(ProjectedJson, S, Uuid)>) -> Result<Vec<(Resource, S, Uuid)>, sqlx::Error> {
-    rows.into_iter().map(|(json, sort, id)| Ok((decode_resource(kind, json)?, sort, id))).collect()
+/// Decodes listed rows `(resource JSON, sort value, id)`, each resource straight from the row's bytes.
+fn decode_rows<S>(kind: Kind, rows: Vec<PgRow>) -> Result<Vec<(Resource, S, Uuid)>, sqlx::Error>
+where
+    S: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    rows.iter().map(|row| Ok((resource_in(kind, row, 0)?, row.try_get(1)?, row.try_get(2)?))).collect()
 }
 
 /// A page of events after `(after_sort, after_id)`.
@@ -41,7 +45,7 @@ pub async fn events(
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
     let rows = events_query("", org, filter, after, limit)
-        .build_query_as()
+        .build()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
         .await?;
@@ -154,7 +158,7 @@ pub async fn by_id(
     limit: i64,
 ) -> Result<Vec<ListedRow>, sqlx::Error> {
     let rows = by_id_query("", org, kind, filter, after, limit)
-        .build_query_as()
+        .build()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
         .await?;
@@ -223,7 +227,7 @@ pub async fn by_quality(
     limit: i64,
 ) -> Result<Vec<QualityRow>, sqlx::Error> {
     let rows = quality_query("", org, kind, range, after, limit)
-        .build_query_as()
+        .build()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
         .await?;

@@ -4,12 +4,12 @@
 //! beneath the row-level-security policy their indexes could not be used.
 
 use pgvector::Vector;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::lists::{EventFilter, push_event_filters};
 use super::sql::{Fill, Sql};
-use super::tables::{ProjectedJson, decode_resource, resource_table};
+use super::tables::{resource_in, resource_table};
 use crate::domain::catalogue::Kind;
 use crate::domain::resources::{Event, Resource};
 
@@ -53,12 +53,12 @@ pub async fn nearest(
     k: i64,
     ef_search: u32,
 ) -> Result<Vec<(Resource, f64)>, sqlx::Error> {
-    let rows: Vec<(ProjectedJson, f64)> = nearest_query("", org, kind, target, filter, k, ef_search)
-        .build_query_as()
+    let rows = nearest_query("", org, kind, target, filter, k, ef_search)
+        .build()
         .persistent(crate::db::named_statements())
         .fetch_all(&mut *conn)
         .await?;
-    rows.into_iter().map(|(json, distance)| Ok((decode_resource(kind, json)?, distance))).collect()
+    rows.iter().map(|row| Ok((resource_in(kind, row, 0)?, row.try_get(1)?))).collect()
 }
 
 /// The plan of [`nearest`]'s statement (for the plan tests and operators).

@@ -3,19 +3,53 @@
 //! JSON the change payload carries.
 
 use serde_json::Value;
+use sqlx::postgres::{PgRow, PgTypeInfo, PgValueFormat, PgValueRef};
+use sqlx::{Postgres, Row, TypeInfo, ValueRef};
 
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::resources::{Relation, Resource};
 
-/// A projection's JSON as PostgreSQL sent it (checked to be JSON, not parsed into a `Value`), for
-/// [`decode_resource`].
-pub type ProjectedJson = sqlx::types::Json<Box<serde_json::value::RawValue>>;
-
-/// A resource of `kind` as its projection rendered it, decoded strictly (`domain::resources`): a projection and
-/// its type that disagree fail every read of that kind, as a decode error (INTERNAL), never a silent default.
-pub fn decode_resource(kind: Kind, json: ProjectedJson) -> Result<Resource, sqlx::Error> {
-    Resource::from_json_text(kind, json.get())
+/// A resource of `kind` as its projection rendered it (JSON text), decoded strictly (`domain::resources`): a
+/// projection and its type that disagree fail every read of that kind, as a decode error (INTERNAL), never a silent
+/// default.
+fn decode_resource_text(kind: Kind, json: &str) -> Result<Resource, sqlx::Error> {
+    Resource::from_json_text(kind, json)
         .map_err(|e| sqlx::Error::Decode(format!("a stored {}: {e}", kind.name()).into()))
+}
+
+/// The resource of `kind` in column `column` of `row`, decoded straight from the bytes PostgreSQL sent: one pass
+/// over the text, where decoding a `Json<Box<RawValue>>` makes two (its own check that the text is JSON, then the
+/// decode) and copies it in between.
+pub fn resource_in(kind: Kind, row: &PgRow, column: usize) -> Result<Resource, sqlx::Error> {
+    let JsonText(text) = row.try_get(column)?;
+    decode_resource_text(kind, text)
+}
+
+/// JSON text borrowed from a row, not checked: what reads it checks it.
+struct JsonText<'r>(&'r str);
+
+impl sqlx::Type<Postgres> for JsonText<'_> {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("jsonb")
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <sqlx::types::Json<()> as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for JsonText<'r> {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let binary_jsonb = value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
+        let bytes = value.as_bytes()?;
+        // Binary jsonb is a format version (1) and then the text.
+        let text = match (binary_jsonb, bytes.split_first()) {
+            (false, _) => bytes,
+            (true, Some((1, text))) => text,
+            (true, _) => return Err("an unknown jsonb format version".into()),
+        };
+        Ok(JsonText(std::str::from_utf8(text)?))
+    }
 }
 
 /// A relation of `kind` as its projection rendered it, decoded strictly.
