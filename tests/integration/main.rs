@@ -18,6 +18,7 @@ mod extraction;
 mod fixtures;
 mod graph;
 mod list_indexes;
+mod loadgen;
 mod malformed;
 mod migrations;
 mod properties;
