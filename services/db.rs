@@ -149,6 +149,16 @@ pub async fn begin_for_org_with(
     statement_timeout: Option<std::time::Duration>,
     settings: &[(&str, String)],
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(begin_statement(org_id, statement_timeout, settings)).await
+}
+
+/// The statement that begins a transaction confined to `org_id` ([`begin_for_org_with`]): `BEGIN` and the
+/// `SET LOCAL`s, one round trip. Names and values are inlined: callers pass constants and validated numbers only.
+pub fn begin_statement(
+    org_id: Uuid,
+    statement_timeout: Option<std::time::Duration>,
+    settings: &[(&str, String)],
+) -> sqlx::SqlStr {
     let mut sql = format!("BEGIN; SET LOCAL app.org_id = '{org_id}'");
     if let Some(t) = statement_timeout {
         sql.push_str(&format!("; SET LOCAL statement_timeout = {}", t.as_millis().max(1)));
@@ -156,7 +166,7 @@ pub async fn begin_for_org_with(
     for (name, value) in settings {
         sql.push_str(&format!("; SET LOCAL {name} = {value}"));
     }
-    pool.begin_with(sqlx::AssertSqlSafe(sql)).await
+    sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql))
 }
 
 /// One embedded migration and whether the database has it.

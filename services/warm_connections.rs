@@ -1,4 +1,5 @@
-//! Connections handed from one confined read to the next without going back through the pool.
+//! Connections handed from one confined read (or committed transaction) to the next without going back through the
+//! pool.
 //!
 //! sqlx's pool checks every connection it takes back with a ping: a round trip of its own, made after the call
 //! has answered but paid for by both processes. A confined read (`store::confined`) is one round trip, so the
@@ -11,10 +12,12 @@
 //! failed or was cancelled just drops its connection, which goes back to the pool and its ping as before (the ping
 //! also drains what a cancelled statement left unread).
 //!
+//! Transactions take their connection here too ([`WarmTransaction`]): committed, it goes to the next caller, without
+//! the ping that was one round trip of the four of a CreateEvent; rolled back, it goes to the pool.
+//!
 //! The connections kept here count as in use for the pool, so they are bounded: at most the pool's size less a
-//! reserve ([`reserve`]) at once, lent or idle, so writers and the pool's other users always find the reserve there;
-//! and before each transaction [`WarmConnections::make_room`] gives one back when the pool has none idle, so a writer
-//! never waits while reads keep connections idle. One idle for [`crate::db::PING_AFTER_IDLE`] is pinged before use,
+//! reserve ([`reserve`]) at once, lent or idle, so the pool's other users (authentication, the health probes)
+//! always find the reserve there. One idle for [`crate::db::PING_AFTER_IDLE`] is pinged before use,
 //! as the pool does with its own; one idle for [`IDLE_RETURN`], or kept for [`KEPT_AT_MOST`] (so the pool's own
 //! lifetime rules apply again), goes back to the pool: `serve` ages them every second.
 
@@ -23,7 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::postgres::PgTransactionManager;
+use sqlx::{PgPool, Postgres, SqlStr};
+use sqlx_core::transaction::TransactionManager;
 
 /// An idle connection older than this goes back to the pool. Long against the ping's second: a connection given
 /// back is pinged and counts as fresh in the pool, so returning them often would keep refreshing connections that
@@ -38,7 +43,7 @@ pub fn reserve(pool_size: u32) -> u32 {
     (pool_size / 4).max(2)
 }
 
-/// The connections kept warm for reads on one pool. Cheap to clone (shared).
+/// The connections kept warm for reads and transactions on one pool. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct WarmConnections {
     pool: PgPool,
@@ -84,8 +89,8 @@ impl WarmConnections {
         &self.pool
     }
 
-    /// A connection for reads: an idle warm one if there is one, else one from the pool, kept warm afterwards
-    /// when there is room.
+    /// A connection for reads or a transaction: an idle warm one if there is one, else one from the pool, kept
+    /// warm afterwards when there is room.
     pub async fn acquire(&self) -> Result<WarmConnection, sqlx::Error> {
         loop {
             let (stale, taken) = {
@@ -123,18 +128,6 @@ impl WarmConnections {
                 Taken::Cold => WarmConnection { conn: self.pool.acquire().await?, loan: None },
             });
         }
-    }
-
-    /// Before a transaction: gives back the connections idle too long, and the least recently used idle one when
-    /// the pool has none idle, so the transaction does not wait while reads keep connections idle.
-    pub fn make_room(&self) {
-        let mut state = self.lock();
-        let mut given_back = state.take_stale(self.shared.idle_return);
-        if given_back.is_empty() && self.pool.num_idle() == 0 {
-            given_back.extend(state.idle.pop_front());
-        }
-        drop(state);
-        drop(given_back);
     }
 
     /// Gives every idle connection that has been idle too long back to the pool.
@@ -239,5 +232,68 @@ impl std::ops::Deref for WarmConnection {
 impl std::ops::DerefMut for WarmConnection {
     fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
         &mut self.conn
+    }
+}
+
+/// A transaction on a warm connection. Committed, its connection goes to the next caller as a finished read's does,
+/// without the round trip of the pool's release ping. Dropped without a commit (a failed statement, a cancelled
+/// call), it is rolled back as sqlx rolls back a dropped transaction: the ROLLBACK is queued on the connection,
+/// which goes back to the pool, whose ping sends it.
+pub struct WarmTransaction {
+    /// `None` once committed.
+    conn: Option<WarmConnection>,
+}
+
+impl WarmTransaction {
+    /// Begins a transaction on `conn` with `statement` (`BEGIN` and settings, one round trip).
+    pub async fn begin(mut conn: WarmConnection, statement: SqlStr) -> Result<WarmTransaction, sqlx::Error> {
+        PgTransactionManager::begin(&mut conn, Some(statement)).await?;
+        Ok(WarmTransaction { conn: Some(conn) })
+    }
+
+    /// Commits; the connection goes to the next caller. A failed COMMIT gives it back to the pool instead.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let Some(mut conn) = self.conn.take() else { return Ok(()) };
+        PgTransactionManager::commit(&mut conn).await?;
+        conn.release();
+        Ok(())
+    }
+
+    /// Rolls back; the connection goes to the next caller. A failed ROLLBACK gives it back to the pool instead.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let Some(mut conn) = self.conn.take() else { return Ok(()) };
+        PgTransactionManager::rollback(&mut conn).await?;
+        conn.release();
+        Ok(())
+    }
+
+    fn conn(&self) -> &WarmConnection {
+        self.conn.as_ref().expect("a transaction has its connection until it is committed")
+    }
+
+    fn conn_mut(&mut self) -> &mut WarmConnection {
+        self.conn.as_mut().expect("a transaction has its connection until it is committed")
+    }
+}
+
+impl Drop for WarmTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            PgTransactionManager::start_rollback(conn);
+        }
+    }
+}
+
+impl std::ops::Deref for WarmTransaction {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        self.conn()
+    }
+}
+
+impl std::ops::DerefMut for WarmTransaction {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        self.conn_mut()
     }
 }

@@ -14,13 +14,13 @@ pub mod upsert;
 
 use std::future::Future;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::api_key::Scopes;
 use crate::domain::page_token::PageTokens;
 use crate::outbox::enqueue::ChangeContext;
-use crate::warm_connections::{WarmConnection, WarmConnections};
+use crate::warm_connections::{WarmConnection, WarmConnections, WarmTransaction};
 pub use error::AppError;
 
 /// Who is calling: the key's organization and scopes, and the request's trace context.
@@ -195,7 +195,7 @@ impl App {
 
     /// A transaction confined to the caller's organization. Time spent waiting for a pooled connection (and the
     /// BEGIN round trip) is measured.
-    async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, AppError> {
+    async fn begin(&self, caller: &Caller) -> Result<WarmTransaction, AppError> {
         self.begin_with(caller, &[]).await
     }
 
@@ -215,25 +215,31 @@ impl App {
     async fn reader_on(&self, reads: &WarmConnections, caller: &Caller) -> Result<Reader, AppError> {
         match self.statement_limit_of(caller)? {
             None => self.measured(reads.acquire()).await.map(Reader::Pooled),
-            Some(limit) => self
-                .measured(crate::db::begin_for_org_within(reads.pool(), caller.org_id, Some(limit)))
-                .await
-                .map(Reader::Limited),
+            Some(limit) => self.begin_on(reads, caller.org_id, Some(limit), &[]).await.map(Reader::Limited),
         }
     }
 
     /// Like `begin`, with more transaction-local settings in the same round trip (constants and validated
     /// numbers only: they are inlined).
-    async fn begin_with(
-        &self,
-        caller: &Caller,
-        settings: &[(&str, String)],
-    ) -> Result<Transaction<'static, Postgres>, AppError> {
+    async fn begin_with(&self, caller: &Caller, settings: &[(&str, String)]) -> Result<WarmTransaction, AppError> {
         let limit = self.statement_limit_of(caller)?;
-        // A transaction takes its connection from the pool: one kept idle for reads goes back when the pool has
-        // none idle.
-        self.reads.make_room();
-        self.measured(crate::db::begin_for_org_with(&self.pool, caller.org_id, limit, settings)).await
+        self.begin_on(&self.reads, caller.org_id, limit, settings).await
+    }
+
+    /// A transaction on a connection of `on` (committed, the connection goes to the next caller without the pool's
+    /// ping); waiting for the connection and the BEGIN round trip are measured.
+    async fn begin_on(
+        &self,
+        on: &WarmConnections,
+        org_id: Uuid,
+        limit: Option<std::time::Duration>,
+        settings: &[(&str, String)],
+    ) -> Result<WarmTransaction, AppError> {
+        self.measured(async {
+            let conn = on.acquire().await?;
+            WarmTransaction::begin(conn, crate::db::begin_statement(org_id, limit, settings)).await
+        })
+        .await
     }
 
     /// The statement limit the caller's deadline calls for: none when the server's own is shorter. The limit ends
@@ -268,7 +274,7 @@ pub(crate) enum Reader {
     /// No transaction: each confined read is its own.
     Pooled(WarmConnection),
     /// A transaction with a shorter statement limit (and the organization set, which the reads set again).
-    Limited(Transaction<'static, Postgres>),
+    Limited(WarmTransaction),
 }
 
 impl Reader {

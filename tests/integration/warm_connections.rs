@@ -1,9 +1,9 @@
-//! Connections handed from one read to the next (`eventdata::warm_connections`): what is handed on, what is not,
-//! and that the pool's other users keep their share.
+//! Connections handed from one read or transaction to the next (`eventdata::warm_connections`): what is handed on,
+//! what is not, and that the pool's other users keep their share.
 
 use std::time::Duration;
 
-use eventdata::warm_connections::WarmConnections;
+use eventdata::warm_connections::{WarmConnections, WarmTransaction};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::common::{TestDb, eventually};
@@ -108,35 +108,69 @@ async fn the_pool_keeps_its_reserve_while_reads_keep_connections() {
     assert!(a.is_ok() && b.is_ok(), "the reserve is there for writers: {a:?} {b:?}");
 }
 
-#[tokio::test]
-async fn a_transaction_gets_an_idle_warm_connection_back_when_the_pool_has_none() {
-    let db = TestDb::empty().await;
-    // No reserve: all four of the pool's connections may be kept warm.
-    let reads = warm(&db, 4, Duration::from_secs(60)).await;
-    let held = [(); 4].map(|_| reads.acquire());
-    for conn in futures_join_all(held).await {
-        conn.release();
-    }
-    assert_eq!(reads.idle(), 4);
-
-    reads.make_room();
-    assert_eq!(reads.idle(), 3, "one goes back to the pool");
-    let pool = reads.pool();
-    eventually(Duration::from_secs(10), "the pool to have it idle", || async { pool.num_idle() == 1 }).await;
-    reads.make_room();
-    assert_eq!(reads.idle(), 3, "none goes back while the pool has one idle");
-    let conn = pool.acquire().await;
-    assert!(conn.is_ok(), "the pool hands it to the transaction: {conn:?}");
+/// A table the runtime role may write, and how many rows it holds (read on a connection of its own).
+async fn notes(db: &TestDb) -> impl AsyncFn() -> i64 {
+    sqlx::raw_sql("CREATE TABLE notes (n int); GRANT SELECT, INSERT ON notes TO eventdata_runtime")
+        .execute(&db.admin)
+        .await
+        .expect("create the table");
+    let admin = db.admin.clone();
+    async move || sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&admin).await.expect("count")
 }
 
-/// Awaits every acquisition (all at once, so each is a connection of its own).
-async fn futures_join_all<F>(acquisitions: [F; 4]) -> Vec<eventdata::warm_connections::WarmConnection>
-where
-    F: std::future::Future<Output = Result<eventdata::warm_connections::WarmConnection, sqlx::Error>>,
-{
-    let [a, b, c, d] = acquisitions;
-    let (a, b, c, d) = tokio::join!(a, b, c, d);
-    [a, b, c, d].into_iter().map(|conn| conn.expect("acquire")).collect()
+/// Whether the connection has no transaction open: SAVEPOINT is refused outside one.
+async fn outside_a_transaction(conn: &mut sqlx::PgConnection) -> bool {
+    sqlx::raw_sql("SAVEPOINT probe").execute(conn).await.is_err()
+}
+
+fn begin() -> sqlx::SqlStr {
+    eventdata::db::begin_statement(uuid::Uuid::nil(), None, &[])
+}
+
+#[tokio::test]
+async fn a_committed_transaction_hands_its_connection_on_and_a_dropped_one_rolls_back_in_the_pool() {
+    let db = TestDb::empty().await;
+    let count = notes(&db).await;
+    let reads = warm(&db, 2, Duration::from_secs(60)).await;
+
+    let conn = reads.acquire().await.expect("acquire");
+    let mut tx = WarmTransaction::begin(conn, begin()).await.expect("begin");
+    let pid = backend(&mut tx).await;
+    sqlx::query("INSERT INTO notes VALUES (1)").execute(&mut *tx).await.expect("insert");
+    tx.commit().await.expect("commit");
+    assert_eq!(count().await, 1, "committed");
+    assert_eq!(reads.idle(), 1, "a committed transaction keeps its connection warm");
+
+    let conn = reads.acquire().await.expect("acquire");
+    let mut tx = WarmTransaction::begin(conn, begin()).await.expect("begin");
+    assert_eq!(backend(&mut tx).await, pid, "the next transaction gets it");
+    sqlx::query("INSERT INTO notes VALUES (2)").execute(&mut *tx).await.expect("insert");
+    drop(tx);
+    assert_eq!(reads.idle(), 0, "a transaction dropped without a commit does not hand its connection on");
+    assert_eq!(count().await, 1, "and what it wrote is gone");
+
+    // The pool's ping sent the queued ROLLBACK: the connection comes back outside any transaction.
+    let pool = reads.pool();
+    eventually(Duration::from_secs(10), "the pool to have it back", || async { pool.num_idle() == 1 }).await;
+    let mut conn = pool.acquire().await.expect("the pool's connection");
+    assert_eq!(backend(&mut conn).await, pid, "the same connection, the pool's only one");
+    assert!(outside_a_transaction(&mut conn).await, "no transaction is left open on it");
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_leaves_nothing_and_hands_its_connection_on() {
+    let db = TestDb::empty().await;
+    let count = notes(&db).await;
+    let reads = warm(&db, 2, Duration::from_secs(60)).await;
+
+    let conn = reads.acquire().await.expect("acquire");
+    let mut tx = WarmTransaction::begin(conn, begin()).await.expect("begin");
+    sqlx::query("INSERT INTO notes VALUES (1)").execute(&mut *tx).await.expect("insert");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(count().await, 0);
+    assert_eq!(reads.idle(), 1, "a clean rollback keeps the connection warm");
+    let mut next = reads.acquire().await.expect("acquire");
+    assert!(outside_a_transaction(&mut next).await, "the next caller is outside any transaction");
 }
 
 #[tokio::test]
