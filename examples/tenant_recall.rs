@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let runtime = PgPool::connect(&std::env::var("DATABASE_URL").context("DATABASE_URL")?).await?;
     let settings = search::vector_search_settings(DEFAULT_EF_SEARCH);
 
-    let mut tx = eventdata::db::begin_for_org_with(&runtime, org, None, &settings).await?;
+    let mut tx = runtime.begin_with(eventdata::db::begin_statement(org, None, &settings)).await?;
     let embedded: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE embedding IS NOT NULL").fetch_one(&mut *tx).await?;
     let queries: Vec<(Uuid, Vector)> =
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut service, mut hnsw) = (Tally::default(), Tally::default());
     for (_, vector) in &queries {
         let values = vector.as_slice();
-        let mut tx = eventdata::db::begin_for_org_with(&runtime, org, None, &settings).await?;
+        let mut tx = runtime.begin_with(eventdata::db::begin_statement(org, None, &settings)).await?;
         // Exact: every vector of the organization compared (`+ 0` keeps the ordering off the index).
         let exact: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM events WHERE embedding IS NOT NULL ORDER BY (embedding <=> $1) + 0, id LIMIT $2",

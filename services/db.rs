@@ -128,32 +128,13 @@ pub async fn admin_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Err
 /// transaction, so a pooled connection never carries the organization into another request. BEGIN and SET travel
 /// in one round trip (the id is a parsed UUID, so inlining it is safe).
 pub async fn begin_for_org(pool: &PgPool, org_id: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    begin_for_org_within(pool, org_id, None).await
+    pool.begin_with(begin_statement(org_id, None, &[])).await
 }
 
-/// Like [`begin_for_org`], with every statement of the transaction limited to `statement_timeout` (the caller's
-/// remaining deadline): PostgreSQL itself cancels a statement that would outlive the call.
-pub async fn begin_for_org_within(
-    pool: &PgPool,
-    org_id: Uuid,
-    statement_timeout: Option<std::time::Duration>,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    begin_for_org_with(pool, org_id, statement_timeout, &[]).await
-}
-
-/// Like [`begin_for_org_within`], with more `SET LOCAL name = value` settings in the same round trip. Names and
-/// values are inlined: callers pass constants and validated numbers only.
-pub async fn begin_for_org_with(
-    pool: &PgPool,
-    org_id: Uuid,
-    statement_timeout: Option<std::time::Duration>,
-    settings: &[(&str, String)],
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(begin_statement(org_id, statement_timeout, settings)).await
-}
-
-/// The statement that begins a transaction confined to `org_id` ([`begin_for_org_with`]): `BEGIN` and the
-/// `SET LOCAL`s, one round trip. Names and values are inlined: callers pass constants and validated numbers only.
+/// The statement that begins a transaction confined to `org_id` (as [`begin_for_org`]), its statements limited to
+/// `statement_timeout` when given (the caller's remaining deadline: PostgreSQL itself cancels a statement that would
+/// outlive the call), with more `SET LOCAL name = value` settings: `BEGIN` and the `SET LOCAL`s, one round trip.
+/// Names and values are inlined: callers pass constants and validated numbers only.
 pub fn begin_statement(
     org_id: Uuid,
     statement_timeout: Option<std::time::Duration>,
