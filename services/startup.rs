@@ -122,7 +122,10 @@ impl Application {
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response's last segment waits for the client's delayed ACK: a 40 ms
                 // floor under every call whose response spans more than one segment (measured with loadgen).
-                tonic::transport::server::TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
+                tokio_stream::StreamExt::map(
+                    tonic::transport::server::TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
+                    |accepted| accepted.map(crate::grpc::coalesced_writes::CoalescedWrites::new),
+                ),
                 stopped(stop_rx.clone()),
             );
 

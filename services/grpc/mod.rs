@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod changes;
+pub mod coalesced_writes;
 pub mod codec;
 pub mod consistency;
 pub mod convert;
