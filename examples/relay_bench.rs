@@ -2,9 +2,12 @@
 //!
 //! - `reset --exchange X`: declares the durable topic exchange and a durable sink queue bound to it with `#`,
 //!   and empties the queue.
-//! - `publish --messages N --bytes B --exchange X`: the raw ceiling: N persistent B-byte messages published
-//!   to X with publisher confirms, up to `--window` (1,000) in flight (a sliding window, the fastest way lapin can
-//!   publish reliably). Prints the rate.
+//! - `publish --messages N --bytes B --exchange X`: the raw ceiling: N persistent messages with a B-byte body
+//!   published to X with publisher confirms, up to `--window` (1,000) in flight (a sliding window, the fastest
+//!   way lapin can publish reliably). The messages have the relay's shape (its properties and CloudEvents headers,
+//!   made by the relay's own code), or only a content type with `--bare`. Prints the rate at its confirms. It
+//!   empties the sink queue before and after, unless `--for-consumer` is given: then the messages stay for a
+//!   `drain` running beside it (bench.sh times the raw publisher at the same consumer as the relay).
 //! - `drain --messages N`: consumes N messages from the sink queue (prefetch 1,000, multiple acks) and prints
 //!   the rate from its start to the last message; bench.sh starts it, then `eventdata relay` over a backlog.
 //! - `latency --rate R --seconds S --url U --key K`: creates events through the API at a steady R per second and
@@ -66,7 +69,13 @@ async fn main() -> anyhow::Result<()> {
         }
         "publish" => {
             let window = number("--window", WINDOW as u64)? as usize;
-            publish(&exchange, number("--messages", 100_000)?, number("--bytes", 700)? as usize, window.max(1)).await?
+            let flag = |name: &str| std::env::args().any(|a| a == name);
+            let (messages, bytes) = (number("--messages", 100_000)?, number("--bytes", 700)? as usize);
+            let properties = match flag("--bare") {
+                true => BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
+                false => eventdata::outbox::message::OutgoingMessage::from(&sample_change(bytes)).properties,
+            };
+            publish(&exchange, messages, bytes, properties, window.max(1), flag("--for-consumer")).await?
         }
         "drain" => drain(&exchange, number("--messages", 100_000)?).await?,
         "latency" => {
@@ -79,30 +88,47 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn publish(exchange: &str, messages: u64, bytes: usize, window: usize) -> anyhow::Result<()> {
+async fn publish(
+    exchange: &str,
+    messages: u64,
+    bytes: usize,
+    properties: BasicProperties,
+    window: usize,
+    for_consumer: bool,
+) -> anyhow::Result<()> {
     let (_connection, channel) = channel(exchange).await?;
-    channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    if !for_consumer {
+        channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    }
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes.saturating_sub(10)));
-    let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+    // Shared, not copied, by each publish.
+    let body: std::sync::Arc<[u8]> =
+        format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes.saturating_sub(10))).into_bytes().into();
     let started = Instant::now();
-    let mut in_flight = std::collections::VecDeque::<lapin::PublisherConfirm>::with_capacity(window);
+    type Confirm = std::pin::Pin<Box<dyn std::future::Future<Output = lapin::Result<lapin::Confirmation>>>>;
+    let mut in_flight = std::collections::VecDeque::<Confirm>::with_capacity(window);
     for i in 0..messages {
         if in_flight.len() == window {
             let confirm = in_flight.pop_front().context("window is not empty")?;
             anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");
         }
         let key = format!("event.created.{}", i % 16);
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                key.as_str().into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
-                body.as_bytes(),
-                properties.clone(),
-            )
-            .await?;
-        in_flight.push_back(confirm);
+        let (channel, properties, exchange) = (channel.clone(), properties.clone(), exchange.to_owned());
+        let body = std::sync::Arc::clone(&body);
+        let mut handing_over = Box::pin(async move {
+            let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+            channel.basic_publish(exchange.into(), key.as_str().into(), mandatory, &body, properties).await
+        });
+        // As the relay does (outbox/publisher.rs): the first poll queues the frames in order; waiting for lapin's
+        // I/O thread to write them is left to the confirm, so messages reach that thread back to back.
+        let queued = std::future::poll_fn(|cx| std::task::Poll::Ready(handing_over.as_mut().poll(cx))).await;
+        in_flight.push_back(Box::pin(async move {
+            let confirm = match queued {
+                std::task::Poll::Ready(published) => published,
+                std::task::Poll::Pending => handing_over.await,
+            }?;
+            confirm.await
+        }));
     }
     for confirm in in_flight {
         anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");
@@ -112,8 +138,29 @@ async fn publish(exchange: &str, messages: u64, bytes: usize, window: usize) -> 
         "RESULT raw_publish messages={messages} bytes={bytes} window={window} seconds={seconds:.2} rate={:.0}",
         messages as f64 / seconds
     );
-    channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    if !for_consumer {
+        channel.queue_purge(SINK.into(), QueuePurgeOptions::default()).await?;
+    }
     Ok(())
+}
+
+/// A change as the relay reads it from the log, with a payload of `bytes` bytes: the raw publisher sends the
+/// message the relay's own code makes of it, so the broker parses and stores the same properties and headers.
+fn sample_change(bytes: usize) -> eventdata::domain::change::LoggedChange {
+    eventdata::domain::change::LoggedChange {
+        position: 1,
+        txid: 1,
+        change_id: uuid::Uuid::now_v7(),
+        org_id: uuid::Uuid::now_v7(),
+        aggregate_type: "event".into(),
+        aggregate_id: uuid::Uuid::now_v7(),
+        change_type: "event.created".into(),
+        payload: "x".repeat(bytes),
+        actor_key_id: Some(uuid::Uuid::now_v7()),
+        traceparent: None,
+        tracestate: None,
+        created_at: chrono::Utc::now(),
+    }
 }
 
 async fn drain(exchange: &str, messages: u64) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! handed to the relay's window (`window.rs`), which counts only the confirmed prefix as delivered.
 
 use std::future::Future;
+use std::task::Poll;
 
 use lapin::Confirmation;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
@@ -119,17 +120,22 @@ impl Publish for Publisher {
         };
         let (channel, exchange) = (self.channel.clone(), self.exchange.clone());
         async move {
-            let confirm = channel
-                .basic_publish(
-                    exchange,
-                    message.routing_key.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
-                    &message.body,
-                    message.properties,
-                )
-                .await
-                .map_err(broker_error)?;
+            let mut handing_over = Box::pin(async move {
+                let OutgoingMessage { routing_key, properties, body } = message;
+                let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+                channel.basic_publish(exchange, routing_key.as_str().into(), mandatory, &body, properties).await
+            });
+            // lapin queues the frames (and numbers the confirm) when the publish is first polled, then waits for its
+            // I/O thread to write them: a round trip between threads, and two wake-ups, per change when awaited
+            // here. So the first poll happens now, in log order, and the wait for the write is left to the confirm:
+            // a page's changes reach the I/O thread back to back and leave in few writes.
+            let queued = std::future::poll_fn(|cx| Poll::Ready(handing_over.as_mut().poll(cx))).await;
             let confirm: Confirm = Box::pin(async move {
+                let confirm = match queued {
+                    Poll::Ready(published) => published,
+                    Poll::Pending => handing_over.await,
+                }
+                .map_err(broker_error)?;
                 let confirmation = confirm.await.map_err(broker_error)?;
                 drop(span); // the publish span ends with the broker's confirm
                 Ok(match confirmation {
