@@ -115,20 +115,13 @@ async fn publish(
         let key = format!("event.created.{}", i % 16);
         let (channel, properties, exchange) = (channel.clone(), properties.clone(), exchange.to_owned());
         let body = std::sync::Arc::clone(&body);
-        let mut handing_over = Box::pin(async move {
+        // As the relay publishes: queued now, in order; the write awaited with the confirm.
+        let written = eventdata::outbox::publisher::queue(Box::pin(async move {
             let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
             channel.basic_publish(exchange.into(), key.as_str().into(), mandatory, &body, properties).await
-        });
-        // As the relay does (outbox/publisher.rs): the first poll queues the frames in order; waiting for lapin's
-        // I/O thread to write them is left to the confirm, so messages reach that thread back to back.
-        let queued = std::future::poll_fn(|cx| std::task::Poll::Ready(handing_over.as_mut().poll(cx))).await;
-        in_flight.push_back(Box::pin(async move {
-            let confirm = match queued {
-                std::task::Poll::Ready(published) => published,
-                std::task::Poll::Pending => handing_over.await,
-            }?;
-            confirm.await
-        }));
+        }))
+        .await;
+        in_flight.push_back(Box::pin(async move { written.await?.await }));
     }
     for confirm in in_flight {
         anyhow::ensure!(confirm.await?.is_ack(), "broker refused message");

@@ -2,6 +2,7 @@
 //! handed to the relay's window (`window.rs`), which counts only the confirmed prefix as delivered.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::task::Poll;
 
 use lapin::Confirmation;
@@ -120,22 +121,14 @@ impl Publish for Publisher {
         };
         let (channel, exchange) = (self.channel.clone(), self.exchange.clone());
         async move {
-            let mut handing_over = Box::pin(async move {
+            let written = queue(Box::pin(async move {
                 let OutgoingMessage { routing_key, properties, body } = message;
                 let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
                 channel.basic_publish(exchange, routing_key.as_str().into(), mandatory, &body, properties).await
-            });
-            // lapin queues the frames (and numbers the confirm) when the publish is first polled, then waits for its
-            // I/O thread to write them: a round trip between threads, and two wake-ups, per change when awaited
-            // here. So the first poll happens now, in log order, and the wait for the write is left to the confirm:
-            // a page's changes reach the I/O thread back to back and leave in few writes.
-            let queued = std::future::poll_fn(|cx| Poll::Ready(handing_over.as_mut().poll(cx))).await;
+            }))
+            .await;
             let confirm: Confirm = Box::pin(async move {
-                let confirm = match queued {
-                    Poll::Ready(published) => published,
-                    Poll::Pending => handing_over.await,
-                }
-                .map_err(broker_error)?;
+                let confirm = written.await.map_err(broker_error)?;
                 let confirmation = confirm.await.map_err(broker_error)?;
                 drop(span); // the publish span ends with the broker's confirm
                 Ok(match confirmation {
@@ -149,6 +142,51 @@ impl Publish for Publisher {
     }
 }
 
+/// Queues a `basic_publish` and returns what is left of it. lapin queues a publish's frames (and numbers its
+/// confirm) when the publish is first polled, then waits for its I/O thread to write them: awaited in full, every
+/// publish is a round trip between threads and two wake-ups. This polls `publish` once, now, so publishes queued
+/// one after another keep their order and reach the I/O thread back to back; the future returned waits for the
+/// write (and gives the publish's result), to be awaited with the confirm.
+pub async fn queue<F: Future + Unpin>(mut publish: F) -> impl Future<Output = F::Output> {
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut publish).poll(cx))).await;
+    async move {
+        match first {
+            Poll::Ready(output) => output,
+            Poll::Pending => publish.await,
+        }
+    }
+}
+
 fn broker_error(err: lapin::Error) -> BrokerError {
     BrokerError(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::queue;
+
+    #[tokio::test]
+    async fn queued_publishes_start_in_order_and_finish_when_awaited() {
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let (written, wait_for_write) = tokio::sync::oneshot::channel::<()>();
+        let log = Arc::clone(&started);
+        let first = queue(Box::pin(async move {
+            log.lock().expect("lock").push("first");
+            wait_for_write.await.is_ok()
+        }))
+        .await;
+        let log = Arc::clone(&started);
+        let second = queue(Box::pin(async move {
+            log.lock().expect("lock").push("second");
+            true
+        }))
+        .await;
+        // Both began (lapin would have queued both frames, in this order) before either was awaited.
+        assert_eq!(*started.lock().expect("lock"), ["first", "second"]);
+        assert!(second.await, "a publish that finished at its first poll gives its result");
+        written.send(()).expect("the first publish waits");
+        assert!(first.await, "a publish still waiting finishes when awaited");
+    }
 }
