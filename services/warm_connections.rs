@@ -240,7 +240,7 @@ impl std::ops::DerefMut for WarmConnection {
 /// call), it is rolled back as sqlx rolls back a dropped transaction: the ROLLBACK is queued on the connection,
 /// which goes back to the pool, whose ping sends it.
 pub struct WarmTransaction {
-    /// `None` once committed.
+    /// `None` once committed or rolled back.
     conn: Option<WarmConnection>,
 }
 
