@@ -1,6 +1,6 @@
 //! Create, get, list, update and delete of catalogue resources, for every kind.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -9,6 +9,7 @@ use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::Kind;
 use crate::domain::fields::Columns;
+use crate::domain::new_resources::NewResource;
 use crate::domain::queries::QUALITY_ORDER_TAKES_ONLY_BOUNDS;
 use crate::domain::resources::Resource;
 use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
@@ -31,8 +32,8 @@ pub struct Page<T> {
 pub struct CreateRequest {
     /// What to create.
     pub kind: Kind,
-    /// One column map per resource (validated by `domain::fields`).
-    pub rows: Vec<Columns>,
+    /// The resources, each of `kind`.
+    pub rows: Vec<NewResource>,
     /// AIP-155 request id.
     pub request_id: Option<Uuid>,
     /// The method, recorded with the request id (a request id is bound to one method).
@@ -46,13 +47,14 @@ impl App {
     /// with the same body returns the originally created resources and writes nothing.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
     pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Resource>, AppError> {
-        let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&request.rows).unwrap_or_default()).into();
+        let rows: Vec<Map<String, Value>> = request.rows.iter().map(NewResource::to_row).collect();
+        let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&rows).unwrap_or_default()).into();
+        let rows = &rows;
         let created = retrying(|| async move {
-            let rows: Vec<Value> = request
-                .rows
+            let rows: Vec<Value> = rows
                 .iter()
-                .map(|columns| {
-                    let mut row = columns.to_json();
+                .map(|row| {
+                    let mut row = row.clone();
                     row.insert("id".into(), Value::from(Uuid::now_v7().to_string()));
                     Value::Object(row)
                 })
@@ -98,7 +100,8 @@ impl App {
             || AppError::AlreadyExists { field: Culprit::resource(field.clone()), reason, message: message.clone() };
         // The unique fields are columns of the same name (`slug`, `name`, `domain`).
         let column = field.as_str();
-        let values: Vec<Option<&str>> = request.rows.iter().map(|row| row.text(column)).collect();
+        let rows: Vec<Map<String, Value>> = request.rows.iter().map(NewResource::to_row).collect();
+        let values: Vec<Option<&str>> = rows.iter().map(|row| row.get(column).and_then(Value::as_str)).collect();
         for (j, value) in values.iter().enumerate() {
             if let Some(i) = value.and_then(|v| values[..j].iter().position(|w| *w == Some(v))) {
                 let message = format!("repeats the value of item {i} of the batch");

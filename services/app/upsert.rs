@@ -4,7 +4,8 @@
 use super::catalogue::CreateRequest;
 use super::{App, AppError, Caller};
 use crate::domain::catalogue::Kind;
-use crate::domain::fields::{Columns, Input, validate_create, validate_update};
+use crate::domain::fields::{Columns, Input, validate_update};
+use crate::domain::new_resources::NewResource;
 use crate::domain::resources::Resource;
 use crate::store::catalogue::{self as store, NaturalKey};
 
@@ -21,7 +22,7 @@ impl App {
         kind: Kind,
         inputs: &[(&'static str, Input)],
     ) -> Result<(Resource, bool), AppError> {
-        let create = validate_create(kind.fields(), inputs).map_err(AppError::InvalidArgument)?;
+        let create = NewResource::parse(kind, inputs).map_err(AppError::InvalidArgument)?;
         let given: Vec<String> = inputs
             .iter()
             .filter(|(path, input)| *path != "name" && input.is_present())
@@ -37,19 +38,19 @@ impl App {
         self.upsert_columns(caller, kind, &create, &patch).await
     }
 
-    /// Upserts by natural key: for companies the domain when `columns` has one, else the normalized name.
-    /// `create` holds every column (defaults applied); `patch` only the columns the caller gave.
+    /// Upserts by natural key: for companies the domain when `create` has one, else the normalized name.
+    /// `create` is the whole resource (defaults applied); `patch` only the columns the caller gave.
     /// Returns the resource and whether it was created.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "upsert", db.system = "postgresql"))]
     async fn upsert_columns(
         &self,
         caller: &Caller,
         kind: Kind,
-        create: &Columns,
+        create: &NewResource,
         patch: &Columns,
     ) -> Result<(Resource, bool), AppError> {
-        let name = create.text("name").unwrap_or_default().to_owned();
-        let domain = create.text("domain").map(str::to_owned);
+        let name = create.name().unwrap_or_default().to_owned();
+        let domain = create.domain().map(str::to_owned);
         for attempt in 1..=ATTEMPTS {
             let mut tx = self.begin(caller).await?;
             let mut existing = None;

@@ -10,6 +10,7 @@ pub mod fusion;
 pub mod iana;
 pub mod json_time;
 pub mod lsn;
+pub mod new_resources;
 pub mod org_slug;
 pub mod page_token;
 pub mod queries;

@@ -14,7 +14,8 @@ use crate::app::error::Culprit;
 use crate::app::{App, AppError, Caller};
 use crate::domain::api_key::Scope;
 use crate::domain::catalogue::{Kind, RelationKind};
-use crate::domain::fields::{Input, Violations, request_path, validate_create, validate_update};
+use crate::domain::fields::{Input, Violations, request_path, validate_update};
+use crate::domain::new_resources::NewResource;
 use crate::domain::queries::From;
 use crate::domain::resources::{Relation, Resource};
 
@@ -116,12 +117,10 @@ impl Api {
         let request_id = checks.take(parse_request_id(request_id));
         let inputs = inputs.unwrap_or_default();
         let place = Place::single(field_prefix);
-        let columns =
-            checks.take_violations(validate_create(kind.fields(), &inputs).map_err(|v| v.under(field_prefix)));
-        checks.add(kind.check_together_on_create(&inputs).under(field_prefix));
+        let new = checks.take_violations(NewResource::parse(kind, &inputs).map_err(|v| v.under(field_prefix)));
         checks.finish()?;
-        let (Some(request_id), Some(columns)) = (request_id, columns) else { return Err(checked_without_value()) };
-        let request = CreateRequest { kind, rows: vec![columns], request_id, method, batch: false };
+        let (Some(request_id), Some(new)) = (request_id, new) else { return Err(checked_without_value()) };
+        let request = CreateRequest { kind, rows: vec![new], request_id, method, batch: false };
         Ok(self.app.create(caller, &request).await.map_err(|e| place.locate(e))?.remove(0))
     }
 
@@ -142,11 +141,10 @@ impl Api {
         let mut rows = Vec::with_capacity(items.len());
         for (i, inputs) in items.into_iter().enumerate() {
             let (item, inputs) = (place.prefix(Some(i)), inputs.unwrap_or_default());
-            match validate_create(kind.fields(), &inputs) {
-                Ok(columns) => rows.push(columns),
+            match NewResource::parse(kind, &inputs) {
+                Ok(new) => rows.push(new),
                 Err(found) => violations.extend(found.under(&item)),
             }
-            violations.extend(kind.check_together_on_create(&inputs).under(&item));
         }
         checks.add(violations);
         checks.finish()?;
