@@ -121,43 +121,48 @@ fn push_nearest(
          SELECT resource, distance FROM (",
         &[("tbl", table.table.into()), ("n", Fill::Number(EXACT_SCAN_MAX_ROWS + 1))],
     ));
-    for exact in [false, true] {
-        if exact {
-            q.push(" UNION ALL ");
-        }
-        // The index branch leaves `embedding IS NOT NULL` out (the HNSW index holds no NULLs; the outer filter
-        // drops any NULL distance a sort would bring): with it, the organization's partial index of embedded rows
-        // plus a sort of all of them was a plan too, and PostgreSQL, estimating a large tenant's embedded rows as
-        // the average tenant's, took it (128 ms a call for 20,000 vectors against a few for the index).
-        q.push(Sql::template(
-            "(SELECT {columns} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {tbl} t
-              WHERE {embedded}(SELECT n FROM size) {compare} {most}",
-            &[
-                ("columns", columns.into()),
-                ("tbl", table.table.into()),
-                ("embedded", if exact { "t.embedding IS NOT NULL AND " } else { "" }.into()),
-                ("compare", if exact { "<=" } else { ">" }.into()),
-                ("most", Fill::Number(EXACT_SCAN_MAX_ROWS)),
-            ],
-        ));
-        if let NearestTo::Stored(id) = target {
-            q.push(" AND t.id <> ").push_bind(id);
-            q.push(" AND EXISTS (SELECT FROM target WHERE v IS NOT NULL)");
-        }
-        if let Some(filter) = filter {
-            push_event_filters(q, filter);
-        }
-        // `+ 0` keeps the exact branch off the HNSW index: it reads the org's rows and sorts by true distance.
-        let order = if exact {
-            "(t.embedding <=> (SELECT v FROM target)) + 0"
-        } else {
-            "t.embedding <=> (SELECT v FROM target)"
-        };
-        q.push(" ORDER BY ").push(order);
-        super::lists::push_limit(q, k);
-        q.push(")");
-    }
+    // The index branch leaves `embedding IS NOT NULL` out (the HNSW index holds no NULLs; the outer filter drops
+    // any NULL distance a sort would bring): with it, the organization's partial index of embedded rows plus a
+    // sort of all of them was a plan too, and PostgreSQL, estimating a large tenant's embedded rows as the average
+    // tenant's, took it (128 ms a call for 20,000 vectors against a few for the index). Its scan returns rows in
+    // distance order, so only the `k` it returns are rendered.
+    q.push(Sql::template(
+        "(SELECT {columns} AS resource, t.embedding <=> (SELECT v FROM target) AS distance FROM {tbl} t
+          WHERE (SELECT n FROM size) > {most}",
+        &[("columns", columns.into()), ("tbl", table.table.into()), ("most", Fill::Number(EXACT_SCAN_MAX_ROWS))],
+    ));
+    push_nearest_conditions(q, target, filter);
+    q.push(" ORDER BY t.embedding <=> (SELECT v FROM target)");
+    super::lists::push_limit(q, k);
+    // The exact branch computes each distance once, in a subquery the `OFFSET 0` keeps whole (so the sort above
+    // it cannot be read as the HNSW index's order), keeps the `k` nearest, and renders only those. Rendering in
+    // the same scan as the sort built the projection of every row of the organization and computed each distance
+    // twice (the output and the sort key), fetching the vector from TOAST each time: 17 ms a call for 1,000
+    // vectors (docs/performance.md, "Per-tenant vector search").
+    q.push(Sql::template(
+        ") UNION ALL (SELECT {columns} AS resource, nearest.distance FROM (
+           SELECT d.id, d.distance FROM (
+             SELECT t.id, t.embedding <=> (SELECT v FROM target) AS distance FROM {tbl} t
+             WHERE t.embedding IS NOT NULL AND (SELECT n FROM size) <= {most}",
+        &[("columns", columns.into()), ("tbl", table.table.into()), ("most", Fill::Number(EXACT_SCAN_MAX_ROWS))],
+    ));
+    push_nearest_conditions(q, target, filter);
+    q.push(" OFFSET 0) d ORDER BY d.distance");
+    super::lists::push_limit(q, k);
+    q.push(Sql::template(") nearest JOIN {tbl} t ON t.id = nearest.id)", &[("tbl", table.table.into())]));
     q.push(") r WHERE distance IS NOT NULL ORDER BY distance");
+}
+
+/// The conditions both branches of [`push_nearest`] add to their scan of `t`: the stored target itself left out,
+/// and the event filters.
+fn push_nearest_conditions(q: &mut QueryBuilder<Postgres>, target: NearestTo<'_>, filter: Option<&EventFilter>) {
+    if let NearestTo::Stored(id) = target {
+        q.push(" AND t.id <> ").push_bind(id);
+        q.push(" AND EXISTS (SELECT FROM target WHERE v IS NOT NULL)");
+    }
+    if let Some(filter) = filter {
+        push_event_filters(q, filter);
+    }
 }
 
 /// The candidates of a hybrid search, in one statement: the ids of the `limit` best full-text matches of `text`
