@@ -8,6 +8,7 @@ use super::paging::PageRequest;
 use super::{App, AppError, Caller, retrying};
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::fields::Columns;
+use crate::domain::new_resources::NewAttributes;
 use crate::domain::resources::Relation;
 use crate::store::relations::{self as store, From, NewRelation};
 use crate::store::{lists, locks};
@@ -22,7 +23,7 @@ impl App {
         kind: RelationKind,
         event_id: Uuid,
         other_id: Uuid,
-        columns: &Columns,
+        attributes: &NewAttributes,
     ) -> Result<Relation, AppError> {
         retrying(|| async move {
             let mut tx = self.begin(caller).await?;
@@ -30,7 +31,7 @@ impl App {
             if !lists::exists(&mut tx, caller.org_id, Kind::Event, event_id).await? {
                 return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
             }
-            let added = store::add(&mut tx, kind, event_id, other_id, columns, &caller.change_context())
+            let added = store::add(&mut tx, kind, event_id, other_id, attributes, &caller.change_context())
                 .await
                 .map_err(AppError::from_db)?;
             tx.commit().await?;

@@ -1,5 +1,6 @@
-//! What a create takes, per resource: the request's fields checked against the resource's rules
-//! (`domain::catalogue`, every violation collected) and held as one typed value, defaults applied.
+//! What a create takes, per resource (and what adding a relation takes, per relation kind): the request's fields
+//! checked against their rules (`domain::catalogue`, every violation collected) and held as one typed value,
+//! defaults applied.
 //!
 //! A `New…` value serializes as the row the store inserts: keys are the table's columns (`starts_at` for
 //! `start_time`), read by `jsonb_populate_recordset`; the idempotency hash of a create is taken over that row
@@ -10,10 +11,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::catalogue::Kind;
+use super::catalogue::{Kind, RelationKind};
 use super::fields::{Input, Violations, validate_create};
 use super::json_time;
-use super::resources::{EventStatus, MediaKind};
+use super::resources::{CompanyRelation, EventStatus, MediaKind, SpeakerRole};
 
 /// A time as `Columns::to_json` writes it (`+00:00`, not `Z`), so a request's hash does not depend on which of the
 /// two produced it.
@@ -136,14 +137,7 @@ impl NewResource {
             Kind::Topic => serde_json::from_value(row).map(NewResource::Topic),
             Kind::Media => serde_json::from_value(row).map(NewResource::Media),
         };
-        typed.map_err(|error| {
-            // The field specs and the type disagree: a bug, which the unit tests below catch for every kind. The
-            // caller gets the answer the database gives for a value it cannot store, never a panic.
-            tracing::error!(kind = kind.name(), %error, "a validated create does not fit its type");
-            let mut violations = Violations::default();
-            violations.add("", "has a value the catalogue cannot store");
-            violations
-        })
+        typed.map_err(|error| unfit(kind.name(), &error))
     }
 
     /// The kind.
@@ -178,12 +172,92 @@ impl NewResource {
 
     /// The row the store inserts, keyed by column, as `jsonb_populate_recordset` reads it.
     pub fn to_row(&self) -> Map<String, Value> {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(row)) => row,
-            // Every variant is a struct of plain fields: it always serializes as an object.
-            _ => Map::new(),
+        object(self)
+    }
+}
+
+/// The attributes of a new speaker at an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventSpeaker {
+    pub role: SpeakerRole,
+    pub talk_title: Option<String>,
+}
+
+/// The attributes of a new company at an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventCompany {
+    pub relation: CompanyRelation,
+}
+
+/// The attributes of a new topic of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventTopic {
+    pub relevance: f64,
+}
+
+/// The attributes of a new relation of any kind. Serializes as its attribute columns alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NewAttributes {
+    /// Of a speaker at an event.
+    Speaker(NewEventSpeaker),
+    /// Of a company at an event.
+    Company(NewEventCompany),
+    /// Of a topic of an event.
+    Topic(NewEventTopic),
+}
+
+impl NewAttributes {
+    /// Parses the attributes of a relation of `kind` from the request's values, as [`NewResource::parse`] does.
+    pub fn parse(kind: RelationKind, inputs: &[(&'static str, Input)]) -> Result<NewAttributes, Violations> {
+        let row = Value::Object(validate_create(kind.fields(), inputs)?.to_json());
+        let typed = match kind {
+            RelationKind::Speaker => serde_json::from_value(row).map(NewAttributes::Speaker),
+            RelationKind::Company => serde_json::from_value(row).map(NewAttributes::Company),
+            RelationKind::Topic => serde_json::from_value(row).map(NewAttributes::Topic),
+        };
+        typed.map_err(|error| unfit(kind.target().name(), &error))
+    }
+
+    /// The relation kind.
+    pub fn kind(&self) -> RelationKind {
+        match self {
+            NewAttributes::Speaker(_) => RelationKind::Speaker,
+            NewAttributes::Company(_) => RelationKind::Company,
+            NewAttributes::Topic(_) => RelationKind::Topic,
         }
     }
+
+    /// The attribute columns the row holds: every one of the kind.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.kind().fields().iter().map(|f| f.column).collect()
+    }
+
+    /// The attribute columns and their values, as `jsonb_populate_record` reads them.
+    pub fn to_row(&self) -> Map<String, Value> {
+        object(self)
+    }
+}
+
+/// `value` as a JSON object. Every type here is a struct of plain fields (or an enum of them), which always
+/// serializes as one.
+fn object(value: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(row)) => row,
+        _ => Map::new(),
+    }
+}
+
+/// The answer when the field specs and the type disagree: a bug, which the unit tests below catch for every kind.
+/// The caller gets the answer the database gives for a value it cannot store, never a panic.
+fn unfit(kind: &'static str, error: &serde_json::Error) -> Violations {
+    tracing::error!(kind, %error, "a validated create does not fit its type");
+    let mut violations = Violations::default();
+    violations.add("", "has a value the catalogue cannot store");
+    violations
 }
 
 #[cfg(test)]
@@ -294,6 +368,27 @@ mod tests {
         assert_eq!((media.kind, media.bytes), (MediaKind::Video, Some(1_000_000)));
         let company = NewResource::parse(Kind::Company, &full(Kind::Company)).expect("valid");
         assert_eq!((company.name(), company.domain()), (Some("Acme"), Some("acme.example")));
+    }
+
+    #[test]
+    fn relation_attributes_parse_into_their_types_with_defaults() {
+        for kind in [RelationKind::Speaker, RelationKind::Company, RelationKind::Topic] {
+            let new = NewAttributes::parse(kind, &[]).unwrap_or_else(|v| panic!("{kind:?}: {v:?}"));
+            assert_eq!(new.kind(), kind);
+            let columns = validate_create(kind.fields(), &[]).expect("valid");
+            assert_eq!(new.to_row(), columns.to_json(), "{kind:?}");
+            assert_eq!(new.columns(), columns.names(), "{kind:?}");
+        }
+        let inputs = [("role", Input::Enum(Some("keynote"))), ("talk_title", text("Opening"))];
+        let expected = NewEventSpeaker { role: SpeakerRole::Keynote, talk_title: Some("Opening".into()) };
+        assert_eq!(NewAttributes::parse(RelationKind::Speaker, &inputs), Ok(NewAttributes::Speaker(expected)));
+        assert_eq!(
+            NewAttributes::parse(RelationKind::Topic, &[]),
+            Ok(NewAttributes::Topic(NewEventTopic { relevance: 1.0 }))
+        );
+        let bad = [("relevance", Input::Float(Some(2.0)))];
+        let violations = NewAttributes::parse(RelationKind::Topic, &bad).expect_err("out of range");
+        assert_eq!(violations.0[0].field, "relevance");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::fields::Columns;
+use super::new_resources::NewAttributes;
 
 /// Filters of ListEvents; every one is served by an index (docs/schema.md).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,11 +83,11 @@ pub enum From {
     Other,
 }
 
-/// A relation to add: the event, the other side, and its validated attribute columns.
+/// A relation to add: the event, the other side, and its attributes.
 pub struct NewRelation {
     pub event_id: Uuid,
     pub other_id: Uuid,
-    pub columns: Columns,
+    pub attributes: NewAttributes,
 }
 
 /// Edge kinds of the event network.

@@ -11,7 +11,8 @@ use super::handlers::{Api, Place, mask_paths};
 use super::resources::{event_company_from, event_speaker_from, event_topic_from};
 use crate::app::{AppError, Caller};
 use crate::domain::catalogue::{COMPANY_RELATIONS, RelationKind, SPEAKER_ROLES};
-use crate::domain::fields::{Input, Patch, validate_create, validate_update};
+use crate::domain::fields::{Input, Patch, validate_update};
+use crate::domain::new_resources::NewAttributes;
 use crate::domain::queries::{From, NewRelation};
 use crate::domain::resources::Relation;
 use crate::proto::v1 as pb;
@@ -166,9 +167,8 @@ impl Api {
         for (i, (event_id, other_id, attributes)) in items.iter().enumerate() {
             let item = place.prefix(Some(i));
             let ids = checks.take(relation_ids(kind, event_id, other_id, &item));
-            let columns =
-                checks.take_violations(validate_create(kind.fields(), attributes).map_err(|v| v.under(&item)));
-            let (Some((event_id, other_id)), Some(columns)) = (ids, columns) else { continue };
+            let attributes = checks.take_violations(NewAttributes::parse(kind, attributes).map_err(|v| v.under(&item)));
+            let (Some((event_id, other_id)), Some(attributes)) = (ids, attributes) else { continue };
             let first = *seen.entry((event_id, other_id)).or_insert(i);
             if first != i {
                 let mut repeated = crate::domain::fields::Violations::default();
@@ -176,7 +176,7 @@ impl Api {
                 repeated.add_in_request(field, format!("repeats requests[{first}]"));
                 checks.add(repeated);
             }
-            relations.push(NewRelation { event_id, other_id, columns });
+            relations.push(NewRelation { event_id, other_id, attributes });
         }
         checks.finish()?;
         Ok(self.app.add_relations(caller, kind, &relations).await.map_err(|e| place.locate(e))?)
@@ -192,9 +192,9 @@ impl Api {
         prefix: &'static str,
     ) -> Result<Relation, Status> {
         let (event_id, other_id) = relation_ids(kind, event_id, other_id, prefix)?;
-        let columns =
-            validate_create(kind.fields(), &attributes).map_err(|v| AppError::InvalidArgument(v.under(prefix)))?;
-        let added = self.app.add_relation(caller, kind, event_id, other_id, &columns).await;
+        let attributes =
+            NewAttributes::parse(kind, &attributes).map_err(|v| AppError::InvalidArgument(v.under(prefix)))?;
+        let added = self.app.add_relation(caller, kind, event_id, other_id, &attributes).await;
         Ok(added.map_err(|e| Place::single(prefix).locate(e))?)
     }
 

@@ -10,6 +10,7 @@ use super::tables::{RelationTable, decode_relation, relation_table, resource_tab
 use crate::domain::catalogue::{Kind, RelationKind};
 use crate::domain::change::ChangeType;
 use crate::domain::fields::Columns;
+use crate::domain::new_resources::NewAttributes;
 use crate::domain::resources::Relation;
 use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
 
@@ -27,21 +28,21 @@ fn fills(kind: RelationKind, change: ChangeType, context_param: usize) -> Vec<(&
     ]
 }
 
-/// Adds the relation with attribute `columns`; emits `event.<relation>_added`.
+/// Adds the relation with `attributes`; emits `event.<relation>_added`.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn add(
     conn: &mut PgConnection,
     kind: RelationKind,
     event_id: Uuid,
     other_id: Uuid,
-    columns: &Columns,
+    attributes: &NewAttributes,
     context: &ChangeContext,
 ) -> Result<Relation, sqlx::Error> {
-    let added = sqlx::query_scalar(add_sql(kind, &columns.names()))
+    let added = sqlx::query_scalar(add_sql(kind, &attributes.columns()))
         .persistent(crate::db::named_statements())
         .bind(event_id)
         .bind(other_id)
-        .bind(Value::Object(columns.to_json()))
+        .bind(Value::Object(attributes.to_row()))
         .bind(context.to_param())
         .fetch_one(&mut *conn)
         .await?;
@@ -69,9 +70,8 @@ pub fn add_sql(kind: RelationKind, names: &[&'static str]) -> Sql {
     )
 }
 
-/// Adds every relation of `relations` and emits one `event.<relation>_added` each: one statement per set of
-/// attribute columns (a single one when every item sets the same attributes), so the count triggers run once
-/// per statement, not once per relation. Returns the relations in the order given.
+/// Adds every relation of `relations` and emits one `event.<relation>_added` each, in one statement, so the count
+/// triggers run once per batch, not once per relation. Returns the relations in the order given.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", relation_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn add_many(
     conn: &mut PgConnection,
@@ -80,26 +80,27 @@ pub async fn add_many(
     context: &ChangeContext,
 ) -> Result<Vec<Relation>, sqlx::Error> {
     let RelationTable { other_column, .. } = relation_table(kind);
-    let mut groups = std::collections::BTreeMap::<Vec<&'static str>, Vec<Value>>::new();
-    for relation in relations {
-        let mut row = relation.columns.to_json();
-        let names = relation.columns.names();
-        row.insert("event_id".into(), Value::from(relation.event_id.to_string()));
-        row.insert((*other_column).into(), Value::from(relation.other_id.to_string()));
-        groups.entry(names).or_default().push(Value::Object(row));
-    }
+    let rows: Vec<Value> = relations
+        .iter()
+        .map(|relation| {
+            let mut row = relation.attributes.to_row();
+            row.insert("event_id".into(), Value::from(relation.event_id.to_string()));
+            row.insert((*other_column).into(), Value::from(relation.other_id.to_string()));
+            Value::Object(row)
+        })
+        .collect();
+    // Every row holds every attribute column of the kind (defaults applied when the relation was parsed).
+    let names: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
+    let resources: Vec<Value> = sqlx::query_scalar(add_many_sql(kind, &names))
+        .persistent(crate::db::named_statements())
+        .bind(Value::Array(rows))
+        .bind(context.to_param())
+        .fetch_all(&mut *conn)
+        .await?;
     let mut added = std::collections::HashMap::<(Uuid, Uuid), Relation>::new();
-    for (names, rows) in groups {
-        let resources: Vec<Value> = sqlx::query_scalar(add_many_sql(kind, &names))
-            .persistent(crate::db::named_statements())
-            .bind(Value::Array(rows))
-            .bind(context.to_param())
-            .fetch_all(&mut *conn)
-            .await?;
-        for resource in resources {
-            let relation = decode_relation(kind, resource)?;
-            added.insert(relation.ends(), relation);
-        }
+    for resource in resources {
+        let relation = decode_relation(kind, resource)?;
+        added.insert(relation.ends(), relation);
     }
     Ok(relations.iter().filter_map(|r| added.remove(&(r.event_id, r.other_id))).collect())
 }
