@@ -4,7 +4,8 @@
 //!
 //! A `New…` value serializes as the row the store inserts: keys are the table's columns (`starts_at` for
 //! `start_time`), read by `jsonb_populate_recordset`; the idempotency hash of a create is taken over that row
-//! ([`NewResource::to_row`], keys in order). Field names and meanings are those of the proto messages (`proto/eventdata/v1/resources.proto`).
+//! ([`NewResource::to_row`], keys in order). Field names and meanings are those of the proto messages
+//! (`proto/eventdata/v1/resources.proto`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
