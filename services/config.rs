@@ -24,8 +24,12 @@ pub struct DatabaseSettings {
     pub admin_url: String,
     /// Most connections the pool opens (`EVENTDATA_DB_POOL_MAX`, default 20).
     pub pool_max: u32,
-    /// How long a request waits for a pooled connection before UNAVAILABLE (`EVENTDATA_DB_ACQUIRE_TIMEOUT_MS`).
+    /// How long a request waits for a pooled connection before UNAVAILABLE (`EVENTDATA_DB_ACQUIRE_TIMEOUT_MS`);
+    /// also how long a search waits for its turn.
     pub acquire_timeout: Duration,
+    /// Most searches running on the database at once (`EVENTDATA_DB_SEARCH_CONCURRENCY`; default: this machine's
+    /// cores + 1; 0: no limit). The others wait in line (`app::search_turns`).
+    pub search_concurrency: usize,
     /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
     /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
@@ -285,6 +289,8 @@ impl DatabaseSettings {
             admin_url: env.url("DATABASE_ADMIN_URL", DEFAULT_DATABASE_ADMIN_URL, &["postgres", "postgresql"])?,
             pool_max,
             acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
+            search_concurrency: env
+                .parsed("EVENTDATA_DB_SEARCH_CONCURRENCY", &default_search_concurrency().to_string())?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
@@ -306,6 +312,13 @@ impl DatabaseSettings {
             },
         })
     }
+}
+
+/// One search per core, and one more to have the next ready when one ends (its answer is on its way back
+/// while the core takes the next): the database usually runs beside the service or on a machine of its size.
+/// Measured on 2 cores (docs/performance.md, "Searches take turns").
+fn default_search_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) + 1
 }
 
 impl TelemetrySettings {
@@ -420,6 +433,7 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
         assert_eq!(config.database.pool_max, 20);
+        assert_eq!(config.database.search_concurrency, std::thread::available_parallelism().expect("cores").get() + 1);
         assert_eq!(config.telemetry.service_name, "eventdata");
         assert!(config.telemetry.otlp_endpoint.is_none());
     }
@@ -434,6 +448,8 @@ mod tests {
             ("EVENTDATA_DB_POOL_MAX", "0"),
             ("EVENTDATA_DB_POOL_MAX", "many"),
             ("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", "-5"),
+            ("EVENTDATA_DB_SEARCH_CONCURRENCY", "-1"),
+            ("EVENTDATA_DB_SEARCH_CONCURRENCY", "cores"),
             ("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", "0"),
             ("EVENTDATA_HEALTH_INTERVAL_MS", "1s"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),

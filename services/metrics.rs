@@ -63,6 +63,10 @@ pub struct ApiMetrics {
     pub pool_waiting: Gauge,
     /// `eventdata_db_pool_acquire_seconds`.
     pub pool_acquire: Histogram,
+    /// `eventdata_db_searches_waiting` (searches waiting for a turn, `app::search_turns`).
+    pub searches_waiting: Gauge,
+    /// `eventdata_db_search_turn_wait_seconds` (how long searches that had to wait waited).
+    pub search_turn_wait: Histogram,
     /// `eventdata_change_feed_subscribers`.
     pub feed_subscribers: Gauge,
 }
@@ -81,6 +85,7 @@ impl Default for ApiMetrics {
             Gauge::default(),
         );
         let pool_acquire = Histogram::new(latency_buckets());
+        let (searches_waiting, search_turn_wait) = (Gauge::default(), Histogram::new(latency_buckets()));
         let reads = Family::<ReadLabels, Counter>::default();
         let replica_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let replica_usable = Gauge::default();
@@ -106,6 +111,16 @@ impl Default for ApiMetrics {
         registry.register("db_pool_max_connections", "Most connections the pool opens", pool_max.clone());
         registry.register("db_pool_waiting", "Requests waiting for a pooled connection", pool_waiting.clone());
         registry.register("db_pool_acquire_seconds", "Time to get a pooled connection", pool_acquire.clone());
+        registry.register(
+            "db_searches_waiting",
+            "Searches waiting for a turn on the database",
+            searches_waiting.clone(),
+        );
+        registry.register(
+            "db_search_turn_wait_seconds",
+            "Time searches that had to wait waited for a turn",
+            search_turn_wait.clone(),
+        );
         registry.register("change_feed_subscribers", "Open WatchChanges streams", feed_subscribers.clone());
         Self {
             registry: Arc::new(registry),
@@ -121,6 +136,8 @@ impl Default for ApiMetrics {
             pool_max,
             pool_waiting,
             pool_acquire,
+            searches_waiting,
+            search_turn_wait,
             feed_subscribers,
         }
     }

@@ -68,6 +68,9 @@ pub enum AppError {
     /// The database cannot be reached now; retry later.
     #[error("the database is unavailable")]
     Unavailable,
+    /// Too many searches are waiting for a turn on the database (`app::search_turns`); retry later.
+    #[error("too many searches are waiting")]
+    Busy,
     /// The work did not finish within the deadline.
     #[error("deadline exceeded")]
     DeadlineExceeded,

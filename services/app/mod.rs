@@ -10,6 +10,7 @@ pub mod graph;
 pub mod paging;
 pub mod relations;
 pub mod search;
+mod search_turns;
 pub mod upsert;
 
 use std::future::Future;
@@ -71,6 +72,8 @@ pub struct App {
     behind_transaction_pooler: bool,
     /// A streaming standby for the read-only use cases (`DATABASE_READ_URL`).
     replica: Option<std::sync::Arc<crate::replica::ReadReplica>>,
+    /// How many searches may run on the database at once (`EVENTDATA_DB_SEARCH_CONCURRENCY`).
+    search_turns: search_turns::SearchTurns,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -92,7 +95,19 @@ impl App {
             notifier: None,
             behind_transaction_pooler: false,
             replica: None,
+            search_turns: search_turns::SearchTurns::unlimited(),
         }
+    }
+
+    /// The same use cases, running at most `concurrency` searches on the database at once (0: no limit); a search
+    /// waits at most `wait_limit` for its turn, then fails as busy (`app::search_turns`).
+    pub fn with_search_concurrency(self, concurrency: usize, wait_limit: std::time::Duration) -> Self {
+        Self { search_turns: search_turns::SearchTurns::new(concurrency, wait_limit), ..self }
+    }
+
+    /// Waits for a search's turn on the database; hold it until the search's statements are done.
+    async fn search_turn(&self) -> Result<search_turns::Turn, AppError> {
+        self.search_turns.take(&self.metrics).await
     }
 
     /// The same use cases, reading from `replica` when it is usable (and has replayed the caller's token).

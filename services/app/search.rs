@@ -99,6 +99,7 @@ impl App {
     ) -> Result<Vec<(Resource, f64)>, AppError> {
         // One confined statement (it sets the search settings itself); a second only when nothing was found near a
         // stored resource, to tell a missing resource from one without an embedding.
+        let _turn = self.search_turn().await?;
         let mut reader = self.reader(caller).await?;
         let like = match &near {
             Near::Like(id) => Some(*id),
@@ -156,6 +157,7 @@ impl App {
                 Some((distance, cursor.id))
             }
         };
+        let _turn = self.search_turn().await?;
         let mut reader = self.reader(caller).await?;
         let mut rows = search::text(&mut reader, caller.org_id, query, filter, after, page_size + 1, snippets).await?;
         reader.finish().await?;
@@ -180,6 +182,7 @@ impl App {
         min_similarity: f64,
         limit: i64,
     ) -> Result<Vec<search::NameRow>, AppError> {
+        let _turn = self.search_turn().await?;
         let mut reader = self.reader(caller).await?;
         let found = search::similar_names(&mut reader, caller.org_id, kind, name, min_similarity, limit).await?;
         reader.finish().await?;
@@ -201,6 +204,7 @@ impl App {
     ) -> Result<Vec<HybridHit>, AppError> {
         let candidates = (k * 3).max(HYBRID_CANDIDATES);
         // Two confined statements: both candidate lists as ids, then only the fused page rendered.
+        let _turn = self.search_turn().await?;
         let mut reader = self.reader(caller).await?;
         let vector = vector.map(Embedding::into_inner);
         let (text_ids, vector_ids) = search::hybrid_candidates(

@@ -115,6 +115,11 @@ impl From<AppError> for Status {
                 "the catalogue is temporarily unavailable; retry with backoff",
                 [info("DATABASE_UNAVAILABLE", &[])],
             ),
+            AppError::Busy => Status::with_error_details_vec(
+                Code::Unavailable,
+                "too many searches are waiting for the database; retry with backoff",
+                [info("SEARCHES_BUSY", &[])],
+            ),
             AppError::DeadlineExceeded => Status::with_error_details_vec(
                 Code::DeadlineExceeded,
                 "the request did not finish in time",

@@ -134,6 +134,7 @@ impl TestDb {
             admin_url: self.admin_url.clone(),
             pool_max: 10,
             acquire_timeout: Duration::from_secs(2),
+            search_concurrency: 3,
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),

@@ -345,3 +345,62 @@ async fn searches_never_cross_organizations() {
         .expect_err("our embedding");
     assert_eq!(embedding.code(), Code::NotFound);
 }
+
+/// Searches take turns (`EVENTDATA_DB_SEARCH_CONCURRENCY`): with one turn, a lookup that holds it (blocked here
+/// on a table lock) makes the next wait, and one that waits longer than the acquire timeout is refused as
+/// UNAVAILABLE `SEARCHES_BUSY`; the turn holder still answers, and the turn serves the next search after it.
+#[tokio::test]
+async fn a_search_waits_for_its_turn_and_is_refused_as_busy_when_none_comes() {
+    use std::time::Duration;
+
+    use crate::common::{BearerAuth, TestDb, TestServer, eventually, test_config};
+
+    let db = TestDb::migrated().await;
+    let mut settings = db.settings();
+    settings.search_concurrency = 1;
+    settings.acquire_timeout = Duration::from_millis(300);
+    let server = TestServer::start(test_config(settings)).await;
+    let org = db.create_org("acme").await;
+    let key = db.create_key(org, &["read", "write"]).await;
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        server.channel().await,
+        BearerAuth(Some(format!("Bearer {key}").parse().expect("ascii"))),
+    );
+    let lookup = |name: &'static str| {
+        let mut search = SearchServiceClient::new(channel.clone());
+        async move {
+            let request = pb::LookupNamesRequest {
+                resource_type: "speaker".into(),
+                name: name.into(),
+                limit: 3,
+                min_similarity: None,
+            };
+            search.lookup_names(request).await
+        }
+    };
+    lookup("warm up the connection").await.expect("a lookup with the turn free");
+
+    let observer = db.observer().await;
+    let mut lock = observer.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE speakers IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.expect("lock speakers");
+    let holder = tokio::spawn(lookup("Ada Lovelace"));
+    let watcher = db.observer().await;
+    eventually(Duration::from_secs(10), "the first lookup to wait on the lock", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lookup_names%'",
+        )
+        .fetch_one(&watcher)
+        .await
+        .expect("pg_stat_activity");
+        waiting == 1
+    })
+    .await;
+
+    let refused = lookup("Grace Hopper").await.expect_err("no turn within the acquire timeout");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(error_details(&refused).0, "SEARCHES_BUSY");
+
+    lock.commit().await.expect("release the lock");
+    holder.await.expect("joined").expect("the turn holder answers once the lock is gone");
+    lookup("Grace Hopper").await.expect("the turn is free again");
+}
