@@ -387,7 +387,8 @@ async fn a_search_waits_for_its_turn_and_is_refused_as_busy_when_none_comes() {
     let watcher = db.observer().await;
     eventually(Duration::from_secs(10), "the first lookup to wait on the lock", || async {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lookup_names%'",
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%lookup_names%'",
         )
         .fetch_one(&watcher)
         .await
