@@ -315,8 +315,8 @@ impl DatabaseSettings {
 }
 
 /// One search per core, and one more to have the next ready when one ends (its answer is on its way back
-/// while the core takes the next): the database usually runs beside the service or on a machine of its size.
-/// Measured on 2 cores (docs/performance.md, "Searches take turns").
+/// while the core takes the next). Right when the database runs beside the service or on a machine of the same
+/// size; otherwise the setting says so (README). Measured on 2 cores (docs/performance.md, "Searches take turns").
 fn default_search_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from) + 1
 }

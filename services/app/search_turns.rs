@@ -6,8 +6,8 @@
 //! slower, and the slow ones (a lookup that needs all its steps, a word with thousands of matches) stretch the
 //! tail. Waiting in line instead, a search takes its queueing time plus its own time: on the bench (2 cores, 16
 //! clients, docs/performance.md "Searches take turns") the lookup's p95 fell from 24-25 to 12-13 ms, with 10%
-//! more calls a second. Cheap reads (a Get is one index probe, bound by round trips) and writes (a commit waits for the log)
-//! do not take turns: holding them back would leave the cores idle, not less contended.
+//! more calls a second. Cheap reads (a Get is one index probe, bound by round trips) and writes (a commit waits
+//! for the log) do not take turns: holding them back would leave the cores idle, not less contended.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
