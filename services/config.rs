@@ -30,6 +30,10 @@ pub struct DatabaseSettings {
     /// Most searches running on the database at once (`EVENTDATA_DB_SEARCH_CONCURRENCY`; default: this machine's
     /// cores + 1; 0: no limit). The others wait in line (`app::search_turns`).
     pub search_concurrency: usize,
+    /// Most create statements per organization and kind at once (`EVENTDATA_DB_CREATE_STATEMENTS`; default:
+    /// this machine's cores; 0: every create in a statement of its own). Single creates arriving while they run
+    /// wait and go together in the next one (`app::creates_together`).
+    pub create_statements: usize,
     /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
     /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
@@ -291,6 +295,8 @@ impl DatabaseSettings {
             acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
             search_concurrency: env
                 .parsed("EVENTDATA_DB_SEARCH_CONCURRENCY", &default_search_concurrency().to_string())?,
+            create_statements: env
+                .parsed("EVENTDATA_DB_CREATE_STATEMENTS", &default_create_statements().to_string())?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
@@ -319,6 +325,13 @@ impl DatabaseSettings {
 /// size; otherwise the setting says so (README). Measured on 2 cores (docs/performance.md, "Searches take turns").
 fn default_search_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from) + 1
+}
+
+/// One create statement per core for each organization and kind: on 2 cores, 1 and 2 wrote as many events a
+/// second (docs/performance.md, "Creates that go together"), and one statement per core keeps a busy tenant's
+/// creates on every core of a database as large as the service's machine.
+fn default_create_statements() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 impl TelemetrySettings {
@@ -434,6 +447,7 @@ mod tests {
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
         assert_eq!(config.database.pool_max, 20);
         assert_eq!(config.database.search_concurrency, std::thread::available_parallelism().expect("cores").get() + 1);
+        assert_eq!(config.database.create_statements, std::thread::available_parallelism().expect("cores").get());
         assert_eq!(config.telemetry.service_name, "eventdata");
         assert!(config.telemetry.otlp_endpoint.is_none());
     }

@@ -67,6 +67,10 @@ pub struct ApiMetrics {
     pub searches_waiting: Gauge,
     /// `eventdata_db_search_turn_wait_seconds` (how long searches that had to wait waited).
     pub search_turn_wait: Histogram,
+    /// `eventdata_db_creates_waiting` (single creates waiting for a statement, `app::creates_together`).
+    pub creates_waiting: Gauge,
+    /// `eventdata_db_creates_per_statement` (single creates that shared a statement).
+    pub creates_per_statement: Histogram,
     /// `eventdata_change_feed_subscribers`.
     pub feed_subscribers: Gauge,
 }
@@ -121,6 +125,18 @@ impl Default for ApiMetrics {
             "Time searches that had to wait waited for a turn",
             search_turn_wait.clone(),
         );
+        let creates_waiting = Gauge::default();
+        registry.register(
+            "db_creates_waiting",
+            "Single creates waiting for a statement to share",
+            creates_waiting.clone(),
+        );
+        let creates_per_statement = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 100.0]);
+        registry.register(
+            "db_creates_per_statement",
+            "Single creates that went to the database in one statement",
+            creates_per_statement.clone(),
+        );
         registry.register("change_feed_subscribers", "Open WatchChanges streams", feed_subscribers.clone());
         Self {
             registry: Arc::new(registry),
@@ -138,6 +154,8 @@ impl Default for ApiMetrics {
             pool_acquire,
             searches_waiting,
             search_turn_wait,
+            creates_waiting,
+            creates_per_statement,
             feed_subscribers,
         }
     }

@@ -86,7 +86,8 @@ impl Application {
             crate::app::App::new(self.pool.clone(), self.config.page_tokens(), self.config.database.statement_timeout)
                 .with_metrics(metrics.clone())
                 .with_commit_notifier(notifier.clone())
-                .with_search_concurrency(self.config.database.search_concurrency, self.config.database.acquire_timeout);
+                .with_search_concurrency(self.config.database.search_concurrency, self.config.database.acquire_timeout)
+                .with_create_statements(self.config.database.create_statements);
         if self.config.database.pooler == crate::config::Pooler::Transaction {
             app = app.behind_transaction_pooler();
         }

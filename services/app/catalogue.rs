@@ -12,7 +12,7 @@ use crate::domain::fields::Columns;
 use crate::domain::new_resources::NewResource;
 use crate::domain::queries::QUALITY_ORDER_TAKES_ONLY_BOUNDS;
 use crate::domain::resources::Resource;
-use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
+use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, Requesters, UpdateOutcome};
 use crate::store::{idempotency, lists, locks};
 
 /// Most ids a BatchGet takes.
@@ -43,10 +43,14 @@ pub struct CreateRequest {
 }
 
 impl App {
-    /// Creates the resources, all or none, with one `<kind>.created` change each. A replay of the same request id
-    /// with the same body returns the originally created resources and writes nothing.
-    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
-    pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Resource>, AppError> {
+    /// Creates the resources in a statement of their own, all or none, with one `<kind>.created` change each. A
+    /// replay of the same request id with the same body returns the originally created resources and writes
+    /// nothing.
+    pub(super) async fn create_alone(
+        &self,
+        caller: &Caller,
+        request: &CreateRequest,
+    ) -> Result<Vec<Resource>, AppError> {
         let rows: Vec<Map<String, Value>> = request.rows.iter().map(NewResource::to_row).collect();
         let request_hash: [u8; 32] = Sha256::digest(serde_json::to_vec(&rows).unwrap_or_default()).into();
         let rows = &rows;
@@ -65,9 +69,10 @@ impl App {
                 request_hash,
             });
             let mut tx = self.begin(caller).await?;
-            let created = store::create(&mut tx, request.kind, &rows, claim.as_ref(), &caller.change_context())
-                .await
-                .map_err(AppError::from_db)?;
+            let created =
+                store::create(&mut tx, request.kind, &rows, claim.as_ref(), Requesters::One(&caller.change_context()))
+                    .await
+                    .map_err(AppError::from_db)?;
             let resources = match (created, claim) {
                 (Some(resources), _) => resources,
                 (None, Some(claim)) => replay(&mut tx, caller.org_id, request.kind, &claim).await?,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod changes;
 pub mod context;
+mod creates_together;
 pub mod error;
 pub mod graph;
 pub mod paging;
@@ -74,6 +75,8 @@ pub struct App {
     replica: Option<std::sync::Arc<crate::replica::ReadReplica>>,
     /// How many searches may run on the database at once (`EVENTDATA_DB_SEARCH_CONCURRENCY`).
     search_turns: search_turns::SearchTurns,
+    /// Single creates sharing statements (`EVENTDATA_DB_CREATE_STATEMENTS`); `None`: each create alone.
+    creates_together: Option<creates_together::CreatesTogether>,
 }
 
 /// Time kept between the statement limit and the caller's deadline, for the answer to travel back.
@@ -96,6 +99,7 @@ impl App {
             behind_transaction_pooler: false,
             replica: None,
             search_turns: search_turns::SearchTurns::unlimited(),
+            creates_together: None,
         }
     }
 
@@ -103,6 +107,13 @@ impl App {
     /// waits at most `wait_limit` for its turn, then fails as busy (`app::search_turns`).
     pub fn with_search_concurrency(self, concurrency: usize, wait_limit: std::time::Duration) -> Self {
         Self { search_turns: search_turns::SearchTurns::new(concurrency, wait_limit), ..self }
+    }
+
+    /// The same use cases, running at most `statements` create statements per organization and kind at once,
+    /// single creates arriving meanwhile going together in the next (0: each create alone; `app::creates_together`).
+    pub fn with_create_statements(self, statements: usize) -> Self {
+        let waiting = self.metrics.creates_waiting.clone();
+        Self { creates_together: creates_together::CreatesTogether::new(statements, waiting), ..self }
     }
 
     /// Waits for a search's turn on the database; hold it until the search's statements are done.

@@ -32,6 +32,18 @@ impl ChangeContext {
 /// `domain::change`); `$context_param` is the parameter holding [`ChangeContext::to_param`]. The payload is `body` plus
 /// `org_id`, `resource_type`, `resource_id` and `trace`.
 pub fn insert_changes_sql(source: Fill, change: ChangeType, context_param: usize) -> Sql {
+    let context = Sql::template("(SELECT {context}::jsonb AS v) c", &[("context", Fill::Param(context_param))]);
+    changes_sql(source, change, context)
+}
+
+/// Like [`insert_changes_sql`], each change with a context of its own: `source` has a third column,
+/// `context jsonb` ([`ChangeContext::to_param`] of the request that made the row), for a statement that carries
+/// the rows of several requests.
+pub fn insert_changes_each_sql(source: Fill, change: ChangeType) -> Sql {
+    changes_sql(source, change, Sql::text("LATERAL (SELECT s.context AS v) c"))
+}
+
+fn changes_sql(source: Fill, change: ChangeType, context: Sql) -> Sql {
     Sql::template(
         "INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload, actor_key_id, traceparent, tracestate)
          SELECT current_org_id(), '{aggregate_type}', s.aggregate_id, '{change_type}',
@@ -39,12 +51,12 @@ pub fn insert_changes_sql(source: Fill, change: ChangeType, context_param: usize
                   'org_id', current_org_id(), 'resource_type', '{aggregate_type}', 'resource_id', s.aggregate_id,
                   'trace', jsonb_strip_nulls(jsonb_build_object('traceparent', c.v->>'traceparent', 'tracestate', c.v->>'tracestate'))),
                 (c.v->>'actor_key_id')::uuid, c.v->>'traceparent', c.v->>'tracestate'
-         FROM {source} s, (SELECT {context}::jsonb AS v) c",
+         FROM {source} s, {context}",
         &[
             ("aggregate_type", change.aggregate().name().into()),
             ("change_type", change.name().into()),
             ("source", source),
-            ("context", Fill::Param(context_param)),
+            ("context", context.into()),
         ],
     )
 }

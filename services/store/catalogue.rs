@@ -12,7 +12,7 @@ use crate::domain::catalogue::Kind;
 use crate::domain::change::ChangeType;
 use crate::domain::fields::Columns;
 use crate::domain::resources::Resource;
-use crate::outbox::enqueue::{ChangeContext, insert_changes_sql};
+use crate::outbox::enqueue::{ChangeContext, insert_changes_each_sql, insert_changes_sql};
 
 /// An idempotency record to claim together with a create (AIP-155).
 pub struct IdempotencyClaim<'a> {
@@ -24,8 +24,17 @@ pub struct IdempotencyClaim<'a> {
     pub request_hash: [u8; 32],
 }
 
-/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row; returns the
-/// created resources in the order of `rows`.
+/// Who asked for the rows a create inserts.
+#[derive(Clone, Copy)]
+pub enum Requesters<'a> {
+    /// One request, for every row.
+    One(&'a ChangeContext),
+    /// Row `i` came with the request of context `i` (single creates that went to the database together).
+    Each(&'a [ChangeContext]),
+}
+
+/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row, made by
+/// `requesters`; returns the created resources in the order of `rows`.
 /// With a `claim`, nothing is inserted when the request id is already recorded: returns `None` then.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn create(
@@ -33,17 +42,24 @@ pub async fn create(
     kind: Kind,
     rows: &[Value],
     claim: Option<&IdempotencyClaim<'_>>,
-    context: &ChangeContext,
+    requesters: Requesters<'_>,
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created = sqlx::query(create_sql(kind))
+    let (statement, context) = match requesters {
+        Requesters::One(context) => (create_sql(kind), context.to_param()),
+        Requesters::Each(contexts) => {
+            let by_id = ids.iter().zip(contexts).map(|(id, context)| (id.to_string(), context.to_param()));
+            (create_each_sql(kind), Value::Object(by_id.collect()))
+        }
+    };
+    let created = sqlx::query(statement)
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
         .bind(claim.map(|c| c.method))
         .bind(claim.map(|c| c.request_hash.to_vec()))
         .bind(&ids)
-        .bind(context.to_param())
+        .bind(context)
         .fetch_all(&mut *conn)
         .await?;
     if created.is_empty() && !rows.is_empty() {
@@ -52,11 +68,39 @@ pub async fn create(
     Ok(Some(in_order(decode_all(kind, created)?, &ids)))
 }
 
-/// The statement of [`create`]: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim (request id, method,
-/// request hash, resource ids; all NULL without one), `$6` the change context. Public so the benchmarks run the
-/// service's own statement.
+/// The statement of [`create`] for one request: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim
+/// (request id, method, request hash, resource ids; all NULL without one), `$6` the change context. Public so the
+/// benchmarks run the service's own statement.
 pub fn create_sql(kind: Kind) -> Sql {
+    create_statement(kind, false)
+}
+
+/// The statement of [`create`] for rows of several requests: as [`create_sql`], with `$6` a JSON object of each
+/// row's change context by its id.
+pub fn create_each_sql(kind: Kind) -> Sql {
+    create_statement(kind, true)
+}
+
+fn create_statement(kind: Kind, context_each: bool) -> Sql {
     let table = resource_table(kind);
+    let (src_context, changes) = if context_each {
+        (
+            ", $6::jsonb -> t.id::text AS context",
+            insert_changes_each_sql(
+                Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body, context FROM src)"),
+                ChangeType::Created(kind),
+            ),
+        )
+    } else {
+        (
+            "",
+            insert_changes_sql(
+                Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)"),
+                ChangeType::Created(kind),
+                6,
+            ),
+        )
+    };
     let columns: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
     Sql::template(
         "WITH claim AS (
@@ -70,7 +114,7 @@ pub fn create_sql(kind: Kind) -> Sql {
          ), created AS (
            INSERT INTO {tbl} (id, org_id, {columns}) SELECT id, current_org_id(), {columns} FROM input RETURNING *
          ), src AS (
-           SELECT t.id AS aggregate_id, {projection} AS resource FROM created t
+           SELECT t.id AS aggregate_id, {projection} AS resource{src_context} FROM created t
          ), changes AS (
            {changes}
          )
@@ -79,15 +123,8 @@ pub fn create_sql(kind: Kind) -> Sql {
             ("tbl", table.table.into()),
             ("columns", Sql::each(&columns, "{c}", ", ").into()),
             ("projection", table.projection.into()),
-            (
-                "changes",
-                insert_changes_sql(
-                    Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)"),
-                    ChangeType::Created(kind),
-                    6,
-                )
-                .into(),
-            ),
+            ("src_context", Fill::Text(src_context)),
+            ("changes", changes.into()),
         ],
     )
 }

@@ -135,6 +135,7 @@ impl TestDb {
             pool_max: 10,
             acquire_timeout: Duration::from_secs(2),
             search_concurrency: 3,
+            create_statements: 2,
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),

@@ -13,6 +13,7 @@ mod change_feed;
 mod change_schemas;
 mod cli;
 mod contract;
+mod creates_together;
 mod docs;
 mod extraction;
 mod fixtures;

@@ -24,6 +24,7 @@ async fn every_statement_built_for_every_kind_and_mask_prepares() {
     for kind in Kind::ALL {
         let columns: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
         statements.push((format!("create {kind:?}"), catalogue::create_sql(kind)));
+        statements.push((format!("create each {kind:?}"), catalogue::create_each_sql(kind)));
         statements.push((format!("get one {kind:?}"), catalogue::get_many_sql(kind, true)));
         statements.push((format!("get many {kind:?}"), catalogue::get_many_sql(kind, false)));
         statements.push((format!("delete {kind:?}"), catalogue::delete_sql(kind)));

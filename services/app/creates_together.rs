@@ -1,0 +1,316 @@
+//! Single creates that arrive together go to the database together (`EVENTDATA_DB_CREATE_STATEMENTS`).
+//!
+//! A create's own work in PostgreSQL is small beside what every statement and transaction costs around it:
+//! parse and bind, the executor, the row-level-security checks, the triggers' set-up, the commit record and
+//! its flush, the round trips. BatchCreateEvents pays those once for many rows and writes several times as many
+//! events a second as CreateEvent (docs/performance.md, "Creates that go together"). So single creates of one
+//! organization and kind share a statement when they can: at most a set number of create statements run for an
+//! organization and kind at once; a create that finds them all busy waits, and the next statement to start takes
+//! every create waiting (up to [`MOST_ROWS`]). A create that finds a statement free starts one at once, so a
+//! lone create waits for nobody; under load, statements fill up with the creates that arrived while the
+//! previous ones ran (group commit).
+//!
+//! Each create still gets its own answer: its own resource, its own `<kind>.created` change with its caller's
+//! actor and trace. When the shared statement fails (a slug taken, a deadline, the database gone), nothing of it
+//! commits and each of its creates runs again alone, for the answer it would have had alone. Creates with a
+//! request id (AIP-155) always run alone: their idempotency claim is one per statement.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::metrics::gauge::Gauge;
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::catalogue::CreateRequest;
+use super::{App, AppError, Caller};
+use crate::domain::catalogue::Kind;
+use crate::domain::new_resources::NewResource;
+use crate::domain::resources::Resource;
+use crate::outbox::enqueue::ChangeContext;
+use crate::store::catalogue::{self as store, Requesters};
+
+/// Most creates one statement takes (BatchCreateEvents' own limit).
+pub(crate) const MOST_ROWS: usize = 100;
+
+/// What a waiting create hears back: its resource, created and committed; or `None`, run alone (the shared
+/// statement failed, or the caller's time is nearly up).
+type Answer = Option<Resource>;
+
+/// A create waiting for a statement.
+struct Waiting {
+    caller: Caller,
+    row: Map<String, Value>,
+    /// The create's span (see `create_together`).
+    span: tracing::Span,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// Creates queued per organization and kind (cloned handles share them).
+#[derive(Clone)]
+pub(crate) struct CreatesTogether {
+    /// Most statements per organization and kind at once.
+    statements: usize,
+    by_key: Arc<Mutex<HashMap<(Uuid, Kind), Queue>>>,
+    /// Creates queued and not yet taken by a statement, over every organization and kind.
+    waiting: Gauge,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// Statements running (or about to) for this organization and kind.
+    running: usize,
+}
+
+impl CreatesTogether {
+    /// At most `statements` create statements per organization and kind at once, counting the creates waiting
+    /// in `waiting`; `None` for 0 (every create alone).
+    pub(crate) fn new(statements: usize, waiting: Gauge) -> Option<Self> {
+        (statements > 0).then(|| Self { statements, by_key: Arc::default(), waiting })
+    }
+
+    /// Queues `create`; when a statement is free for its organization and kind, takes it: returns the creates that
+    /// statement runs (this one and any waiting before it).
+    fn queue(&self, key: (Uuid, Kind), create: Waiting) -> Option<Vec<Waiting>> {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = by_key.entry(key).or_default();
+        queue.waiting.push_back(create);
+        self.waiting.inc();
+        if queue.running >= self.statements {
+            return None;
+        }
+        queue.running += 1;
+        Some(self.take(&mut queue.waiting))
+    }
+
+    /// After a statement of `key` ended: the creates the next one runs, or `None` (and one statement fewer) when
+    /// none wait.
+    fn next(&self, key: (Uuid, Kind)) -> Option<Vec<Waiting>> {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = by_key.get_mut(&key)?;
+        if queue.waiting.is_empty() {
+            queue.running -= 1;
+            if queue.running == 0 {
+                by_key.remove(&key);
+            }
+            return None;
+        }
+        Some(self.take(&mut queue.waiting))
+    }
+
+    /// The creates a statement takes: the first [`MOST_ROWS`] waiting, in the order they came.
+    fn take(&self, waiting: &mut VecDeque<Waiting>) -> Vec<Waiting> {
+        let n = waiting.len().min(MOST_ROWS);
+        self.waiting.dec_by(n as i64);
+        waiting.drain(..n).collect()
+    }
+}
+
+/// Ends the statements of a key when the task running them stops without `next` saying so (a panic): the
+/// creates still waiting run alone rather than wait for a statement that will not come.
+struct Running {
+    together: CreatesTogether,
+    key: (Uuid, Kind),
+    done: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        while let Some(batch) = self.together.next(self.key) {
+            for create in batch {
+                let _ = create.answer.send(None);
+            }
+        }
+    }
+}
+
+impl CreateRequest {
+    /// The row of a create that may share a statement: one resource, no request id, not a batch.
+    fn shareable_row(&self) -> Option<&NewResource> {
+        match self.rows.as_slice() {
+            [row] if !self.batch && self.request_id.is_none() => Some(row),
+            _ => None,
+        }
+    }
+}
+
+impl App {
+    /// Creates the request's resources: a single create shares a statement with others when it can (see the
+    /// module's documentation), anything else runs alone. Its span covers the wait for a statement too.
+    #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "create", db.system = "postgresql"))]
+    pub async fn create(&self, caller: &Caller, request: &CreateRequest) -> Result<Vec<Resource>, AppError> {
+        let (Some(together), Some(row)) = (&self.creates_together, request.shareable_row()) else {
+            return self.create_alone(caller, request).await;
+        };
+        let key = (caller.org_id, request.kind);
+        let (answer, answered) = oneshot::channel();
+        let create = Waiting { caller: caller.clone(), row: row.to_row(), span: tracing::Span::current(), answer };
+        if let Some(batch) = together.queue(key, create) {
+            let (app, together) = (self.clone(), together.clone());
+            tokio::spawn(async move { app.run_statements(together, key, batch).await });
+        }
+        match answered.await {
+            Ok(Some(resource)) => Ok(vec![resource]),
+            // A statement that ends without answering failed: alone, the create gets its own answer.
+            Ok(None) | Err(_) => self.create_alone(caller, request).await,
+        }
+    }
+
+    /// Runs `batch`, then the creates that waited meanwhile, until none wait.
+    async fn run_statements(self, together: CreatesTogether, key: (Uuid, Kind), mut batch: Vec<Waiting>) {
+        let mut running = Running { together, key, done: false };
+        loop {
+            self.create_together(key.1, batch).await;
+            match running.together.next(key) {
+                Some(next) => batch = next,
+                None => break,
+            }
+        }
+        running.done = true;
+    }
+
+    /// One statement for the creates of `batch` (one organization, `kind`); each hears whether it was created.
+    async fn create_together(&self, kind: Kind, batch: Vec<Waiting>) {
+        // Creates whose caller left are dropped; those whose time is nearly up run alone, for their own answer.
+        let (batch, late): (Vec<Waiting>, Vec<Waiting>) = batch
+            .into_iter()
+            .filter(|create| !create.answer.is_closed())
+            .partition(|create| self.statement_limit_of(&create.caller).is_ok());
+        for create in late {
+            let _ = create.answer.send(None);
+        }
+        let Some(first) = batch.first() else { return };
+        self.metrics.creates_per_statement.observe(batch.len() as f64);
+        // The statement's spans continue the first create's trace; the other creates' spans link to it.
+        let span = tracing::info_span!(parent: &first.span, "statement", otel.name = "create together",
+            db.system = "postgresql", eventdata.creates = batch.len());
+        for create in &batch[1..] {
+            create.span.follows_from(&span);
+        }
+        match self.insert_together(kind, &batch).instrument(span).await {
+            Ok(created) => {
+                for (create, resource) in batch.into_iter().zip(created) {
+                    let _ = create.answer.send(Some(resource));
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, creates = batch.len(), "a shared create failed; each runs alone");
+                for create in batch {
+                    let _ = create.answer.send(None);
+                }
+            }
+        }
+    }
+
+    /// Inserts the rows of `batch` and their changes, each made by its own caller, and commits.
+    async fn insert_together(&self, kind: Kind, batch: &[Waiting]) -> Result<Vec<Resource>, AppError> {
+        let rows: Vec<Value> = batch
+            .iter()
+            .map(|create| {
+                let mut row = create.row.clone();
+                row.insert("id".into(), Value::from(Uuid::now_v7().to_string()));
+                Value::Object(row)
+            })
+            .collect();
+        let contexts: Vec<ChangeContext> = batch.iter().map(|create| create.caller.change_context()).collect();
+        // The server's statement limit: each caller's deadline was checked above, and one short deadline must
+        // not cut the statement of the others.
+        let caller = Caller { deadline: None, ..batch[0].caller.clone() };
+        let mut tx = self.begin(&caller).await?;
+        let created = store::create(&mut tx, kind, &rows, None, Requesters::Each(&contexts))
+            .await
+            .map_err(AppError::from_db)?
+            .filter(|created| created.len() == rows.len())
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a shared create returned too few rows")))?;
+        tx.commit().await?;
+        Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting() -> (Waiting, oneshot::Receiver<Answer>) {
+        let (answer, answered) = oneshot::channel();
+        let caller = Caller {
+            org_id: Uuid::nil(),
+            key_id: Uuid::nil(),
+            scopes: crate::domain::api_key::Scopes::parse_list("write").expect("a scope"),
+            traceparent: None,
+            tracestate: None,
+            deadline: None,
+            consistency: None,
+        };
+        (Waiting { caller, row: Map::new(), span: tracing::Span::none(), answer }, answered)
+    }
+
+    const KEY: (Uuid, Kind) = (Uuid::nil(), Kind::Event);
+
+    #[test]
+    fn a_create_that_finds_a_statement_free_takes_it_and_the_others_wait_for_the_next() {
+        let gauge = Gauge::default();
+        let together = CreatesTogether::new(1, gauge.clone()).expect("on");
+        let first = together.queue(KEY, waiting().0).expect("a free statement");
+        assert_eq!((first.len(), gauge.get()), (1, 0));
+        assert!(together.queue(KEY, waiting().0).is_none(), "the one statement is busy");
+        assert!(together.queue(KEY, waiting().0).is_none());
+        assert_eq!(gauge.get(), 2, "two creates wait");
+        assert_eq!(together.next(KEY).map(|next| next.len()), Some(2), "the next statement takes both");
+        assert_eq!(gauge.get(), 0);
+        assert!(together.next(KEY).is_none(), "none wait: the statement ends");
+        assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(1), "free again");
+    }
+
+    #[test]
+    fn statements_run_side_by_side_up_to_the_limit_per_organization_and_kind() {
+        let together = CreatesTogether::new(2, Gauge::default()).expect("on");
+        assert!(together.queue(KEY, waiting().0).is_some());
+        assert!(together.queue(KEY, waiting().0).is_some(), "a second statement");
+        assert!(together.queue(KEY, waiting().0).is_none(), "both busy");
+        assert!(together.queue((Uuid::max(), Kind::Event), waiting().0).is_some(), "another organization's own");
+        assert!(together.queue((Uuid::nil(), Kind::Speaker), waiting().0).is_some(), "another kind's own");
+    }
+
+    #[test]
+    fn a_statement_takes_at_most_the_batch_limit_in_the_order_they_came() {
+        let together = CreatesTogether::new(1, Gauge::default()).expect("on");
+        together.queue(KEY, waiting().0).expect("free");
+        let mut answers = Vec::new();
+        for _ in 0..MOST_ROWS + 5 {
+            let (create, answered) = waiting();
+            answers.push(answered);
+            assert!(together.queue(KEY, create).is_none());
+        }
+        let next = together.next(KEY).expect("waiting creates");
+        assert_eq!(next.len(), MOST_ROWS);
+        for (create, _) in next.into_iter().zip(0..) {
+            let _ = create.answer.send(None);
+        }
+        assert!(answers[..MOST_ROWS].iter_mut().all(|a| a.try_recv().is_ok()), "the first ones came first");
+        assert!(answers[MOST_ROWS].try_recv().is_err(), "the rest wait for the statement after");
+        assert_eq!(together.next(KEY).map(|next| next.len()), Some(5));
+    }
+
+    #[test]
+    fn creates_left_waiting_by_a_stopped_task_run_alone() {
+        let together = CreatesTogether::new(1, Gauge::default()).expect("on");
+        together.queue(KEY, waiting().0).expect("free");
+        let (create, mut answered) = waiting();
+        assert!(together.queue(KEY, create).is_none());
+        drop(Running { together: together.clone(), key: KEY, done: false });
+        assert!(matches!(answered.try_recv(), Ok(None)));
+        assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(1), "no statement is left running");
+    }
+
+    #[test]
+    fn zero_statements_is_every_create_alone() {
+        assert!(CreatesTogether::new(0, Gauge::default()).is_none());
+    }
+}

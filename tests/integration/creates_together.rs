@@ -1,0 +1,147 @@
+//! Single creates that arrive together share a statement (`EVENTDATA_DB_CREATE_STATEMENTS`, app::creates_together):
+//! each still gets its own resource and its own change, with its own caller's trace and actor, and when the shared
+//! statement fails each create gets the answer it would have had alone, with nothing of the failed statement left.
+
+use std::time::Duration;
+
+use eventdata::proto::v1 as pb;
+use pb::event_service_client::EventServiceClient;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::common::{
+    AuthChannel, BearerAuth, TestDb, TestServer, assert_outbox_matches_data, error_details, eventually, http_get,
+    test_config,
+};
+use crate::fixtures::new_event;
+
+/// An outbox row: aggregate id, change type, traceparent, actor, payload.
+type Change = (Uuid, String, Option<String>, Option<Uuid>, serde_json::Value);
+
+/// A distinct W3C traceparent per create.
+fn traceparent(i: usize) -> String {
+    format!("00-{:032x}-{:016x}-01", 0xa11_0000 + i, 0xb22_0000 + i)
+}
+
+async fn create(channel: AuthChannel, i: usize, slug: String) -> Result<pb::Event, tonic::Status> {
+    let event = new_event(&format!("Together {i}"), &slug);
+    let mut request = tonic::Request::new(pb::CreateEventRequest { event: Some(event), request_id: String::new() });
+    request.metadata_mut().insert("traceparent", traceparent(i).parse().expect("ascii"));
+    EventServiceClient::new(channel).create_event(request).await.map(tonic::Response::into_inner)
+}
+
+/// The value of the metric sample `name` (no labels) on the admin port.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let (_, body) = http_get(server.http_addr, "/metrics").await;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Holds a lock on `events` that makes every insert wait, until `release`.
+async fn hold_inserts(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = db.admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE events IN SHARE MODE").execute(&mut *lock).await.expect("lock events");
+    lock
+}
+
+/// Waits until one insert waits on the lock of `hold_inserts` and `creates` creates wait for a statement.
+async fn wait_for(db: &TestDb, server: &TestServer, creates: f64) {
+    let watcher = db.observer().await;
+    eventually(Duration::from_secs(10), "an insert waiting on the lock", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'",
+        )
+        .fetch_one(&watcher)
+        .await
+        .expect("pg_stat_activity");
+        waiting == 1
+    })
+    .await;
+    eventually(Duration::from_secs(10), "creates waiting for a statement", || async {
+        metric(server, "eventdata_db_creates_waiting").await == creates
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes() {
+    let db = TestDb::migrated().await;
+    let mut settings = db.settings();
+    settings.create_statements = 1;
+    let server = TestServer::start(test_config(settings)).await;
+    let org = db.create_org("acme").await;
+    let key = db.create_key(org, &["read", "write"]).await;
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        server.channel().await,
+        BearerAuth(Some(format!("Bearer {key}").parse().expect("ascii"))),
+    );
+
+    // The first create takes the one statement and waits on the lock; five more wait for the next statement.
+    let lock = hold_inserts(&db).await;
+    let first = tokio::spawn(create(channel.clone(), 0, "together-0".into()));
+    let mut rest = Vec::new();
+    wait_for(&db, &server, 0.0).await;
+    for i in 1..=5 {
+        rest.push(tokio::spawn(create(channel.clone(), i, format!("together-{i}"))));
+    }
+    wait_for(&db, &server, 5.0).await;
+    lock.commit().await.expect("release");
+
+    let mut created = vec![first.await.expect("joined").expect("the first create")];
+    for (i, create) in rest.into_iter().enumerate() {
+        let event = create.await.expect("joined").expect("a create that shared a statement");
+        assert_eq!(event.slug, format!("together-{}", i + 1), "each create gets its own event back");
+        created.push(event);
+    }
+    assert_eq!(metric(&server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
+    assert_eq!(metric(&server, "eventdata_db_creates_per_statement_sum").await, 6.0, "six creates");
+
+    // One change per event, with its own caller's trace and the caller's key as actor.
+    let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
+    let changes: Vec<Change> = sqlx::query_as(
+        "SELECT aggregate_id, change_type, traceparent, actor_key_id, payload FROM outbox ORDER BY txid, position",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("outbox");
+    tx.commit().await.expect("commit");
+    assert_eq!(changes.len(), 6);
+    let key_id: Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(&db.admin)
+        .await
+        .expect("the key's id");
+    for (i, event) in created.iter().enumerate() {
+        let id: Uuid = event.id.parse().expect("uuid");
+        let (_, change_type, trace, actor, payload) =
+            changes.iter().find(|c| c.0 == id).unwrap_or_else(|| panic!("a change for event {i}"));
+        assert_eq!(change_type, "event.created");
+        assert_eq!(trace.as_deref(), Some(traceparent(i).as_str()), "event {i} carries its own caller's trace");
+        assert_eq!(payload["trace"]["traceparent"], traceparent(i));
+        assert_eq!(*actor, Some(key_id));
+        assert_eq!(payload["resource"]["slug"], format!("together-{i}"));
+    }
+
+    // A shared statement that fails (two creates want one slug): each runs alone, one of the two gets the slug,
+    // the other its own ALREADY_EXISTS, and the third is created.
+    let lock = hold_inserts(&db).await;
+    let first = tokio::spawn(create(channel.clone(), 10, "again-10".into()));
+    wait_for(&db, &server, 0.0).await;
+    let wanted = [(11, "wanted"), (12, "wanted"), (13, "again-13")];
+    let rest: Vec<_> = wanted.iter().map(|&(i, slug)| tokio::spawn(create(channel.clone(), i, slug.into()))).collect();
+    wait_for(&db, &server, 3.0).await;
+    lock.commit().await.expect("release");
+    first.await.expect("joined").expect("the first create");
+    let mut answers = Vec::new();
+    for create in rest {
+        answers.push(create.await.expect("joined"));
+    }
+    let refused: Vec<&tonic::Status> = answers[..2].iter().filter_map(|a| a.as_ref().err()).collect();
+    assert_eq!(refused.len(), 1, "exactly one of two creates of one slug is refused: {answers:?}");
+    assert_eq!(refused[0].code(), Code::AlreadyExists);
+    assert_eq!(error_details(refused[0]), ("SLUG_TAKEN".to_owned(), vec![]), "as a create alone is refused");
+    assert_eq!(answers[2].as_ref().expect("the third create").slug, "again-13");
+    assert_outbox_matches_data(&db, org).await;
+}
