@@ -54,7 +54,7 @@ impl App {
     /// The token of the page after `last`, when the page was full and more rows exist (`has_more`).
     pub fn next_page_token(&self, page: &PageRequest, has_more: bool, last: Option<(Option<String>, Uuid)>) -> String {
         match (has_more, last) {
-            (true, Some((sort, id))) => self.tokens.encode(&page.query, Cursor { sort, id }),
+            (true, Some((sort, id))) => self.tokens.encode(&page.query, Cursor { sort, id, skip: Vec::new() }),
             _ => String::new(),
         }
     }
@@ -65,7 +65,7 @@ impl PageRequest {
     pub fn after_time(&self) -> Result<Option<(DateTime<Utc>, Uuid)>, AppError> {
         match &self.after {
             None => Ok(None),
-            Some(Cursor { sort: Some(sort), id }) => DateTime::parse_from_rfc3339(sort)
+            Some(Cursor { sort: Some(sort), id, .. }) => DateTime::parse_from_rfc3339(sort)
                 .map(|t| Some((t.with_timezone(&Utc), *id)))
                 .map_err(|_| AppError::invalid("page_token", "page_token is malformed")),
             Some(_) => Err(AppError::invalid("page_token", "page_token is malformed")),
@@ -76,7 +76,7 @@ impl PageRequest {
     pub fn after_quality(&self) -> Result<Option<(f64, Uuid)>, AppError> {
         match &self.after {
             None => Ok(None),
-            Some(Cursor { sort: Some(sort), id }) => sort
+            Some(Cursor { sort: Some(sort), id, .. }) => sort
                 .parse::<f64>()
                 .map(|score| Some((score, *id)))
                 .map_err(|_| AppError::invalid("page_token", "page_token is malformed")),

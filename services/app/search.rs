@@ -145,18 +145,24 @@ impl App {
     ) -> Result<TextPage, AppError> {
         // The cursor holds the RUM distance (since migration 0005); `v2` makes older rank cursors invalid.
         let scope = format!("{}|SearchEvents.v2|{query}|{filter:?}", caller.org_id);
-        let after = match page_token {
+        let cursor = match page_token {
             "" => None,
             token => {
                 let cursor: Cursor =
                     self.tokens.decode(&scope, token).map_err(|e| AppError::invalid("page_token", e.to_string()))?;
-                let distance = cursor
+                let distance: f64 = cursor
                     .sort
+                    .as_deref()
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| AppError::invalid("page_token", "page_token is malformed"))?;
-                Some((distance, cursor.id))
+                Some((distance, cursor))
             }
         };
+        let after = cursor.as_ref().map(|(distance, cursor)| search::TextAfter {
+            distance: *distance,
+            id: Some(cursor.id).filter(|id| !id.is_nil()),
+            skip: &cursor.skip,
+        });
         let _turn = self.search_turn().await?;
         let mut reader = self.reader(caller).await?;
         let mut rows = search::text(&mut reader, caller.org_id, query, filter, after, page_size + 1, snippets).await?;
@@ -164,8 +170,22 @@ impl App {
         let has_more = rows.len() as i64 > page_size;
         rows.truncate(page_size as usize);
         let next = match rows.last() {
-            Some((_, _, distance, _, id)) if has_more => {
-                self.tokens.encode(&scope, Cursor { sort: Some(format!("{distance:?}")), id: *id })
+            Some(&(_, _, distance, _, id)) if has_more => {
+                let sort = Some(format!("{distance:?}"));
+                let cursor = match after {
+                    // The first page holds RUM's first rows at its last distance, not those of the smallest ids:
+                    // the next page starts that distance from the first id, without them (migration 0015).
+                    None => {
+                        let skip = rows.iter().filter(|row| row.2 == distance).map(|row| row.4).collect();
+                        Cursor { sort, id: Uuid::nil(), skip }
+                    }
+                    // Later pages go in (distance, id) order, still without the first page's rows at its distance.
+                    Some(after) => {
+                        let skip = if after.distance == distance { after.skip.to_vec() } else { Vec::new() };
+                        Cursor { sort, id, skip }
+                    }
+                };
+                self.tokens.encode(&scope, cursor)
             }
             _ => String::new(),
         };

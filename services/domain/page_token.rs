@@ -16,6 +16,10 @@ pub struct Cursor {
     /// The last row's id.
     #[serde(rename = "i")]
     pub id: Uuid,
+    /// Rows at the last row's sort value that a page returned out of id order (full text's first page): the
+    /// next page skips them.
+    #[serde(rename = "k", skip_serializing_if = "Vec::is_empty", default)]
+    pub skip: Vec<Uuid>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -105,7 +109,7 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_foreign_or_altered_tokens() {
         let tokens = PageTokens::new(b"secret");
-        let cursor = Cursor { sort: Some("2025-01-01T00:00:00Z".into()), id: Uuid::now_v7() };
+        let cursor = Cursor { sort: Some("2025-01-01T00:00:00Z".into()), id: Uuid::now_v7(), skip: Vec::new() };
         let token = tokens.encode("org-a|ListEvents|status=live", cursor.clone());
         assert_eq!(tokens.decode("org-a|ListEvents|status=live", &token), Ok(cursor));
         assert_eq!(tokens.decode::<Cursor>("org-b|ListEvents|status=live", &token), Err(PageTokenError::OtherQuery));

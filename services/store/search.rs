@@ -217,17 +217,31 @@ pub type TextRow = (Event, f64, f64, String, Uuid);
 /// The rank reported for an event whose name equals the query: above every ranked match.
 pub const EXACT_NAME_RANK: f64 = 1000.0;
 
-/// Events matching `query` (web-search syntax), best first, after the `(distance, id)` cursor. The ranking runs in
+/// Where a later page of full text starts: after every match of a smaller distance and, at `distance`, after
+/// `id` in id order (from the first when `None`) and other than the `skip` ids (the first page's rows there).
+#[derive(Debug, Clone, Copy)]
+pub struct TextAfter<'a> {
+    /// The last row's distance.
+    pub distance: f64,
+    /// The last row's id, when its page was ordered by id within its distance (every page but the first).
+    pub id: Option<Uuid>,
+    /// Rows at `distance` already returned out of id order (by the first page).
+    pub skip: &'a [Uuid],
+}
+
+/// Events matching `query` (web-search syntax), best first, after the cursor. The ranking runs in
 /// `search_events_text` (a SECURITY DEFINER function, so the RUM index is used under row-level security; migration
-/// 0005): an event whose name equals the query first, then RUM's order. Only the page is rendered here. One
-/// round trip: the statement confines itself to `org` (`super::confined`).
+/// 0005): an event whose name equals the query first, then RUM's order; the first page takes RUM's first rows
+/// without reading the rest of its last distance's tie, later pages go on in (distance, id) order (migration
+/// 0015). Only the page is rendered here. One round trip: the statement confines itself to `org`
+/// (`super::confined`).
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = "SELECT events full text", otel.kind = "client", db.system = "postgresql", db.operation = "SELECT"))]
 pub async fn text(
     conn: &mut PgConnection,
     org: Uuid,
     query: &str,
     filter: &EventFilter,
-    after: Option<(f64, Uuid)>,
+    after: Option<TextAfter<'_>>,
     limit: i64,
     snippets: bool,
 ) -> Result<Vec<TextRow>, sqlx::Error> {
@@ -240,7 +254,7 @@ pub async fn text(
     };
     let sql = Sql::template(
         "WITH top AS (SELECT s.id, s.distance, s.ord FROM search_events_text($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-             $11, $12) WITH ORDINALITY AS s(id, distance, plan, ord))
+             $11, $12, false, $14) WITH ORDINALITY AS s(id, distance, plan, ord))
          SELECT {projection}, CASE WHEN top.distance = 0 THEN {exact_rank} ELSE 1 / top.distance END, top.distance,
                 {snippet}, t.id
          FROM top JOIN events t ON t.id = top.id ORDER BY top.ord",
@@ -258,6 +272,8 @@ pub async fn text(
         limit,
     )
     .bind(super::confined::org_text(org))
+    // $14, after the confinement's $13: the ids to skip.
+    .bind(after.map(|a| a.skip.to_vec()))
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().map(|(event, rank, distance, snippet, id)| (event.0, rank, distance, snippet, id)).collect())
@@ -319,13 +335,13 @@ fn bind_text_search<'q, O>(
     query_as: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
     query: &str,
     filter: &EventFilter,
-    after: Option<(f64, Uuid)>,
+    after: Option<TextAfter<'_>>,
     limit: i64,
 ) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
     query_as
         .bind(query.to_owned())
-        .bind(after.map(|(distance, _)| distance))
-        .bind(after.map(|(_, id)| id))
+        .bind(after.map(|a| a.distance))
+        .bind(after.and_then(|a| a.id))
         .bind(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind(filter.start_from)
         .bind(filter.start_before)

@@ -226,6 +226,53 @@ async fn full_text_ranks_exact_names_first_and_takes_web_search_syntax() {
     assert!(second.next_page_token.is_empty());
 }
 
+/// Paging through a long tie (many events of one rank) returns every match exactly once, best first: the first
+/// page takes RUM's first rows at its last distance, whatever their ids, and the next pages the others of that
+/// distance in id order, then the rest (migration 0015).
+#[tokio::test]
+async fn pages_of_full_text_return_every_match_of_a_long_tie_once() {
+    let app = TestApp::start().await;
+    let event = |name: String, description: &str| {
+        let mut event = new_event(&name, &name.to_lowercase().replace(' ', "-"));
+        event.description = Some(description.into());
+        pb::CreateEventRequest { event: Some(event), request_id: String::new() }
+    };
+    // The same words at the same places: one rank for the 40. Five rank above them; one has the query as its name.
+    let mut requests: Vec<pb::CreateEventRequest> =
+        (10..50).map(|i| event(format!("Tie Event {i}"), "Gophers gather here.")).collect();
+    requests.extend((10..15).map(|i| event(format!("Lead Event {i}"), "Gophers, gophers and more gophers.")));
+    requests.push(event("Gophers".into(), "The exact name."));
+    let created = EventServiceClient::new(app.rw())
+        .batch_create_events(pb::BatchCreateEventsRequest { requests, request_id: String::new() })
+        .await
+        .expect("batch create")
+        .into_inner()
+        .events;
+
+    let mut search = SearchServiceClient::new(app.rw());
+    let (mut hits, mut page_token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let request =
+            pb::SearchEventsRequest { query: "gophers".into(), page_size: 7, page_token, ..Default::default() };
+        let page = search.search_events(request).await.expect("a page").into_inner();
+        pages += 1;
+        hits.extend(page.hits.into_iter().map(|h| (h.event.expect("event").name, h.rank)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(pages, 7, "46 matches in pages of 7");
+    let mut names: Vec<&str> = hits.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names[0], "Gophers", "the exact name first");
+    assert!(names[1..6].iter().all(|n| n.starts_with("Lead")), "the better rank next: {names:?}");
+    assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1), "best first over every page: {hits:?}");
+    names.sort_unstable();
+    let mut expected: Vec<&str> = created.iter().map(|e| e.name.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "every match exactly once");
+}
+
 #[tokio::test]
 async fn name_lookup_tolerates_typos() {
     let app = TestApp::start().await;

@@ -60,9 +60,14 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
     // branch is planned for all its rows, where reading the organization's rows and sorting every match wins on
     // estimates for common queries and costs 20 times the ordered scan (migration 0012).
     let common = "kubernetes or rust or databases or security or python";
+    // A first page stops the ordered scan at its limit: no tie-break reads the rest of its last distance's matches
+    // (migration 0015).
     for query in eventdata::loadgen::TEXT_WORDS.iter().chain([&common]) {
         let plan = search::explain_text(&mut tx, query, &EventFilter::default()).await.expect("explain text");
         assert_uses(&plan, "events_search_rum_idx", &format!("full text for {query}"));
+        let lines: Vec<&str> = plan.lines().collect();
+        let scan = lines.iter().position(|l| l.contains("events_search_rum_idx")).expect("the RUM scan");
+        assert!(lines[scan - 1].trim_start().starts_with("->  Limit"), "a first page's scan is limited:\n{plan}");
     }
     let filtered = EventFilter { country: Some("DE".into()), ..Default::default() };
     let plan = search::explain_text(&mut tx, "kubernetes security", &filtered).await.expect("explain text");

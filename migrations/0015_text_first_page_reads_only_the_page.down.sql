@@ -1,0 +1,82 @@
+-- Back to migration 0014: every page ordered by (distance, id), the tie at the last distance read in full.
+
+DROP FUNCTION search_events_text(text, float8, uuid, int, timestamptz, timestamptz, text, text, text, uuid, uuid,
+  uuid, boolean, uuid[]);
+
+CREATE OR REPLACE FUNCTION search_events_text_sql(
+  p_after boolean, p_start_from boolean, p_start_before boolean, p_status boolean, p_city boolean,
+  p_country boolean, p_topic boolean, p_speaker boolean, p_company boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, public
+AS $fn$
+  SELECT format($sql$
+    SELECT h.id, h.distance::float8 FROM (
+      (SELECT t.id, 0::float4 AS distance FROM events t
+        WHERE t.org_id = $13 AND t.name_lower = lower(btrim($1))
+          AND t.search @@ websearch_to_tsquery('english', $1) %1$s)
+      UNION ALL
+      (SELECT h.id, h.distance FROM (
+          SELECT t.id, t.search <=> websearch_to_tsquery('english', $1) AS distance FROM events t
+          WHERE t.org_id = $13 AND t.search @@ websearch_to_tsquery('english', $1)
+            AND t.name_lower <> lower(btrim($1)) %1$s
+          ORDER BY t.search <=> websearch_to_tsquery('english', $1)) h
+        %2$s
+        ORDER BY h.distance, h.id LIMIT $4)
+    ) h %2$s
+    ORDER BY h.distance, h.id LIMIT $4
+  $sql$,
+  search_events_filters_sql(p_start_from, p_start_before, p_status, p_city, p_country, p_topic, p_speaker,
+    p_company),
+  CASE WHEN p_after THEN ' WHERE (h.distance, h.id) > ($2::float4, $3)' ELSE '' END)
+$fn$;
+
+CREATE FUNCTION search_events_text(
+  p_query text, p_after_distance float8, p_after_id uuid, p_limit int,
+  p_start_from timestamptz, p_start_before timestamptz, p_status text, p_city text, p_country text,
+  p_topic_id uuid, p_speaker_id uuid, p_company_id uuid, p_explain boolean DEFAULT false)
+RETURNS TABLE (id uuid, distance float8, plan text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public
+-- Settings as migration 0012 gave them, for the reasons given there: RUM's ordered scan is the plan to want.
+SET enable_bitmapscan = off
+SET enable_seqscan = off
+SET enable_sort = on
+SET jit = off
+AS $fn$
+DECLARE
+  org uuid := current_org_id();
+  statement text;
+BEGIN
+  IF org IS NULL OR p_limit < 1 THEN
+    RETURN;
+  END IF;
+  statement := search_events_text_sql(p_after_id IS NOT NULL, p_start_from IS NOT NULL, p_start_before IS NOT NULL,
+    p_status IS NOT NULL, p_city IS NOT NULL, p_country IS NOT NULL, p_topic_id IS NOT NULL,
+    p_speaker_id IS NOT NULL, p_company_id IS NOT NULL);
+  -- Without filters the ordered scan is always the plan to want (migration 0012).
+  IF num_nonnulls(p_start_from, p_start_before, p_status, p_city, p_country, p_topic_id, p_speaker_id,
+                  p_company_id) = 0 THEN
+    PERFORM set_config('enable_sort', 'off', true);
+  END IF;
+  IF p_explain THEN
+    FOR plan IN EXECUTE 'EXPLAIN ' || statement
+      USING p_query, p_after_distance, p_after_id, p_limit, p_start_from, p_start_before, p_status, p_city,
+            p_country, p_topic_id, p_speaker_id, p_company_id, org
+    LOOP
+      RETURN NEXT;
+    END LOOP;
+    RETURN;
+  END IF;
+  RETURN QUERY EXECUTE 'SELECT s.id, s.distance, NULL::text FROM (' || statement || ') s'
+    USING p_query, p_after_distance, p_after_id, p_limit, p_start_from, p_start_before, p_status, p_city, p_country,
+          p_topic_id, p_speaker_id, p_company_id, org;
+END
+$fn$;
+
+ALTER FUNCTION search_events_text(text, float8, uuid, int, timestamptz, timestamptz, text, text, text, uuid, uuid,
+  uuid, boolean) OWNER TO eventdata_searcher;
+REVOKE ALL ON FUNCTION search_events_text(text, float8, uuid, int, timestamptz, timestamptz, text, text, text, uuid,
+  uuid, uuid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION search_events_text(text, float8, uuid, int, timestamptz, timestamptz, text, text, text,
+  uuid, uuid, uuid, boolean) TO eventdata_runtime;
