@@ -12,7 +12,7 @@ use crate::domain::fields::Columns;
 use crate::domain::new_resources::NewResource;
 use crate::domain::queries::QUALITY_ORDER_TAKES_ONLY_BOUNDS;
 use crate::domain::resources::Resource;
-use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, Requesters, UpdateOutcome};
+use crate::store::catalogue::{self as store, DeleteOutcome, IdempotencyClaim, UpdateOutcome};
 use crate::store::{idempotency, lists, locks};
 
 /// Most ids a BatchGet takes.
@@ -69,10 +69,9 @@ impl App {
                 request_hash,
             });
             let mut tx = self.begin(caller).await?;
-            let created =
-                store::create(&mut tx, request.kind, &rows, claim.as_ref(), Requesters::One(&caller.change_context()))
-                    .await
-                    .map_err(AppError::from_db)?;
+            let created = store::create(&mut tx, request.kind, &rows, claim.as_ref(), &caller.change_context())
+                .await
+                .map_err(AppError::from_db)?;
             let resources = match (created, claim) {
                 (Some(resources), _) => resources,
                 (None, Some(claim)) => replay(&mut tx, caller.org_id, request.kind, &claim).await?,

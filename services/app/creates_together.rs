@@ -30,7 +30,7 @@ use crate::domain::catalogue::Kind;
 use crate::domain::new_resources::NewResource;
 use crate::domain::resources::Resource;
 use crate::outbox::enqueue::ChangeContext;
-use crate::store::catalogue::{self as store, Requesters};
+use crate::store::catalogue as store;
 
 /// Most creates one statement takes (BatchCreateEvents' own limit).
 pub(crate) const MOST_ROWS: usize = 100;
@@ -178,7 +178,7 @@ impl App {
     /// One statement for the creates of `batch` (one organization, `kind`); each hears whether it was created.
     async fn create_together(&self, kind: Kind, batch: Vec<Waiting>) {
         // Creates whose caller left are dropped; those whose time is nearly up run alone, for their own answer.
-        let (batch, late): (Vec<Waiting>, Vec<Waiting>) = batch
+        let (mut batch, late): (Vec<Waiting>, Vec<Waiting>) = batch
             .into_iter()
             .filter(|create| !create.answer.is_closed())
             .partition(|create| self.statement_limit_of(&create.caller).is_ok());
@@ -193,7 +193,7 @@ impl App {
         for create in &batch[1..] {
             create.span.follows_from(&span);
         }
-        match self.insert_together(kind, &batch).instrument(span).await {
+        match self.insert_together(kind, &mut batch).instrument(span).await {
             Ok(created) => {
                 for (create, resource) in batch.into_iter().zip(created) {
                     let _ = create.answer.send(Some(resource));
@@ -208,12 +208,13 @@ impl App {
         }
     }
 
-    /// Inserts the rows of `batch` and their changes, each made by its own caller, and commits.
-    async fn insert_together(&self, kind: Kind, batch: &[Waiting]) -> Result<Vec<Resource>, AppError> {
+    /// Inserts the rows of `batch` and their changes, each made by its own caller, and commits. Takes the rows out
+    /// of `batch`: a create that runs alone after all uses its own request's.
+    async fn insert_together(&self, kind: Kind, batch: &mut [Waiting]) -> Result<Vec<Resource>, AppError> {
         let rows: Vec<Value> = batch
-            .iter()
+            .iter_mut()
             .map(|create| {
-                let mut row = create.row.clone();
+                let mut row = std::mem::take(&mut create.row);
                 row.insert("id".into(), Value::from(Uuid::now_v7().to_string()));
                 Value::Object(row)
             })
@@ -223,11 +224,10 @@ impl App {
         // not cut the statement of the others.
         let caller = Caller { deadline: None, ..batch[0].caller.clone() };
         let mut tx = self.begin(&caller).await?;
-        let created = store::create(&mut tx, kind, &rows, None, Requesters::Each(&contexts))
-            .await
-            .map_err(AppError::from_db)?
-            .filter(|created| created.len() == rows.len())
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a shared create returned too few rows")))?;
+        let created = store::create_each(&mut tx, kind, rows, &contexts).await.map_err(AppError::from_db)?;
+        if created.len() != batch.len() {
+            return Err(AppError::Internal(anyhow::anyhow!("a shared create returned too few rows")));
+        }
         tx.commit().await?;
         Ok(created)
     }

@@ -24,17 +24,8 @@ pub struct IdempotencyClaim<'a> {
     pub request_hash: [u8; 32],
 }
 
-/// Who asked for the rows a create inserts.
-#[derive(Clone, Copy)]
-pub enum Requesters<'a> {
-    /// One request, for every row.
-    One(&'a ChangeContext),
-    /// Row `i` came with the request of context `i` (single creates that went to the database together).
-    Each(&'a [ChangeContext]),
-}
-
-/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row, made by
-/// `requesters`; returns the created resources in the order of `rows`.
+/// Inserts `rows` (JSON objects with `id` and column values) and one `<kind>.created` change per row; returns the
+/// created resources in the order of `rows`.
 /// With a `claim`, nothing is inserted when the request id is already recorded: returns `None` then.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn create(
@@ -42,24 +33,17 @@ pub async fn create(
     kind: Kind,
     rows: &[Value],
     claim: Option<&IdempotencyClaim<'_>>,
-    requesters: Requesters<'_>,
+    context: &ChangeContext,
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let (statement, context) = match requesters {
-        Requesters::One(context) => (create_sql(kind), context.to_param()),
-        Requesters::Each(contexts) => {
-            let by_id = ids.iter().zip(contexts).map(|(id, context)| (id.to_string(), context.to_param()));
-            (create_each_sql(kind), Value::Object(by_id.collect()))
-        }
-    };
-    let created = sqlx::query(statement)
+    let created = sqlx::query(create_sql(kind))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
         .bind(claim.map(|c| c.method))
         .bind(claim.map(|c| c.request_hash.to_vec()))
         .bind(&ids)
-        .bind(context)
+        .bind(context.to_param())
         .fetch_all(&mut *conn)
         .await?;
     if created.is_empty() && !rows.is_empty() {
@@ -68,42 +52,31 @@ pub async fn create(
     Ok(Some(in_order(decode_all(kind, created)?, &ids)))
 }
 
-/// The statement of [`create`] for one request: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim
-/// (request id, method, request hash, resource ids; all NULL without one), `$6` the change context. Public so the
-/// benchmarks run the service's own statement.
+/// Like [`create`] for the rows of several requests (single creates that went to the database together): row `i`
+/// was asked for with `contexts[i]`, and its change carries it. No idempotency claim: such creates have none.
+#[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
+pub async fn create_each(
+    conn: &mut PgConnection,
+    kind: Kind,
+    rows: Vec<Value>,
+    contexts: &[ChangeContext],
+) -> Result<Vec<Resource>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
+    let by_id = ids.iter().zip(contexts).map(|(id, context)| (id.to_string(), context.to_param()));
+    let created = sqlx::query(create_each_sql(kind))
+        .persistent(crate::db::named_statements())
+        .bind(Value::Array(rows))
+        .bind(Value::Object(by_id.collect()))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(in_order(decode_all(kind, created)?, &ids))
+}
+
+/// The statement of [`create`]: `$1` the rows (a JSON array), `$2`..`$5` the idempotency claim (request id, method,
+/// request hash, resource ids; all NULL without one), `$6` the change context. Public so the benchmarks run the
+/// service's own statement.
 pub fn create_sql(kind: Kind) -> Sql {
-    create_statement(kind, false)
-}
-
-/// The statement of [`create`] for rows of several requests: as [`create_sql`], with `$6` a JSON object of each
-/// row's change context by its id.
-pub fn create_each_sql(kind: Kind) -> Sql {
-    create_statement(kind, true)
-}
-
-fn create_statement(kind: Kind, context_each: bool) -> Sql {
-    let table = resource_table(kind);
-    let (src_context, changes) = if context_each {
-        (
-            ", $6::jsonb -> t.id::text AS context",
-            insert_changes_each_sql(
-                Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body, context FROM src)"),
-                ChangeType::Created(kind),
-            ),
-        )
-    } else {
-        (
-            "",
-            insert_changes_sql(
-                Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)"),
-                ChangeType::Created(kind),
-                6,
-            ),
-        )
-    };
-    let columns: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
-    Sql::template(
-        "WITH claim AS (
+    let claimed_input = "claim AS (
            INSERT INTO idempotency_records (org_id, request_id, method, request_hash, resource_ids)
            SELECT current_org_id(), $2, $3, $4, $5 WHERE $2::uuid IS NOT NULL
            ON CONFLICT (org_id, request_id) DO NOTHING
@@ -111,19 +84,47 @@ fn create_statement(kind: Kind, context_each: bool) -> Sql {
          ), input AS (
            SELECT p.* FROM jsonb_populate_recordset(NULL::{tbl}, $1) p
            WHERE $2::uuid IS NULL OR EXISTS (SELECT FROM claim)
-         ), created AS (
+         )";
+    let changes = insert_changes_sql(
+        Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body FROM src)"),
+        ChangeType::Created(kind),
+        6,
+    );
+    create_statement(kind, claimed_input, "", changes)
+}
+
+/// The statement of [`create_each`]: `$1` the rows (a JSON array), `$2` a JSON object of each row's change context
+/// by its id.
+pub fn create_each_sql(kind: Kind) -> Sql {
+    let changes = insert_changes_each_sql(
+        Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body, context FROM src)"),
+        ChangeType::Created(kind),
+    );
+    let input = "input AS (SELECT p.* FROM jsonb_populate_recordset(NULL::{tbl}, $1) p)";
+    create_statement(kind, input, ", $2::jsonb -> t.id::text AS context", changes)
+}
+
+/// A create statement: `input` (CTEs ending in `input`, the rows to insert; `{tbl}` is the table), the insert,
+/// `src` (the created rows' ids and projections, with `src_more` columns) and its `changes`.
+fn create_statement(kind: Kind, input: &'static str, src_more: &'static str, changes: Sql) -> Sql {
+    let table = resource_table(kind);
+    let columns: Vec<&'static str> = kind.fields().iter().map(|f| f.column).collect();
+    let input = Sql::template(input, &[("tbl", table.table.into())]);
+    Sql::template(
+        "WITH {input}, created AS (
            INSERT INTO {tbl} (id, org_id, {columns}) SELECT id, current_org_id(), {columns} FROM input RETURNING *
          ), src AS (
-           SELECT t.id AS aggregate_id, {projection} AS resource{src_context} FROM created t
+           SELECT t.id AS aggregate_id, {projection} AS resource{src_more} FROM created t
          ), changes AS (
            {changes}
          )
          SELECT resource FROM src",
         &[
+            ("input", input.into()),
             ("tbl", table.table.into()),
             ("columns", Sql::each(&columns, "{c}", ", ").into()),
             ("projection", table.projection.into()),
-            ("src_context", Fill::Text(src_context)),
+            ("src_more", Fill::Text(src_more)),
             ("changes", changes.into()),
         ],
     )
