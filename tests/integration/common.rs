@@ -259,6 +259,25 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Waits until `sessions` sessions of `db` wait on a lock while running a statement whose text contains
+/// `statement`.
+pub async fn wait_for_lock_waiters(db: &TestDb, statement: &str, sessions: i64) {
+    let watcher = db.observer().await;
+    let pattern = format!("%{statement}%");
+    eventually(Duration::from_secs(10), &format!("{sessions} {statement} waiting on a lock"), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_one(&watcher)
+        .await
+        .expect("pg_stat_activity");
+        waiting == sessions
+    })
+    .await;
+}
+
 /// Polls `check` every 20 ms until it returns true, failing the test after `limit`.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
@@ -307,8 +326,15 @@ pub struct TestApp {
 impl TestApp {
     /// Starts everything and waits until the service is ready.
     pub async fn start() -> Self {
+        Self::start_with(|_| ()).await
+    }
+
+    /// Like [`TestApp::start`], with the service's database settings changed by `change`.
+    pub async fn start_with(change: impl FnOnce(&mut DatabaseSettings)) -> Self {
         let db = TestDb::migrated().await;
-        let server = TestServer::start(test_config(db.settings())).await;
+        let mut settings = db.settings();
+        change(&mut settings);
+        let server = TestServer::start(test_config(settings)).await;
         let org = db.create_org("acme").await;
         let key = db.create_key(org, &["read", "write"]).await;
         let channel = server.channel().await;

@@ -10,8 +10,8 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::common::{
-    AuthChannel, BearerAuth, TestDb, TestServer, assert_outbox_matches_data, error_details, eventually, http_get,
-    test_config,
+    AuthChannel, TestApp, TestDb, TestServer, assert_outbox_matches_data, error_details, eventually, http_get,
+    wait_for_lock_waiters,
 };
 use crate::fixtures::new_event;
 
@@ -46,47 +46,28 @@ async fn hold_inserts(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres>
 }
 
 /// Waits until one insert waits on the lock of `hold_inserts` and `creates` creates wait for a statement.
-async fn wait_for(db: &TestDb, server: &TestServer, creates: f64) {
-    let watcher = db.observer().await;
-    eventually(Duration::from_secs(10), "an insert waiting on the lock", || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'",
-        )
-        .fetch_one(&watcher)
-        .await
-        .expect("pg_stat_activity");
-        waiting == 1
-    })
-    .await;
+async fn wait_for(app: &TestApp, creates: f64) {
+    wait_for_lock_waiters(&app.db, "INSERT INTO events", 1).await;
     eventually(Duration::from_secs(10), "creates waiting for a statement", || async {
-        metric(server, "eventdata_db_creates_waiting").await == creates
+        metric(&app.server, "eventdata_db_creates_waiting").await == creates
     })
     .await;
 }
 
 #[tokio::test]
 async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes() {
-    let db = TestDb::migrated().await;
-    let mut settings = db.settings();
-    settings.create_statements = 1;
-    let server = TestServer::start(test_config(settings)).await;
-    let org = db.create_org("acme").await;
-    let key = db.create_key(org, &["read", "write"]).await;
-    let channel = tonic::service::interceptor::InterceptedService::new(
-        server.channel().await,
-        BearerAuth(Some(format!("Bearer {key}").parse().expect("ascii"))),
-    );
+    let app = TestApp::start_with(|settings| settings.create_statements = 1).await;
+    let (db, server, org, channel) = (&app.db, &app.server, app.org, app.rw());
 
     // The first create takes the one statement and waits on the lock; five more wait for the next statement.
-    let lock = hold_inserts(&db).await;
+    let lock = hold_inserts(db).await;
     let first = tokio::spawn(create(channel.clone(), 0, "together-0".into()));
     let mut rest = Vec::new();
-    wait_for(&db, &server, 0.0).await;
+    wait_for(&app, 0.0).await;
     for i in 1..=5 {
         rest.push(tokio::spawn(create(channel.clone(), i, format!("together-{i}"))));
     }
-    wait_for(&db, &server, 5.0).await;
+    wait_for(&app, 5.0).await;
     lock.commit().await.expect("release");
 
     let mut created = vec![first.await.expect("joined").expect("the first create")];
@@ -95,8 +76,8 @@ async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes
         assert_eq!(event.slug, format!("together-{}", i + 1), "each create gets its own event back");
         created.push(event);
     }
-    assert_eq!(metric(&server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
-    assert_eq!(metric(&server, "eventdata_db_creates_per_statement_sum").await, 6.0, "six creates");
+    assert_eq!(metric(server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
+    assert_eq!(metric(server, "eventdata_db_creates_per_statement_sum").await, 6.0, "six creates");
 
     // One change per event, with its own caller's trace and the caller's key as actor.
     let mut tx = eventdata::db::begin_for_org(&db.admin, org).await.expect("begin");
@@ -126,12 +107,12 @@ async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes
 
     // A shared statement that fails (two creates want one slug): each runs alone, one of the two gets the slug,
     // the other its own ALREADY_EXISTS, and the third is created.
-    let lock = hold_inserts(&db).await;
+    let lock = hold_inserts(db).await;
     let first = tokio::spawn(create(channel.clone(), 10, "again-10".into()));
-    wait_for(&db, &server, 0.0).await;
+    wait_for(&app, 0.0).await;
     let wanted = [(11, "wanted"), (12, "wanted"), (13, "again-13")];
     let rest: Vec<_> = wanted.iter().map(|&(i, slug)| tokio::spawn(create(channel.clone(), i, slug.into()))).collect();
-    wait_for(&db, &server, 3.0).await;
+    wait_for(&app, 3.0).await;
     lock.commit().await.expect("release");
     first.await.expect("joined").expect("the first create");
     let mut answers = Vec::new();
@@ -143,5 +124,5 @@ async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes
     assert_eq!(refused[0].code(), Code::AlreadyExists);
     assert_eq!(error_details(refused[0]), ("SLUG_TAKEN".to_owned(), vec![]), "as a create alone is refused");
     assert_eq!(answers[2].as_ref().expect("the third create").slug, "again-13");
-    assert_outbox_matches_data(&db, org).await;
+    assert_outbox_matches_data(db, org).await;
 }

@@ -400,7 +400,7 @@ async fn searches_never_cross_organizations() {
 async fn a_search_waits_for_its_turn_and_is_refused_as_busy_when_none_comes() {
     use std::time::Duration;
 
-    use crate::common::{BearerAuth, TestDb, TestServer, eventually, test_config};
+    use crate::common::{BearerAuth, TestDb, TestServer, test_config, wait_for_lock_waiters};
 
     let db = TestDb::migrated().await;
     let mut settings = db.settings();
@@ -431,18 +431,7 @@ async fn a_search_waits_for_its_turn_and_is_refused_as_busy_when_none_comes() {
     let mut lock = observer.begin().await.expect("begin");
     sqlx::query("LOCK TABLE speakers IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.expect("lock speakers");
     let holder = tokio::spawn(lookup("Ada Lovelace"));
-    let watcher = db.observer().await;
-    eventually(Duration::from_secs(10), "the first lookup to wait on the lock", || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%lookup_names%'",
-        )
-        .fetch_one(&watcher)
-        .await
-        .expect("pg_stat_activity");
-        waiting == 1
-    })
-    .await;
+    wait_for_lock_waiters(&db, "lookup_names", 1).await;
 
     let refused = lookup("Grace Hopper").await.expect_err("no turn within the acquire timeout");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
