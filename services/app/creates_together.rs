@@ -12,8 +12,10 @@
 //!
 //! Each create still gets its own answer: its own resource, its own `<kind>.created` change with its caller's
 //! actor and trace. When the shared statement fails (a slug taken, a deadline, the database gone), nothing of it
-//! commits and each of its creates runs again alone, for the answer it would have had alone. Creates with a
-//! request id (AIP-155) always run alone: their idempotency claim is one per statement.
+//! commits and each of its creates runs again alone, for the answer it would have had alone; when its COMMIT gets
+//! no answer (the connection lost), whether it was written is unknown, and each create fails as UNAVAILABLE, as a
+//! create alone would, rather than run again and perhaps be created twice. Creates with a request id (AIP-155)
+//! always run alone: their idempotency claim is one per statement.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -35,9 +37,19 @@ use crate::store::catalogue as store;
 /// Most creates one statement takes (BatchCreateEvents' own limit).
 pub(crate) const MOST_ROWS: usize = 100;
 
-/// What a waiting create hears back: its resource, created and committed; or `None`, run alone (the shared
-/// statement failed, or the caller's time is nearly up).
-type Answer = Option<Resource>;
+/// What a waiting create hears back: its resource, created and committed, or why it failed; or `None`: run alone
+/// (the shared statement failed and wrote nothing, or the caller's time is nearly up).
+type Answer = Option<Result<Resource, AppError>>;
+
+/// How a shared statement ended.
+enum Outcome {
+    /// Committed: the resources, in the creates' order.
+    Committed(Vec<Resource>),
+    /// Failed before it committed, or its commit was refused: nothing of it was written.
+    RolledBack(AppError),
+    /// Its commit got no answer: whether it was written is unknown.
+    Unknown(sqlx::Error),
+}
 
 /// A create waiting for a statement.
 struct Waiting {
@@ -156,8 +168,9 @@ impl App {
             tokio::spawn(async move { app.run_statements(together, key, batch).await });
         }
         match answered.await {
-            Ok(Some(resource)) => Ok(vec![resource]),
-            // A statement that ends without answering failed: alone, the create gets its own answer.
+            Ok(Some(answer)) => answer.map(|resource| vec![resource]),
+            // A statement that wrote nothing (or a task that stopped before answering): alone, the create gets its
+            // own answer.
             Ok(None) | Err(_) => self.create_alone(caller, request).await,
         }
     }
@@ -194,15 +207,23 @@ impl App {
             create.span.follows_from(&span);
         }
         match self.insert_together(kind, &mut batch).instrument(span).await {
-            Ok(created) => {
+            Outcome::Committed(created) => {
                 for (create, resource) in batch.into_iter().zip(created) {
-                    let _ = create.answer.send(Some(resource));
+                    let _ = create.answer.send(Some(Ok(resource)));
                 }
             }
-            Err(err) => {
+            Outcome::RolledBack(err) => {
                 tracing::debug!(error = %err, creates = batch.len(), "a shared create failed; each runs alone");
                 for create in batch {
                     let _ = create.answer.send(None);
+                }
+            }
+            // Running them again could create them twice: each caller hears UNAVAILABLE, as a create alone whose
+            // commit got no answer does.
+            Outcome::Unknown(err) => {
+                tracing::warn!(error = %err, creates = batch.len(), "a shared create's commit got no answer");
+                for create in batch {
+                    let _ = create.answer.send(Some(Err(AppError::Unavailable)));
                 }
             }
         }
@@ -210,7 +231,7 @@ impl App {
 
     /// Inserts the rows of `batch` and their changes, each made by its own caller, and commits. Takes the rows out
     /// of `batch`: a create that runs alone after all uses its own request's.
-    async fn insert_together(&self, kind: Kind, batch: &mut [Waiting]) -> Result<Vec<Resource>, AppError> {
+    async fn insert_together(&self, kind: Kind, batch: &mut [Waiting]) -> Outcome {
         let rows: Vec<Value> = batch
             .iter_mut()
             .map(|create| {
@@ -223,13 +244,21 @@ impl App {
         // The server's statement limit: each caller's deadline was checked above, and one short deadline must
         // not cut the statement of the others.
         let caller = Caller { deadline: None, ..batch[0].caller.clone() };
-        let mut tx = self.begin(&caller).await?;
-        let created = store::create_each(&mut tx, kind, rows, &contexts).await.map_err(AppError::from_db)?;
-        if created.len() != batch.len() {
-            return Err(AppError::Internal(anyhow::anyhow!("a shared create returned too few rows")));
+        let mut tx = match self.begin(&caller).await {
+            Ok(tx) => tx,
+            Err(err) => return Outcome::RolledBack(err),
+        };
+        let created = match store::create_each(&mut tx, kind, rows, &contexts).await {
+            Ok(created) if created.len() == batch.len() => created,
+            Ok(_) => return Outcome::RolledBack(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
+            Err(err) => return Outcome::RolledBack(AppError::from_db(err)),
+        };
+        match tx.commit().await {
+            Ok(()) => Outcome::Committed(created),
+            // The server answered the COMMIT with an error: it rolled back.
+            Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
+            Err(err) => Outcome::Unknown(err),
         }
-        tx.commit().await?;
-        Ok(created)
     }
 }
 
