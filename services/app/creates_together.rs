@@ -169,9 +169,11 @@ impl App {
         }
         match answered.await {
             Ok(Some(answer)) => answer.map(|resource| vec![resource]),
-            // A statement that wrote nothing (or a task that stopped before answering): alone, the create gets its
-            // own answer.
-            Ok(None) | Err(_) => self.create_alone(caller, request).await,
+            // A statement that wrote nothing: alone, the create gets its own answer.
+            Ok(None) => self.create_alone(caller, request).await,
+            // The task running its statement stopped without an answer (a panic): whether it was written is
+            // unknown, as after a commit without an answer.
+            Err(_) => Err(AppError::Unavailable),
         }
     }
 
