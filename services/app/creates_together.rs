@@ -34,8 +34,9 @@ use crate::domain::resources::Resource;
 use crate::outbox::enqueue::ChangeContext;
 use crate::store::catalogue as store;
 
-/// Most creates one statement takes (BatchCreateEvents' own limit).
-pub(crate) const MOST_ROWS: usize = 100;
+/// Most creates one statement takes: the size of the bench's BatchCreateEvents calls, which write near bulk-load
+/// speed (BatchCreateEvents itself takes up to 500).
+const MOST_ROWS: usize = 100;
 
 /// What a waiting create hears back: its resource, created and committed, or why it failed; or `None`: run alone
 /// (the shared statement failed and wrote nothing, or the caller's time is nearly up).
