@@ -1,8 +1,9 @@
 //! Reads from a real streaming standby (`DATABASE_READ_URL`): a second local cluster made by `scripts/standby.sh`
 //! with `pg_basebackup -R`. Read-only calls land on the standby (seen in its `pg_stat_activity`); a read that sends
-//! back a write's consistency token always sees that write, under concurrent writes; with the standby stopped every
-//! call still works (on the primary), and once it is back reads return to it. A test binary of its own: it stops
-//! and starts the standby, which no other test may be using then.
+//! back a write's consistency token always sees that write, under concurrent writes; reads that meet a connection
+//! the standby dropped, and every call with the standby stopped, still work (on the primary), from the first one on;
+//! once it is back reads return to it. A test binary of its own: it stops and starts the standby, which no other
+//! test may be using then.
 
 #[path = "integration/common.rs"]
 mod common;
@@ -206,17 +207,44 @@ async fn reads_go_to_the_standby_see_their_writes_and_survive_its_outage() {
     let refused = events.get_event(bad).await.expect_err("a malformed token is refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 
-    // The standby stops: once the service has noticed, every call works, on the primary.
-    pg_ctl_standby("stop");
-    let primary_before = reads_on(&server, "primary").await;
-    eventually(Duration::from_secs(10), "reads to move to the primary", || {
+    // The standby drops the service's connections (a restart, a cut): reads that meet a dropped connection run
+    // again on the primary, and none fails.
+    let concurrent_reads = |channel: AuthChannel, id: String| async move {
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (channel, id) = (channel.clone(), id.clone());
+            reads.spawn(async move { every_read(&channel, &id).await });
+        }
+        while let Some(read) = reads.join_next().await {
+            read.expect("every read answers");
+        }
+    };
+    concurrent_reads(channel.clone(), first.id.clone()).await;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = 'eventdata_app'",
+    )
+    .bind(&db.name)
+    .execute(&observer)
+    .await
+    .expect("drop the service's standby connections");
+    concurrent_reads(channel.clone(), first.id.clone()).await;
+
+    // The standby stops while the service holds warm connections to it: every call works, on the primary, from
+    // the first one on (a read that loses the standby mid-way runs again on the primary).
+    let replica_before = reads_on(&server, "replica").await;
+    eventually(Duration::from_secs(10), "reads back on the standby", || {
         let (channel, id, server) = (channel.clone(), first.id.clone(), &server);
         async move {
             every_read(&channel, &id).await;
-            reads_on(server, "primary").await > primary_before
+            reads_on(server, "replica").await > replica_before
         }
     })
     .await;
+    pg_ctl_standby("stop");
+    let (primary_before, replica_before) = (reads_on(&server, "primary").await, reads_on(&server, "replica").await);
+    every_read(&channel, &first.id).await;
+    assert!(reads_on(&server, "primary").await >= primary_before + 6.0, "the reads ran on the primary");
+    assert_eq!(reads_on(&server, "replica").await, replica_before, "no read counts as served by the stopped standby");
     for _ in 0..3 {
         every_read(&channel, &first.id).await;
         EventServiceClient::new(channel.clone())

@@ -133,9 +133,13 @@ impl App {
         if ids.len() > MAX_BATCH_GET {
             return Err(AppError::invalid("ids", format!("at most {MAX_BATCH_GET} ids")));
         }
-        let mut reader = self.reader(caller).await?;
-        let found = store::get_many(&mut reader, caller.org_id, kind, ids).await?;
-        reader.finish().await?;
+        let found = self
+            .read(caller, |mut reader| async move {
+                let found = store::get_many(&mut reader, caller.org_id, kind, ids).await?;
+                reader.finish().await?;
+                Ok(found)
+            })
+            .await?;
         if found.len() != ids.len() {
             let missing =
                 ids.iter().find(|id| !found.iter().any(|r| r.id() == **id)).map(Uuid::to_string).unwrap_or_default();
@@ -204,9 +208,13 @@ impl App {
             return self.by_quality(caller, Kind::Event, filter.quality, page).await;
         }
         let after = page.after_time()?;
-        let mut reader = self.reader(caller).await?;
-        let rows = lists::events(&mut reader, caller.org_id, filter, after, page.size + 1).await?;
-        reader.finish().await?;
+        let rows = self
+            .read(caller, |mut reader| async move {
+                let found = lists::events(&mut reader, caller.org_id, filter, after, page.size + 1).await?;
+                reader.finish().await?;
+                Ok(found)
+            })
+            .await?;
         Ok(self.page_of(rows, page))
     }
 
@@ -220,15 +228,20 @@ impl App {
         parent: Option<(Kind, Uuid)>,
         page: &PageRequest,
     ) -> Result<Page<Resource>, AppError> {
-        let mut reader = self.reader(caller).await?;
-        let rows = lists::by_id(&mut reader, caller.org_id, kind, filter, page.after_id(), page.size + 1).await?;
-        if let Some((parent_kind, parent_id)) = parent
-            && rows.is_empty()
-            && !lists::exists(&mut reader, caller.org_id, parent_kind, parent_id).await?
-        {
-            return Err(AppError::NotFound { kind: parent_kind.name(), id: parent_id.to_string() });
-        }
-        reader.finish().await?;
+        let rows = self
+            .read(caller, |mut reader| async move {
+                let rows =
+                    lists::by_id(&mut reader, caller.org_id, kind, filter, page.after_id(), page.size + 1).await?;
+                if let Some((parent_kind, parent_id)) = parent
+                    && rows.is_empty()
+                    && !lists::exists(&mut reader, caller.org_id, parent_kind, parent_id).await?
+                {
+                    return Err(AppError::NotFound { kind: parent_kind.name(), id: parent_id.to_string() });
+                }
+                reader.finish().await?;
+                Ok(rows)
+            })
+            .await?;
         Ok(self.page_of(rows, page))
     }
 
@@ -257,9 +270,13 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Resource>, AppError> {
         let after = page.after_quality()?;
-        let mut reader = self.reader(caller).await?;
-        let mut rows = lists::by_quality(&mut reader, caller.org_id, kind, range, after, page.size + 1).await?;
-        reader.finish().await?;
+        let mut rows = self
+            .read(caller, |mut reader| async move {
+                let found = lists::by_quality(&mut reader, caller.org_id, kind, range, after, page.size + 1).await?;
+                reader.finish().await?;
+                Ok(found)
+            })
+            .await?;
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
         let last = rows.last().map(|(_, score, id)| (Some(score.to_string()), *id));

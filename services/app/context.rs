@@ -17,9 +17,13 @@ impl App {
         if ids.is_empty() || ids.len() > MAX_CONTEXTS {
             return Err(AppError::invalid("ids", format!("must hold 1 to {MAX_CONTEXTS} event ids")));
         }
-        let mut reader = self.reader(caller).await?;
-        let found = contexts::event_contexts(&mut reader, caller.org_id, ids).await?;
-        reader.finish().await?;
+        let found = self
+            .read(caller, |mut reader| async move {
+                let found = contexts::event_contexts(&mut reader, caller.org_id, ids).await?;
+                reader.finish().await?;
+                Ok(found)
+            })
+            .await?;
         if found.len() != ids.len() {
             let missing = ids
                 .iter()

@@ -111,50 +111,52 @@ impl App {
     ) -> Result<Neighborhood, AppError> {
         let deadline = Instant::now() + budget;
         // Confined reads, one statement each (`store::confined`): no transaction around the traversal.
-        let mut tx = self.reader(caller).await?;
-        if !exists(&mut tx, caller.org_id, start.0, start.1).await? {
-            return Err(AppError::NotFound { kind: start.0.name(), id: start.1.to_string() });
-        }
-        let mut depth_of: HashMap<NodeKey, u32> = HashMap::from([(start, 0)]);
-        let mut order = vec![start];
-        let mut edges = BTreeSet::new();
-        let mut frontier: HashSet<NodeKey> = HashSet::from([start]);
-        let mut truncated = false;
-        for level in 1..=depth {
-            if frontier.is_empty() {
-                break;
+        self.read(caller, |mut reader| async move {
+            if !exists(&mut reader, caller.org_id, start.0, start.1).await? {
+                return Err(AppError::NotFound { kind: start.0.name(), id: start.1.to_string() });
             }
-            if Instant::now() >= deadline {
-                truncated = true;
-                break;
-            }
-            let mut next = HashSet::new();
-            for (from, to, kind) in expand(&mut tx, caller.org_id, &frontier, kinds).await? {
-                if let std::collections::hash_map::Entry::Vacant(slot) = depth_of.entry(to) {
-                    if order.len() >= node_limit {
-                        truncated = true;
-                        continue;
-                    }
-                    slot.insert(level);
-                    order.push(to);
-                    next.insert(to);
+            let mut depth_of: HashMap<NodeKey, u32> = HashMap::from([(start, 0)]);
+            let mut order = vec![start];
+            let mut edges = BTreeSet::new();
+            let mut frontier: HashSet<NodeKey> = HashSet::from([start]);
+            let mut truncated = false;
+            for level in 1..=depth {
+                if frontier.is_empty() {
+                    break;
                 }
-                edges.insert((kind, from.min(to), from.max(to)));
+                if Instant::now() >= deadline {
+                    truncated = true;
+                    break;
+                }
+                let mut next = HashSet::new();
+                for (from, to, kind) in expand(&mut reader, caller.org_id, &frontier, kinds).await? {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = depth_of.entry(to) {
+                        if order.len() >= node_limit {
+                            truncated = true;
+                            continue;
+                        }
+                        slot.insert(level);
+                        order.push(to);
+                        next.insert(to);
+                    }
+                    edges.insert((kind, from.min(to), from.max(to)));
+                }
+                frontier = next;
             }
-            frontier = next;
-        }
-        let labels = self.labels(&mut tx, caller.org_id, &order).await?;
-        tx.finish().await?;
-        let nodes = order
-            .iter()
-            .map(|key| GraphNode {
-                key: *key,
-                label: labels.get(key).cloned().unwrap_or_default(),
-                depth: depth_of[key],
-            })
-            .collect();
-        let edges = edges.into_iter().map(|(kind, a, b)| oriented(kind, a, b)).collect();
-        Ok(Neighborhood { nodes, edges, truncated })
+            let labels = self.labels(&mut reader, caller.org_id, &order).await?;
+            let nodes = order
+                .iter()
+                .map(|key| GraphNode {
+                    key: *key,
+                    label: labels.get(key).cloned().unwrap_or_default(),
+                    depth: depth_of[key],
+                })
+                .collect();
+            let edges = edges.into_iter().map(|(kind, a, b)| oriented(kind, a, b)).collect();
+            reader.finish().await?;
+            Ok(Neighborhood { nodes, edges, truncated })
+        })
+        .await
     }
 
     /// A shortest path of at most `max_depth` edges from `from` to `to`, or `None`.
@@ -167,65 +169,67 @@ impl App {
         max_depth: u32,
         kinds: &[EdgeKind],
     ) -> Result<Option<Path>, AppError> {
-        let mut tx = self.reader(caller).await?;
-        for end in [from, to] {
-            if !exists(&mut tx, caller.org_id, end.0, end.1).await? {
-                return Err(AppError::NotFound { kind: end.0.name(), id: end.1.to_string() });
-            }
-        }
-        let mut sides: [Parents; 2] =
-            [HashMap::from([(from, (None, None, 0))]), HashMap::from([(to, (None, None, 0))])];
-        let mut frontiers: [HashSet<NodeKey>; 2] = [HashSet::from([from]), HashSet::from([to])];
-        let mut meeting = (from == to).then_some(from);
-        let mut depths = [0u32, 0u32];
-        while meeting.is_none() && depths[0] + depths[1] < max_depth {
-            let side = if frontiers[0].len() <= frontiers[1].len() { 0 } else { 1 };
-            if frontiers[side].is_empty() {
-                break;
-            }
-            depths[side] += 1;
-            let mut next = HashSet::new();
-            for (parent, node, kind) in expand(&mut tx, caller.org_id, &frontiers[side], kinds).await? {
-                if let std::collections::hash_map::Entry::Vacant(slot) = sides[side].entry(node) {
-                    slot.insert((Some(parent), Some(kind), depths[side]));
-                    next.insert(node);
+        self.read(caller, |mut reader| async move {
+            for end in [from, to] {
+                if !exists(&mut reader, caller.org_id, end.0, end.1).await? {
+                    return Err(AppError::NotFound { kind: end.0.name(), id: end.1.to_string() });
                 }
             }
-            // The meeting node closest to the other root gives the shortest path found at this level.
-            meeting =
-                next.iter().filter_map(|n| sides[1 - side].get(n).map(|(_, _, d)| (*d, *n))).min().map(|(_, n)| n);
-            frontiers[side] = next;
-        }
-        let Some(meeting) = meeting else {
-            tx.finish().await?;
-            return Ok(None);
-        };
-        let mut keys = vec![meeting];
-        let mut steps = Vec::new();
-        let mut node = meeting;
-        while let Some((Some(parent), Some(kind), _)) = sides[0].get(&node).copied() {
-            keys.insert(0, parent);
-            steps.insert(0, oriented(kind, parent, node));
-            node = parent;
-        }
-        node = meeting;
-        while let Some((Some(parent), Some(kind), _)) = sides[1].get(&node).copied() {
-            keys.push(parent);
-            steps.push(oriented(kind, node, parent));
-            node = parent;
-        }
-        let labels = self.labels(&mut tx, caller.org_id, &keys).await?;
-        tx.finish().await?;
-        let nodes = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| GraphNode {
-                key: *key,
-                label: labels.get(key).cloned().unwrap_or_default(),
-                depth: i as u32,
-            })
-            .collect();
-        Ok(Some(Path { nodes, edges: steps }))
+            let mut sides: [Parents; 2] =
+                [HashMap::from([(from, (None, None, 0))]), HashMap::from([(to, (None, None, 0))])];
+            let mut frontiers: [HashSet<NodeKey>; 2] = [HashSet::from([from]), HashSet::from([to])];
+            let mut meeting = (from == to).then_some(from);
+            let mut depths = [0u32, 0u32];
+            while meeting.is_none() && depths[0] + depths[1] < max_depth {
+                let side = if frontiers[0].len() <= frontiers[1].len() { 0 } else { 1 };
+                if frontiers[side].is_empty() {
+                    break;
+                }
+                depths[side] += 1;
+                let mut next = HashSet::new();
+                for (parent, node, kind) in expand(&mut reader, caller.org_id, &frontiers[side], kinds).await? {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = sides[side].entry(node) {
+                        slot.insert((Some(parent), Some(kind), depths[side]));
+                        next.insert(node);
+                    }
+                }
+                // The meeting node closest to the other root gives the shortest path found at this level.
+                meeting =
+                    next.iter().filter_map(|n| sides[1 - side].get(n).map(|(_, _, d)| (*d, *n))).min().map(|(_, n)| n);
+                frontiers[side] = next;
+            }
+            let Some(meeting) = meeting else {
+                reader.finish().await?;
+                return Ok(None);
+            };
+            let mut keys = vec![meeting];
+            let mut steps = Vec::new();
+            let mut node = meeting;
+            while let Some((Some(parent), Some(kind), _)) = sides[0].get(&node).copied() {
+                keys.insert(0, parent);
+                steps.insert(0, oriented(kind, parent, node));
+                node = parent;
+            }
+            node = meeting;
+            while let Some((Some(parent), Some(kind), _)) = sides[1].get(&node).copied() {
+                keys.push(parent);
+                steps.push(oriented(kind, node, parent));
+                node = parent;
+            }
+            let labels = self.labels(&mut reader, caller.org_id, &keys).await?;
+            let nodes = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| GraphNode {
+                    key: *key,
+                    label: labels.get(key).cloned().unwrap_or_default(),
+                    depth: i as u32,
+                })
+                .collect();
+            reader.finish().await?;
+            Ok(Some(Path { nodes, edges: steps }))
+        })
+        .await
     }
 
     async fn labels(
@@ -260,12 +264,16 @@ impl App {
         // Rank more candidates than asked when blending, so similarity can lift an event into the top.
         let fetch = if similarity_weight > 0.0 { (limit * 5).max(100) } else { limit };
         // One confined read; a second only when it found nothing, to tell a lone event from a missing one.
-        let mut reader = self.reader(caller).await?;
-        let rows = graph::related_events(&mut reader, caller.org_id, event_id, fetch).await?;
-        if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Event, event_id).await? {
-            return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
-        }
-        reader.finish().await?;
+        let rows = self
+            .read(caller, |mut reader| async move {
+                let rows = graph::related_events(&mut reader, caller.org_id, event_id, fetch).await?;
+                if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Event, event_id).await? {
+                    return Err(AppError::NotFound { kind: "event", id: event_id.to_string() });
+                }
+                reader.finish().await?;
+                Ok(rows)
+            })
+            .await?;
         let relation = |s: i64, c: i64, t: i64| (3 * s + 2 * c + t) as f64;
         let best = rows.iter().map(|r| relation(r.1, r.2, r.3)).fold(0.0, f64::max).max(1.0);
         let mut scored: Vec<_> = rows
@@ -289,13 +297,15 @@ impl App {
         speaker_id: Uuid,
         limit: i64,
     ) -> Result<Vec<(Speaker, i64)>, AppError> {
-        let mut reader = self.reader(caller).await?;
-        let rows = graph::co_speakers(&mut reader, caller.org_id, speaker_id, limit).await?;
-        if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Speaker, speaker_id).await? {
-            return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });
-        }
-        reader.finish().await?;
-        Ok(rows)
+        self.read(caller, |mut reader| async move {
+            let rows = graph::co_speakers(&mut reader, caller.org_id, speaker_id, limit).await?;
+            if rows.is_empty() && !exists(&mut reader, caller.org_id, Kind::Speaker, speaker_id).await? {
+                return Err(AppError::NotFound { kind: "speaker", id: speaker_id.to_string() });
+            }
+            reader.finish().await?;
+            Ok(rows)
+        })
+        .await
     }
 }
 

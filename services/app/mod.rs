@@ -156,31 +156,6 @@ impl App {
         }
     }
 
-    /// Runs `open` on the caller's read pool; when the replica gives no connection, skips it until its monitor finds
-    /// it well and runs `open` on the primary. Counts the read where it ran.
-    async fn on_read_pool<'a, T, F>(
-        &'a self,
-        caller: &Caller,
-        open: impl Fn(&'a WarmConnections) -> F,
-    ) -> Result<T, AppError>
-    where
-        F: Future<Output = Result<T, AppError>>,
-    {
-        let (pool, mut on_replica) = self.read_pool(caller).await;
-        let opened = match open(pool).await {
-            Err(AppError::Unavailable) if on_replica => {
-                if let Some(replica) = &self.replica {
-                    replica.set_unusable();
-                }
-                on_replica = false;
-                open(&self.reads).await
-            }
-            opened => opened,
-        };
-        if on_replica { &self.metrics.reads_on_replica } else { &self.metrics.reads_on_primary }.inc();
-        opened
-    }
-
     /// The same use cases, reporting pool waits to `metrics`.
     pub fn with_metrics(self, metrics: crate::metrics::ApiMetrics) -> Self {
         Self { metrics, ..self }
@@ -225,11 +200,34 @@ impl App {
         self.begin_with(caller, &[]).await
     }
 
-    /// A connection for the caller's confined reads ([`Reader`]), on the replica when it may serve the caller
-    /// (see `read_pool`); time spent waiting for it is measured. When the replica gives no connection, the
-    /// primary does.
-    async fn reader(&self, caller: &Caller) -> Result<Reader, AppError> {
-        self.on_read_pool(caller, |pool| self.reader_on(pool, caller)).await
+    /// Runs `read` with a connection for the caller's confined reads ([`Reader`]); `read` ends the reads with
+    /// [`Reader::finish`]. The connection is the replica's when the replica may serve the caller (see `read_pool`).
+    /// When the replica fails the read as unavailable (no connection, or one lost mid-read: a standby stopping), it
+    /// is skipped until its monitor finds it well and `read` runs again on the primary: reads change nothing, so
+    /// running one again is safe, and callers do not see the standby's outage. Waiting for a connection is
+    /// measured; the read is counted where it ran.
+    async fn read<T, F, Fut>(&self, caller: &Caller, read: F) -> Result<T, AppError>
+    where
+        F: Fn(Reader) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let (pool, on_replica) = self.read_pool(caller).await;
+        if on_replica {
+            match async { read(self.reader_on(pool, caller).await?).await }.await {
+                Err(AppError::Unavailable) => {
+                    if let Some(replica) = &self.replica {
+                        replica.set_unusable();
+                    }
+                }
+                done => {
+                    self.metrics.reads_on_replica.inc();
+                    return done;
+                }
+            }
+        }
+        let done = async { read(self.reader_on(&self.reads, caller).await?).await }.await;
+        self.metrics.reads_on_primary.inc();
+        done
     }
 
     /// A connection for the caller's confined reads on the primary, for reads that must see the primary's log

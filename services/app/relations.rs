@@ -155,16 +155,21 @@ impl App {
         id: Uuid,
         page: &PageRequest,
     ) -> Result<Page<Relation>, AppError> {
-        let mut reader = self.reader(caller).await?;
-        let mut rows = store::list(&mut reader, caller.org_id, kind, from, id, page.after_id(), page.size + 1).await?;
         let anchor = match from {
             From::Event => Kind::Event,
             From::Other => kind.target(),
         };
-        if rows.is_empty() && !lists::exists(&mut reader, caller.org_id, anchor, id).await? {
-            return Err(AppError::NotFound { kind: anchor.name(), id: id.to_string() });
-        }
-        reader.finish().await?;
+        let mut rows = self
+            .read(caller, |mut reader| async move {
+                let rows =
+                    store::list(&mut reader, caller.org_id, kind, from, id, page.after_id(), page.size + 1).await?;
+                if rows.is_empty() && !lists::exists(&mut reader, caller.org_id, anchor, id).await? {
+                    return Err(AppError::NotFound { kind: anchor.name(), id: id.to_string() });
+                }
+                reader.finish().await?;
+                Ok(rows)
+            })
+            .await?;
         let has_more = rows.len() as i64 > page.size;
         rows.truncate(page.size as usize);
         let last = rows.last().map(|(_, far)| (None, *far));

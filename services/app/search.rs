@@ -76,9 +76,13 @@ impl App {
     /// A resource's embedding and model; NOT_FOUND when the resource or its embedding does not exist.
     #[tracing::instrument(name = "transaction", skip_all, fields(otel.name = "get_embedding", db.system = "postgresql"))]
     pub async fn get_embedding(&self, caller: &Caller, kind: Kind, id: Uuid) -> Result<(Vec<f32>, String), AppError> {
-        let mut reader = self.reader(caller).await?;
-        let found = embeddings::get(&mut reader, caller.org_id, kind, id).await?;
-        reader.finish().await?;
+        let found = self
+            .read(caller, |mut reader| async move {
+                let found = embeddings::get(&mut reader, caller.org_id, kind, id).await?;
+                reader.finish().await?;
+                Ok(found)
+            })
+            .await?;
         match found {
             Some(Some(embedding)) => Ok(embedding),
             Some(None) => Err(AppError::NotFound { kind: "embedding", id: format!("of {} {id}", kind.name()) }),
@@ -100,36 +104,33 @@ impl App {
         // One confined statement (it sets the search settings itself); a second only when nothing was found near a
         // stored resource, to tell a missing resource from one without an embedding.
         let _turn = self.search_turn().await?;
-        let mut reader = self.reader(caller).await?;
-        let like = match &near {
-            Near::Like(id) => Some(*id),
-            Near::Vector(_) => None,
-        };
-        let found = match near {
+        let values;
+        let (target, like) = match near {
             Near::Vector(embedding) => {
-                let values = embedding.into_inner();
-                let target = NearestTo::Vector(&values);
-                search::nearest(&mut reader, caller.org_id, kind, target, filter, k, ef_search).await?
+                values = embedding.into_inner();
+                (NearestTo::Vector(&values), None)
             }
-            Near::Like(id) => {
-                search::nearest(&mut reader, caller.org_id, kind, NearestTo::Stored(id), filter, k, ef_search).await?
-            }
+            Near::Like(id) => (NearestTo::Stored(id), Some(id)),
         };
-        if let (Some(id), true) = (like, found.is_empty()) {
-            match embeddings::get(&mut reader, caller.org_id, kind, id).await? {
-                Some(Some(_)) => {}
-                Some(None) => {
-                    return Err(AppError::FailedPrecondition {
-                        field: Culprit::resource("like_id"),
-                        reason: "NO_EMBEDDING",
-                        message: format!("names {} {id}, which has no embedding to compare with", kind.name()),
-                    });
+        self.read(caller, |mut reader| async move {
+            let found = search::nearest(&mut reader, caller.org_id, kind, target, filter, k, ef_search).await?;
+            if let (Some(id), true) = (like, found.is_empty()) {
+                match embeddings::get(&mut reader, caller.org_id, kind, id).await? {
+                    Some(Some(_)) => {}
+                    Some(None) => {
+                        return Err(AppError::FailedPrecondition {
+                            field: Culprit::resource("like_id"),
+                            reason: "NO_EMBEDDING",
+                            message: format!("names {} {id}, which has no embedding to compare with", kind.name()),
+                        });
+                    }
+                    None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
                 }
-                None => return Err(AppError::NotFound { kind: kind.name(), id: id.to_string() }),
             }
-        }
-        reader.finish().await?;
-        Ok(found)
+            reader.finish().await?;
+            Ok(found)
+        })
+        .await
     }
 
     /// A page of full-text hits for `query`, with snippets when `snippets` (only pages shown to people need them).
@@ -164,9 +165,14 @@ impl App {
             skip: &cursor.skip,
         });
         let _turn = self.search_turn().await?;
-        let mut reader = self.reader(caller).await?;
-        let mut rows = search::text(&mut reader, caller.org_id, query, filter, after, page_size + 1, snippets).await?;
-        reader.finish().await?;
+        let mut rows = self
+            .read(caller, |mut reader| async move {
+                let rows =
+                    search::text(&mut reader, caller.org_id, query, filter, after, page_size + 1, snippets).await?;
+                reader.finish().await?;
+                Ok(rows)
+            })
+            .await?;
         let has_more = rows.len() as i64 > page_size;
         rows.truncate(page_size as usize);
         let next = match rows.last() {
@@ -203,10 +209,12 @@ impl App {
         limit: i64,
     ) -> Result<Vec<search::NameRow>, AppError> {
         let _turn = self.search_turn().await?;
-        let mut reader = self.reader(caller).await?;
-        let found = search::similar_names(&mut reader, caller.org_id, kind, name, min_similarity, limit).await?;
-        reader.finish().await?;
-        Ok(found)
+        self.read(caller, |mut reader| async move {
+            let found = search::similar_names(&mut reader, caller.org_id, kind, name, min_similarity, limit).await?;
+            reader.finish().await?;
+            Ok(found)
+        })
+        .await
     }
 
     /// Text and vector results fused by reciprocal rank fusion with constant `rrf_k` and the lists' weights.
@@ -225,23 +233,28 @@ impl App {
         let candidates = (k * 3).max(HYBRID_CANDIDATES);
         // Two confined statements: both candidate lists as ids, then only the fused page rendered.
         let _turn = self.search_turn().await?;
-        let mut reader = self.reader(caller).await?;
         let vector = vector.map(Embedding::into_inner);
-        let (text_ids, vector_ids) = search::hybrid_candidates(
-            &mut reader,
-            caller.org_id,
-            text,
-            vector.as_deref(),
-            filter,
-            candidates,
-            DEFAULT_EF_SEARCH,
-        )
-        .await?;
-        let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
-        let fused: Vec<_> = fused.into_iter().take(k as usize).collect();
-        let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
-        let events = catalogue::get_many(&mut reader, caller.org_id, Kind::Event, &ids).await?;
-        reader.finish().await?;
+        let vector = vector.as_deref();
+        let (fused, events) = self
+            .read(caller, |mut reader| async move {
+                let (text_ids, vector_ids) = search::hybrid_candidates(
+                    &mut reader,
+                    caller.org_id,
+                    text,
+                    vector,
+                    filter,
+                    candidates,
+                    DEFAULT_EF_SEARCH,
+                )
+                .await?;
+                let fused = reciprocal_rank_fusion(&[(&text_ids[..], weights.0), (&vector_ids[..], weights.1)], rrf_k);
+                let fused: Vec<_> = fused.into_iter().take(k as usize).collect();
+                let ids: Vec<Uuid> = fused.iter().map(|f| f.item).collect();
+                let events = catalogue::get_many(&mut reader, caller.org_id, Kind::Event, &ids).await?;
+                reader.finish().await?;
+                Ok((fused, events))
+            })
+            .await?;
         let mut by_id: std::collections::HashMap<Uuid, Event> =
             events.into_iter().map(|r| Ok((r.id(), r.into_event()?))).collect::<Result<_, AppError>>()?;
         // An event deleted between the two statements is left out, as before.
