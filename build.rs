@@ -1,5 +1,6 @@
 //! Compiles proto/ into Rust (prost messages, tonic clients and servers) with protox, a pure-Rust protobuf
-//! compiler, so no system `protoc` is needed; also writes the descriptor set served by gRPC reflection.
+//! compiler, so no system `protoc` is needed; also writes the descriptor set served by gRPC reflection, and makes
+//! cargo rebuild the crate when a migration is added.
 
 use std::path::PathBuf;
 
@@ -22,5 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(descriptors)?;
 
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds migrations/ at compile time but cannot tell cargo (on stable) that a new file there
+    // changes the crate: without this a new migration leaves `eventdata migrate` without it.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }
