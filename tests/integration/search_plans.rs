@@ -68,6 +68,10 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
         let lines: Vec<&str> = plan.lines().collect();
         let scan = lines.iter().position(|l| l.contains("events_search_rum_idx")).expect("the RUM scan");
         assert!(lines[scan - 1].trim_start().starts_with("->  Limit"), "a first page's scan is limited:\n{plan}");
+        // Without filters the plan is the generic one cached for every call (migration 0017): the exact name must
+        // come from the organization's name index whatever the query, and no cost estimate may turn on JIT.
+        assert_uses(&plan, "events_org_name_lower_idx", &format!("exact name for {query}"));
+        assert!(!plan.contains("JIT"), "no search compiles code:\n{plan}");
     }
     let filtered = EventFilter { country: Some("DE".into()), ..Default::default() };
     let plan = search::explain_text(&mut tx, "kubernetes security", &filtered).await.expect("explain text");
@@ -80,6 +84,8 @@ async fn every_search_and_filter_uses_its_index_as_the_runtime_role() {
         let lines: Vec<&str> = plan.lines().collect();
         let scan = lines.iter().position(|l| l.contains("events_search_rum_idx")).expect("the RUM scan");
         assert!(lines[scan - 1].trim_start().starts_with("->  Limit"), "the scan's parent is the limit:\n{plan}");
+        assert_uses(&plan, "events_org_name_lower_idx", "hybrid's exact name");
+        assert!(!plan.contains("JIT"), "no search compiles code:\n{plan}");
     }
     let plan = search::explain_names(&mut tx, Kind::Speaker, "jon smith").await.expect("explain names");
     assert_uses(&plan, "speakers_org_name_trgm_idx", "speaker lookup");
