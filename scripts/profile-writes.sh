@@ -3,7 +3,8 @@
 # (examples/bench_sql.rs writes them from the store's SQL builders) run by pgbench against a seeded scratch
 # database, once as the schema stands and once with each part taken away: an index, the generated quality and
 # search columns, the CHECK constraints, the foreign key to organizations, the row-level-security policy, the
-# idempotency claim, the projection, the WAL flush at commit, the relation-count triggers, a fillfactor.
+# idempotency claim, the projection, the WAL flush at commit, the relation-count triggers, a fillfactor; and the
+# full-text index built otherwise (RUM on lexeme hashes, GIN).
 #
 # Every variant starts from its own copy of one seeded template database (CREATE DATABASE ... TEMPLATE), so no
 # variant inherits another's changes and nothing needs rebuilding. The service's statement runs as the runtime
@@ -127,6 +128,12 @@ variant "quality_score/quality_reasons stored, not computed (index kept)" profil
    ALTER TABLE events ADD COLUMN quality_score float8 NOT NULL DEFAULT 0, ADD COLUMN quality_reasons text[] NOT NULL DEFAULT '{}';
    CREATE INDEX events_org_quality_idx ON events (org_id, quality_score, id)"
 variant "without the search column (and its RUM index)" profile_create "$APP" "ALTER TABLE events DROP COLUMN search CASCADE"
+# The full-text index built otherwise: RUM keyed by lexeme hashes (no prefix search, which no query uses), and the
+# GIN index RUM replaced (its pending list batches new rows' lexemes; it cannot order by rank).
+variant "search index: RUM rum_tsvector_hash_ops" profile_create "$APP" \
+  "DROP INDEX events_search_rum_idx; CREATE INDEX events_search_rum_idx ON events USING rum (search rum_tsvector_hash_ops)"
+variant "search index: GIN (fastupdate) instead of RUM" profile_create "$APP" \
+  "DROP INDEX events_search_rum_idx; CREATE INDEX events_search_gin_idx ON events USING gin (search)"
 all_indexes=""
 for index in $(plain_indexes events) $(plain_indexes outbox); do
   variant "without index ${index}" profile_create "$APP" "DROP INDEX ${index}"
