@@ -2,10 +2,18 @@
 //! SHA-256 of the secret through `authenticate_api_key` and the answer (found or not) is trusted for a short TTL, so
 //! a revoked key stops working at most that long after revocation. Scopes gate methods: `read` for reads, `write`
 //! for mutations, `admin` both.
+//!
+//! Calls that miss the cache for the same key at the same moment share one lookup: when the cache is cold (a
+//! start, the TTL just ended) every in-flight call of a busy client misses at once, and each taking a connection
+//! for the same answer made the pool's queue long enough for calls to fail as UNAVAILABLE (200 clients on 20
+//! connections, `tests/integration/security.rs`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
 
 use sqlx::PgPool;
 
@@ -18,6 +26,18 @@ const CACHE_CAPACITY: usize = 10_000;
 
 /// Cached lookups by key hash: when looked up, and what was found (None: unknown or revoked).
 type GrantCache = HashMap<[u8; 32], (Instant, Option<KeyGrant>)>;
+
+/// One lookup under way, shared by the calls waiting for its answer.
+type Lookup = Arc<OnceCell<Result<Option<KeyGrant>, LookupFailed>>>;
+
+/// Why a shared lookup found no answer, for each call that waited for it.
+#[derive(Debug, Clone, Copy)]
+enum LookupFailed {
+    /// The database could not be reached (or gave no connection in time).
+    Unavailable,
+    /// Anything else; logged once, by the call that ran the lookup.
+    Internal,
+}
 
 /// What a call brings besides its key: its trace context and its deadline.
 #[derive(Debug, Default)]
@@ -37,12 +57,27 @@ pub struct Authenticator {
     pool: PgPool,
     ttl: Duration,
     cache: Mutex<GrantCache>,
+    /// Lookups under way by key hash.
+    lookups: Mutex<HashMap<[u8; 32], Lookup>>,
+    /// Lookups made in the database so far.
+    database_lookups: AtomicU64,
 }
 
 impl Authenticator {
     /// Looks keys up on `pool`, trusting a lookup (positive or negative) for `ttl`.
     pub fn new(pool: PgPool, ttl: Duration) -> Self {
-        Self { pool, ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            pool,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(HashMap::new()),
+            database_lookups: AtomicU64::new(0),
+        }
+    }
+
+    /// How many lookups went to the database (cache misses, each shared by the calls that missed together).
+    pub fn database_lookups(&self) -> u64 {
+        self.database_lookups.load(Ordering::Relaxed)
     }
 
     /// The caller a key with `secret` is, if the key is valid and grants `scope`.
@@ -68,21 +103,71 @@ impl Authenticator {
     }
 
     async fn lookup(&self, hash: [u8; 32]) -> Result<Option<KeyGrant>, AppError> {
-        if let Some((at, grant)) = self.cache.lock().expect("auth cache lock").get(&hash)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(grant.clone());
+        if let Some(grant) = self.cached(&hash) {
+            return Ok(grant);
         }
-        // In a transaction, as every statement behind a transaction-mode pooler must be; a cache miss is rare.
-        let mut tx = self.pool.begin().await?;
-        let grant = api_keys::authenticate(&mut *tx, &hash).await?;
-        tx.commit().await?;
-        let mut cache = self.cache.lock().expect("auth cache lock");
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
+        // Join the lookup under way for this key, or start one. tokio's OnceCell runs one initialisation at a time:
+        // a caller that leaves mid-lookup hands it to the next waiter.
+        let lookup = {
+            let mut lookups = self.lookups.lock().expect("auth lookups lock");
+            // Entries go when their lookup ends; one whose every caller left mid-lookup would stay: bound them.
+            if lookups.len() >= CACHE_CAPACITY {
+                lookups.clear();
+            }
+            Arc::clone(lookups.entry(hash).or_default())
+        };
+        let found = lookup
+            .get_or_init(|| async {
+                // A lookup that ended just before this one began has filled the cache.
+                if let Some(grant) = self.cached(&hash) {
+                    return Ok(grant);
+                }
+                let found = self.look_up_in_database(&hash).await;
+                if let Ok(grant) = &found {
+                    let mut cache = self.cache.lock().expect("auth cache lock");
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(hash, (Instant::now(), grant.clone()));
+                }
+                found
+            })
+            .await
+            .clone();
+        // Done: the next miss (after the TTL, or after a failure) starts a lookup of its own.
+        let mut lookups = self.lookups.lock().expect("auth lookups lock");
+        if lookups.get(&hash).is_some_and(|current| Arc::ptr_eq(current, &lookup)) {
+            lookups.remove(&hash);
         }
-        cache.insert(hash, (Instant::now(), grant.clone()));
-        Ok(grant)
+        found.map_err(|failed| match failed {
+            LookupFailed::Unavailable => AppError::Unavailable,
+            LookupFailed::Internal => AppError::Internal(anyhow::anyhow!("the API key lookup failed")),
+        })
+    }
+
+    /// The cached answer for `hash`, while it is fresh.
+    fn cached(&self, hash: &[u8; 32]) -> Option<Option<KeyGrant>> {
+        let cache = self.cache.lock().expect("auth cache lock");
+        cache.get(hash).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, grant)| grant.clone())
+    }
+
+    async fn look_up_in_database(&self, hash: &[u8; 32]) -> Result<Option<KeyGrant>, LookupFailed> {
+        self.database_lookups.fetch_add(1, Ordering::Relaxed);
+        // In a transaction, as every statement behind a transaction-mode pooler must be.
+        let found = async {
+            let mut tx = self.pool.begin().await?;
+            let grant = api_keys::authenticate(&mut *tx, hash).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(grant)
+        }
+        .await;
+        found.map_err(|err| match AppError::from_db(err) {
+            AppError::Unavailable => LookupFailed::Unavailable,
+            other => {
+                tracing::error!(error = ?other, "API key lookup failed");
+                LookupFailed::Internal
+            }
+        })
     }
 }
 

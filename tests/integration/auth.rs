@@ -280,3 +280,31 @@ fn not_found<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Statu
     let status = result.expect_err(what);
     assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
 }
+
+#[tokio::test]
+async fn calls_that_miss_the_key_cache_together_share_one_lookup() {
+    use eventdata::app::auth::{Authenticator, CallContext};
+    use eventdata::domain::api_key::Scope;
+    use std::sync::Arc;
+
+    let db = crate::common::TestDb::migrated().await;
+    let org = db.create_org("herd").await;
+    let key = db.create_key(org, &["read"]).await;
+    let auth = Arc::new(Authenticator::new(db.app_pool().await, Duration::from_secs(60)));
+    // The key table held: the first lookup waits on it, and every call arriving meanwhile misses the cache.
+    let mut holder = db.admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.expect("lock");
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (auth, key) = (Arc::clone(&auth), key.clone());
+            tokio::spawn(async move { auth.caller(&key, Scope::Read, CallContext::default()).await })
+        })
+        .collect();
+    // Exactly one session waits: the lookup is shared, not made once per call.
+    crate::common::wait_for_lock_waiters(&db, "authenticate_api_key", 1).await;
+    holder.rollback().await.expect("release");
+    for call in calls {
+        assert_eq!(call.await.expect("call").expect("the key is valid").org_id, org);
+    }
+    assert_eq!(auth.database_lookups(), 1, "one lookup for twenty calls");
+}

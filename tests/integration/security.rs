@@ -262,6 +262,14 @@ async fn batch_limits() {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
+/// The answer to a call the service shed: its code and reason.
+fn shed(status: &tonic::Status) -> (Code, String) {
+    (status.code(), error_details(status).0)
+}
+
+/// Overload is answered only as documented (docs/security.md): RESOURCE_EXHAUSTED beyond the concurrent-call limit,
+/// UNAVAILABLE (`DATABASE_UNAVAILABLE`) for a call that waited longer than the acquire timeout for a connection,
+/// which a machine busy with other tests can make happen; and most calls succeed.
 #[tokio::test]
 async fn two_hundred_concurrent_clients_against_a_pool_of_twenty() {
     let db = TestDb::migrated().await;
@@ -285,14 +293,14 @@ async fn two_hundred_concurrent_clients_against_a_pool_of_twenty() {
                             request_id: String::new(),
                         })
                         .await;
-                    outcomes.push(created.as_ref().map(|_| ()).map_err(|s| s.code()));
+                    outcomes.push(created.as_ref().map(|_| ()).map_err(shed));
                     if let Ok(event) = created {
                         let got = events.get_event(pb::GetEventRequest { id: event.into_inner().id }).await;
-                        outcomes.push(got.map(|_| ()).map_err(|s| s.code()));
+                        outcomes.push(got.map(|_| ()).map_err(|s| shed(&s)));
                     }
                     let listed =
                         events.list_events(pb::ListEventsRequest { page_size: 10, ..Default::default() }).await;
-                    outcomes.push(listed.map(|_| ()).map_err(|s| s.code()));
+                    outcomes.push(listed.map(|_| ()).map_err(|s| shed(&s)));
                 }
                 outcomes
             })
@@ -303,7 +311,10 @@ async fn two_hundred_concurrent_clients_against_a_pool_of_twenty() {
         for outcome in client.await.expect("client") {
             match outcome {
                 Ok(()) => ok += 1,
-                Err(code) => assert_eq!(code, Code::ResourceExhausted, "only documented shedding"),
+                Err((code, reason)) => assert!(
+                    code == Code::ResourceExhausted || (code == Code::Unavailable && reason == "DATABASE_UNAVAILABLE"),
+                    "only documented shedding: {code:?} {reason}"
+                ),
             }
         }
     }
