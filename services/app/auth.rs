@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OnceCell;
-
 use sqlx::PgPool;
+use tokio::sync::OnceCell;
 
 use super::{AppError, Caller};
 use crate::domain::api_key::{Scope, Scopes, hash_secret};
