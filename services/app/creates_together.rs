@@ -12,10 +12,14 @@
 //!
 //! Each create still gets its own answer: its own resource, its own `<kind>.created` change with its caller's
 //! actor and trace. When the shared statement fails (a slug taken, a deadline, the database gone), nothing of it
-//! commits and each of its creates runs again alone, for the answer it would have had alone; when its COMMIT gets
-//! no answer (the connection lost), whether it was written is unknown, and each create fails as UNAVAILABLE, as a
+//! commits and each of its creates runs again alone, for the answer it would have had alone; when it gets no
+//! answer (the connection lost), whether it was written is unknown, and each create fails as UNAVAILABLE, as a
 //! create alone would, rather than run again and perhaps be created twice. Creates with a request id (AIP-155)
 //! always run alone: their idempotency claim is one per statement.
+//!
+//! The shared statement sets the organization itself and runs without a transaction around it (its own, one round
+//! trip; `store::catalogue::create_each`), except behind a transaction pooler, where a transaction sets the
+//! statement limit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -50,6 +54,8 @@ enum Outcome {
     RolledBack(AppError),
     /// Its commit got no answer: whether it was written is unknown.
     Unknown(sqlx::Error),
+    /// Committed, yet wrong: every create hears this error and none runs again.
+    Failed(AppError),
 }
 
 /// A create waiting for a statement.
@@ -229,6 +235,12 @@ impl App {
                     let _ = create.answer.send(Some(Err(AppError::Unavailable)));
                 }
             }
+            Outcome::Failed(err) => {
+                tracing::error!(error = %err, creates = batch.len(), "a shared create committed wrongly");
+                for create in batch {
+                    let _ = create.answer.send(Some(Err(AppError::Internal(anyhow::anyhow!("{err}")))));
+                }
+            }
         }
     }
 
@@ -247,12 +259,57 @@ impl App {
         // The server's statement limit: each caller's deadline was checked above, and one short deadline must
         // not cut the statement of the others.
         let caller = Caller { deadline: None, ..batch[0].caller.clone() };
-        let mut tx = match self.begin(&caller).await {
+        let expected = batch.len();
+        match self.statement_limit_of(&caller) {
+            Ok(None) => self.insert_in_one_round_trip(&caller, kind, rows, &contexts, expected).await,
+            // Behind a transaction pooler, the connection has no limit of its own: a transaction sets it.
+            Ok(Some(_)) => self.insert_in_a_transaction(&caller, kind, rows, &contexts, expected).await,
+            Err(err) => Outcome::RolledBack(err),
+        }
+    }
+
+    /// The statement alone, its own transaction (it sets the organization itself): one round trip.
+    async fn insert_in_one_round_trip(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        rows: Vec<Value>,
+        contexts: &[ChangeContext],
+        expected: usize,
+    ) -> Outcome {
+        let mut conn = match self.measured(self.reads.acquire()).await {
+            Ok(conn) => conn,
+            Err(err) => return Outcome::RolledBack(err),
+        };
+        match store::create_each(&mut conn, caller.org_id, kind, rows, contexts).await {
+            Ok(created) if created.len() == expected => {
+                conn.release();
+                Outcome::Committed(created)
+            }
+            // Committed, yet not as asked: no create may run again.
+            Ok(_) => Outcome::Failed(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
+            // The server refused the statement (or its commit): its transaction wrote nothing.
+            Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
+            // No answer: the statement may have committed.
+            Err(err) => Outcome::Unknown(err),
+        }
+    }
+
+    /// The statement in a transaction that sets the statement limit (behind a transaction pooler).
+    async fn insert_in_a_transaction(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        rows: Vec<Value>,
+        contexts: &[ChangeContext],
+        expected: usize,
+    ) -> Outcome {
+        let mut tx = match self.begin(caller).await {
             Ok(tx) => tx,
             Err(err) => return Outcome::RolledBack(err),
         };
-        let created = match store::create_each(&mut tx, kind, rows, &contexts).await {
-            Ok(created) if created.len() == batch.len() => created,
+        let created = match store::create_each(&mut tx, caller.org_id, kind, rows, contexts).await {
+            Ok(created) if created.len() == expected => created,
             Ok(_) => return Outcome::RolledBack(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
             Err(err) => return Outcome::RolledBack(AppError::from_db(err)),
         };

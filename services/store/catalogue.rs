@@ -54,9 +54,15 @@ pub async fn create(
 
 /// Like [`create`] for the rows of several requests (single creates that went to the database together): row `i`
 /// was asked for with `contexts[i]`, and its change carries it. No idempotency claim: such creates have none.
+///
+/// The statement sets the organization itself (`org`), so it needs no transaction around it: on a connection
+/// with none open it is its own, committed when it ends, in one round trip where `BEGIN` with the organization,
+/// the statement and `COMMIT` took three. Inside a transaction (one with a statement limit) it sets the same
+/// organization again.
 #[tracing::instrument(level = "info", name = "db", skip_all, fields(otel.name = %format!("INSERT {} + outbox", resource_table(kind).table), otel.kind = "client", db.system = "postgresql", db.operation = "INSERT"))]
 pub async fn create_each(
     conn: &mut PgConnection,
+    org: Uuid,
     kind: Kind,
     rows: Vec<Value>,
     contexts: &[ChangeContext],
@@ -67,6 +73,7 @@ pub async fn create_each(
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows))
         .bind(Value::Object(by_id.collect()))
+        .bind(super::confined::org_text(org))
         .fetch_all(&mut *conn)
         .await?;
     Ok(in_order(decode_all(kind, created)?, &ids))
@@ -94,13 +101,22 @@ pub fn create_sql(kind: Kind) -> Sql {
 }
 
 /// The statement of [`create_each`]: `$1` the rows (a JSON array), `$2` a JSON object of each row's change context
-/// by its id.
+/// by its id, `$3` the organization (text).
+///
+/// The organization is set (transaction-local) before the first row is inserted: the rows to insert are a join
+/// with the one row of `org`, which computes the setting, so no row reaches the insert, its `current_org_id()` or
+/// its row-level-security checks (whose `(SELECT current_org_id())` is an InitPlan, computed when first needed,
+/// that is at the first row) before the setting is made. Should that order ever change, the statement fails
+/// closed: without the setting `current_org_id()` is NULL, `org_id` is NOT NULL and the policies admit nothing.
+/// `tests/integration/creates_together.rs` checks the rows land in the caller's organization and that nothing of
+/// the setting outlives the statement.
 pub fn create_each_sql(kind: Kind) -> Sql {
     let changes = insert_changes_each_sql(
         Fill::Text("(SELECT aggregate_id, jsonb_build_object('resource', resource) AS body, context FROM src)"),
         ChangeType::Created(kind),
     );
-    let input = "input AS (SELECT p.* FROM jsonb_populate_recordset(NULL::{tbl}, $1) p)";
+    let input = "org AS MATERIALIZED (SELECT set_config('app.org_id', $3::text, true) AS org),
+         input AS (SELECT p.* FROM org, jsonb_populate_recordset(NULL::{tbl}, $1) p WHERE org.org IS NOT NULL)";
     create_statement(kind, input, ", $2::jsonb -> t.id::text AS context", changes)
 }
 

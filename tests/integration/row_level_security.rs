@@ -215,6 +215,62 @@ async fn a_confined_read_sets_its_organization_first_in_one_statement_and_leaves
 }
 
 #[tokio::test]
+async fn a_shared_create_sets_its_organization_itself_and_leaves_nothing_behind() {
+    // Single creates that share a statement (app::creates_together) run it without a transaction around it: the
+    // statement sets the organization before its first row is inserted, commits as its own transaction, and
+    // nothing of the setting is left on the connection.
+    use eventdata::domain::catalogue::Kind;
+    use eventdata::outbox::enqueue::ChangeContext;
+    use eventdata::store::catalogue;
+    let db = TestDb::migrated().await;
+    let (a, b) = (db.create_org("a").await, db.create_org("b").await);
+    let app = db.app_pool().await;
+    let mut conn = app.acquire().await.expect("connection");
+    let row = |slug: &str| serde_json::json!({"id": Uuid::now_v7().to_string(), "name": slug, "slug": slug, "status": "draft", "metadata": {}});
+    let context = ChangeContext::default();
+    let mut created = Vec::new();
+    for (org, slug) in [(a, "in-a"), (b, "in-b"), (a, "in-a-too")] {
+        let made = catalogue::create_each(&mut conn, org, Kind::Event, vec![row(slug)], std::slice::from_ref(&context))
+            .await
+            .expect("a shared create");
+        created.push((org, made[0].id()));
+    }
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *conn).await.expect("count");
+    assert_eq!(after, 0, "the organization does not outlive the create's statement");
+    for (org, id) in &created {
+        let mut tx = eventdata::db::begin_for_org(&db.admin, *org).await.expect("begin");
+        let (event_org, change_org): (Uuid, Uuid) = sqlx::query_as(
+            "SELECT e.org_id, o.org_id FROM events e JOIN outbox o ON o.aggregate_id = e.id WHERE e.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the event and its change, committed, in the caller's organization");
+        assert_eq!((event_org, change_org), (*org, *org), "event {id} and its change are in the caller's organization");
+        tx.commit().await.expect("commit");
+    }
+
+    // A statement that fails (its second row takes a slug in use) leaves nothing: it was its own transaction.
+    let failed = catalogue::create_each(
+        &mut conn,
+        a,
+        Kind::Event,
+        vec![row("never"), row("in-a")],
+        &[context.clone(), context.clone()],
+    )
+    .await
+    .expect_err("a slug taken");
+    assert_eq!(failed.as_database_error().and_then(|e| e.code()).as_deref(), Some("23505"), "{failed}");
+    let mut tx = eventdata::db::begin_for_org(&db.admin, a).await.expect("begin");
+    let never: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE slug = 'never'")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count");
+    tx.commit().await.expect("commit");
+    assert_eq!(never, 0, "nothing of the failed statement was written");
+}
+
+#[tokio::test]
 async fn settings_a_confined_read_sets_reach_its_vector_scan() {
     // The HNSW scan reads `hnsw.ef_search` and `hnsw.iterative_scan` when it fetches its first row, after the
     // confined read's outer side has set them: vector searches rely on it to run in one statement.
