@@ -134,11 +134,12 @@ SELECT depth * 2 AS edges FROM walk WHERE speaker = (SELECT id FROM bench_speake
         "lean_insert",
         // The write path's true ceiling: an event row with the columns the API sets (primary key and one GIN
         // index) and its outbox row in one statement, no trigger, run as a superuser (bench.sh makes
-        // bench_lean_events).
+        // bench_lean_events). Its text has the shape of loadgen's events (`new_event`): as many words, the id
+        // once, so the full-text index gets as many entries.
         "WITH e AS (
   INSERT INTO bench_lean_events (id, org_id, name, slug, description, status, city, country)
-  SELECT u, CAST(:org AS uuid), 'Lean event ' || u, 'lean-' || replace(u::text, '-', ''), 'a lean event for the write path',
-         'draft', 'Berlin', 'DE'
+  SELECT u, CAST(:org AS uuid), 'Lean Event ' || replace(u::text, '-', ''), 'lean-' || replace(u::text, '-', ''),
+         'Created by eventdata lean.', 'draft', 'Berlin', 'DE'
   FROM (SELECT bench_uuid7() AS u) g
   RETURNING id, org_id, name)
 INSERT INTO outbox (org_id, aggregate_type, aggregate_id, change_type, payload)
@@ -282,11 +283,13 @@ SELECT current_org_id(), 'event', id, 'event.created', jsonb_build_object('id', 
 
 /// CreateEvent (`size` 1) or BatchCreateEvents of `size` events: the service's own statement
 /// (`store::catalogue::create_sql`) with `size` new rows, as one prepared statement. Ids are UUIDv7 like the
-/// service's (`bench_uuid7()`, made by bench.sh), so both insert into the same places of the btrees.
+/// service's (`bench_uuid7()`, made by bench.sh), so both insert into the same places of the btrees, and the
+/// text has the shape of loadgen's events (as many words, the id once), so both put as many entries into the
+/// full-text index.
 fn batch_create_sql(size: usize) -> String {
     let rows = format!(
-        "(SELECT jsonb_agg(jsonb_build_object('id', u, 'name', 'Raw Event ' || u, 'slug', 'raw-' || replace(u::text, '-', ''), \
-         'description', 'Created by pgbench.', 'status', 'draft', 'city', 'Berlin', 'country', 'DE', 'metadata', '{{}}'::jsonb)) \
+        "(SELECT jsonb_agg(jsonb_build_object('id', u, 'name', 'Raw Event ' || replace(u::text, '-', ''), 'slug', 'raw-' || replace(u::text, '-', ''), \
+         'description', 'Created by eventdata pgbench.', 'status', 'draft', 'city', 'Berlin', 'country', 'DE', 'metadata', '{{}}'::jsonb)) \
          FROM (SELECT bench_uuid7() AS u FROM generate_series(1, {size})) g)"
     );
     let sql = eventdata::store::catalogue::create_sql(Kind::Event)
