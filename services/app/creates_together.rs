@@ -259,35 +259,28 @@ impl App {
         // The server's statement limit: each caller's deadline was checked above, and one short deadline must
         // not cut the statement of the others.
         let caller = Caller { deadline: None, ..batch[0].caller.clone() };
-        let expected = batch.len();
+        let statement = SharedStatement { org: caller.org_id, kind, rows, contexts };
         match self.statement_limit_of(&caller) {
-            Ok(None) => self.insert_in_one_round_trip(&caller, kind, rows, &contexts, expected).await,
+            Ok(None) => self.insert_in_one_round_trip(statement).await,
             // Behind a transaction pooler, the connection has no limit of its own: a transaction sets it.
-            Ok(Some(_)) => self.insert_in_a_transaction(&caller, kind, rows, &contexts, expected).await,
+            Ok(Some(_)) => self.insert_in_a_transaction(&caller, statement).await,
             Err(err) => Outcome::RolledBack(err),
         }
     }
 
     /// The statement alone, its own transaction (it sets the organization itself): one round trip.
-    async fn insert_in_one_round_trip(
-        &self,
-        caller: &Caller,
-        kind: Kind,
-        rows: Vec<Value>,
-        contexts: &[ChangeContext],
-        expected: usize,
-    ) -> Outcome {
+    async fn insert_in_one_round_trip(&self, statement: SharedStatement) -> Outcome {
         let mut conn = match self.measured(self.reads.acquire()).await {
             Ok(conn) => conn,
             Err(err) => return Outcome::RolledBack(err),
         };
-        match store::create_each(&mut conn, caller.org_id, kind, rows, contexts).await {
-            Ok(created) if created.len() == expected => {
+        match statement.run(&mut conn).await {
+            Ok(Some(created)) => {
                 conn.release();
                 Outcome::Committed(created)
             }
             // Committed, yet not as asked: no create may run again.
-            Ok(_) => Outcome::Failed(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
+            Ok(None) => Outcome::Failed(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
             // The server refused the statement (or its commit): its transaction wrote nothing.
             Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
             // No answer: the statement may have committed.
@@ -296,21 +289,14 @@ impl App {
     }
 
     /// The statement in a transaction that sets the statement limit (behind a transaction pooler).
-    async fn insert_in_a_transaction(
-        &self,
-        caller: &Caller,
-        kind: Kind,
-        rows: Vec<Value>,
-        contexts: &[ChangeContext],
-        expected: usize,
-    ) -> Outcome {
+    async fn insert_in_a_transaction(&self, caller: &Caller, statement: SharedStatement) -> Outcome {
         let mut tx = match self.begin(caller).await {
             Ok(tx) => tx,
             Err(err) => return Outcome::RolledBack(err),
         };
-        let created = match store::create_each(&mut tx, caller.org_id, kind, rows, contexts).await {
-            Ok(created) if created.len() == expected => created,
-            Ok(_) => return Outcome::RolledBack(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
+        let created = match statement.run(&mut tx).await {
+            Ok(Some(created)) => created,
+            Ok(None) => return Outcome::RolledBack(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
             Err(err) => return Outcome::RolledBack(AppError::from_db(err)),
         };
         match tx.commit().await {
@@ -319,6 +305,23 @@ impl App {
             Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
             Err(err) => Outcome::Unknown(err),
         }
+    }
+}
+
+/// The rows of a shared statement and the change context of each.
+struct SharedStatement {
+    org: Uuid,
+    kind: Kind,
+    rows: Vec<Value>,
+    contexts: Vec<ChangeContext>,
+}
+
+impl SharedStatement {
+    /// Runs it: the resources, one per row, or `None` when the statement returned fewer.
+    async fn run(self, conn: &mut sqlx::PgConnection) -> Result<Option<Vec<Resource>>, sqlx::Error> {
+        let expected = self.rows.len();
+        let created = store::create_each(conn, self.org, self.kind, self.rows, &self.contexts).await?;
+        Ok((created.len() == expected).then_some(created))
     }
 }
 
