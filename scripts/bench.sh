@@ -255,8 +255,11 @@ fi
   [ -z "$wakeup_report" ] || echo "$wakeup_report"
 } | tee "$OUT/report.txt"
 
-say "removing what this run wrote (events created since ${bench_from}, relay backlog organizations)"
+say "removing what this run wrote (events created since ${bench_from} and their changes, relay backlog organizations)"
+# The changes too: nothing publishes the bench organization's, and the outbox would only grow. The relay part of a
+# later run starts after whatever is left.
 psql "$PG_SUPER/$DB" -q -v ON_ERROR_STOP=1 \
   -c "DELETE FROM events WHERE org_id = '${ORG}' AND created_at >= '${bench_from}'" \
+  -c "DELETE FROM outbox WHERE org_id = '${ORG}' AND created_at >= '${bench_from}'" \
   -c "DELETE FROM organizations WHERE slug LIKE 'relaybench-%'" \
   -c "VACUUM (ANALYZE) events"
