@@ -52,7 +52,7 @@ enum Outcome {
     Committed(Vec<Resource>),
     /// Failed before it committed, or its commit was refused: nothing of it was written.
     RolledBack(AppError),
-    /// Its commit got no answer: whether it was written is unknown.
+    /// It (or its commit) got no answer: whether it was written is unknown.
     Unknown(sqlx::Error),
     /// Committed, yet wrong: every create hears this error and none runs again.
     Failed(AppError),

@@ -108,7 +108,7 @@ pub fn create_sql(kind: Kind) -> Sql {
 /// its row-level-security checks (whose `(SELECT current_org_id())` is an InitPlan, computed when first needed,
 /// that is at the first row) before the setting is made. Should that order ever change, the statement fails
 /// closed: without the setting `current_org_id()` is NULL, `org_id` is NOT NULL and the policies admit nothing.
-/// `tests/integration/creates_together.rs` checks the rows land in the caller's organization and that nothing of
+/// `tests/integration/row_level_security.rs` checks the rows land in the caller's organization and that nothing of
 /// the setting outlives the statement.
 pub fn create_each_sql(kind: Kind) -> Sql {
     let changes = insert_changes_each_sql(
