@@ -58,6 +58,17 @@ enum Outcome {
     Failed(AppError),
 }
 
+impl Outcome {
+    /// A statement, or the COMMIT, that ended in `err`: a refusal by the server means its transaction rolled back
+    /// and wrote nothing; no answer at all (the connection lost) leaves the outcome unknown.
+    fn ended_by(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Database(_) => Outcome::RolledBack(AppError::from_db(err)),
+            err => Outcome::Unknown(err),
+        }
+    }
+}
+
 /// A create waiting for a statement.
 struct Waiting {
     caller: Caller,
@@ -281,10 +292,7 @@ impl App {
             }
             // Committed, yet not as asked: no create may run again.
             Ok(None) => Outcome::Failed(AppError::Internal(anyhow::anyhow!("a shared create lost rows"))),
-            // The server refused the statement (or its commit): its transaction wrote nothing.
-            Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
-            // No answer: the statement may have committed.
-            Err(err) => Outcome::Unknown(err),
+            Err(err) => Outcome::ended_by(err),
         }
     }
 
@@ -301,9 +309,7 @@ impl App {
         };
         match tx.commit().await {
             Ok(()) => Outcome::Committed(created),
-            // The server answered the COMMIT with an error: it rolled back.
-            Err(err @ sqlx::Error::Database(_)) => Outcome::RolledBack(AppError::from_db(err)),
-            Err(err) => Outcome::Unknown(err),
+            Err(err) => Outcome::ended_by(err),
         }
     }
 }
