@@ -3,8 +3,9 @@
 # (examples/bench_sql.rs writes them from the store's SQL builders) run by pgbench against a seeded scratch
 # database, once as the schema stands and once with each part taken away: an index, the generated quality and
 # search columns, the CHECK constraints, the foreign key to organizations, the row-level-security policy, the
-# idempotency claim, the projection, the WAL flush at commit, the relation-count triggers, a fillfactor; the
-# full-text index built otherwise (RUM on lexeme hashes, GIN); the trigram index's pending-list settings.
+# idempotency claim, the projection, the WAL flush at commit, the relation-count triggers, a fillfactor, the
+# inlined SQL functions' bodies as strings (before migration 0018); the full-text index built otherwise (RUM on
+# lexeme hashes, GIN); the trigram index's pending-list settings.
 #
 # Every variant starts from its own copy of one seeded template database (CREATE DATABASE ... TEMPLATE), so no
 # variant inherits another's changes and nothing needs rebuilding. The service's statement runs as the runtime
@@ -128,6 +129,10 @@ variant "quality_score/quality_reasons stored, not computed (index kept)" profil
    ALTER TABLE events ADD COLUMN quality_score float8 NOT NULL DEFAULT 0, ADD COLUMN quality_reasons text[] NOT NULL DEFAULT '{}';
    CREATE INDEX events_org_quality_idx ON events (org_id, quality_score, id)"
 variant "without the search column (and its RUM index)" profile_create "$APP" "ALTER TABLE events DROP COLUMN search CASCADE"
+# The SQL functions that statements inline with their bodies as strings, parsed each time a statement starts
+# (before migration 0018): the quality functions of the generated columns among them.
+variant "function bodies as strings (before migration 0018)" profile_create "$APP" \
+  "$(cat migrations/0018_function_bodies_parsed_once.down.sql)"
 # The full-text index built otherwise: RUM keyed by lexeme hashes (no prefix search, which no query uses), and the
 # GIN index RUM replaced (its pending list batches new rows' lexemes; it cannot order by rank).
 variant "search index: RUM rum_tsvector_hash_ops" profile_create "$APP" \
@@ -159,6 +164,8 @@ variant "events and speakers at fillfactor 80 (count updates can stay HOT)" prof
   "ALTER TABLE events SET (fillfactor = 80); ALTER TABLE speakers SET (fillfactor = 80); VACUUM FULL events, speakers"
 variant "without the quality indexes of events and speakers" profile_add_speaker "$APP" \
   "DROP INDEX events_org_quality_idx, speakers_org_quality_idx"
+variant "function bodies as strings (before migration 0018)" profile_add_speaker "$APP" \
+  "$(cat migrations/0018_function_bodies_parsed_once.down.sql)"
 variant "as a superuser (no row-level security)" profile_add_speaker postgres ""
 psql "$PG_SUPER/postgres" -qc "DROP DATABASE IF EXISTS ${DB}"
 

@@ -36,7 +36,8 @@ pub async fn create(
     context: &ChangeContext,
 ) -> Result<Option<Vec<Resource>>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
-    let created = sqlx::query(create_sql(kind))
+    static BUILT: Built<{ Kind::ALL.len() }> = Built::new();
+    let created = sqlx::query(BUILT.get(kind as usize, || create_sql(kind)))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows.to_vec()))
         .bind(claim.map(|c| c.request_id))
@@ -69,7 +70,8 @@ pub async fn create_each(
 ) -> Result<Vec<Resource>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok())).collect();
     let by_id = ids.iter().zip(contexts).map(|(id, context)| (id.to_string(), context.to_param()));
-    let created = sqlx::query(create_each_sql(kind))
+    static BUILT: Built<{ Kind::ALL.len() }> = Built::new();
+    let created = sqlx::query(BUILT.get(kind as usize, || create_each_sql(kind)))
         .persistent(crate::db::named_statements())
         .bind(Value::Array(rows))
         .bind(Value::Object(by_id.collect()))
@@ -277,7 +279,8 @@ pub async fn delete(
     expected_version: Option<i64>,
     context: &ChangeContext,
 ) -> Result<DeleteOutcome, sqlx::Error> {
-    let deleted = sqlx::query(delete_sql(kind))
+    static BUILT: Built<{ Kind::ALL.len() }> = Built::new();
+    let deleted = sqlx::query(BUILT.get(kind as usize, || delete_sql(kind)))
         .persistent(crate::db::named_statements())
         .bind(id)
         .bind(expected_version)
