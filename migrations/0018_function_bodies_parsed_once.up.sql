@@ -2,12 +2,12 @@
 --
 -- PostgreSQL inlines a simple SQL function into the expression that calls it. For a body written as a string
 -- (`AS $$ SELECT ... $$`) that means parsing and analysing the string again each time the expression is planned,
--- and some expressions are planned on every statement: a table's stored generated columns when the statement
+-- and some expressions are planned on every statement: a table's stored generated columns, when the statement
 -- starts (every create of an event, speaker or company, and every UPDATE the relation-count triggers make, computes
--- the quality columns and `normalized_name`), and every statement PL/pgSQL runs with EXECUTE (filtered searches call
--- `current_org_id()`). A SQL-standard body is stored parsed: inlining reads the stored tree. The definitions are the
--- same expressions as before (migrations 0001 and 0003); nothing stored changes. What it saved: docs/performance.md,
--- "Function bodies parsed once".
+-- the quality columns or `normalized_name`), and the policies' `current_org_id()` in a statement planned for each
+-- execution (behind a transaction pooler the service's statements are unnamed). A SQL-standard body is stored
+-- parsed: inlining reads the stored tree. The definitions are the same expressions as before (migrations 0001 and
+-- 0003); nothing stored changes. What it saved: docs/performance.md, "Function bodies parsed once".
 
 CREATE OR REPLACE FUNCTION current_org_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
