@@ -34,6 +34,10 @@ pub struct DatabaseSettings {
     /// this machine's cores; 0: every create in a statement of its own). Single creates arriving while they run
     /// wait and go together in the next one (`app::creates_together`).
     pub create_statements: usize,
+    /// Creates that must be waiting before a create statement starts beside a running one of their organization
+    /// and kind (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`, default 8; at least 1). Fewer wait for the running one to
+    /// end and go in the next.
+    pub creates_to_start_another: usize,
     /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
     /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
@@ -175,13 +179,6 @@ impl RelaySettings {
     /// Reads the relay settings.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let positive = |var: &'static str, default: &str| -> Result<u32, ConfigError> {
-            let n: u32 = env.parsed(var, default)?;
-            if n == 0 {
-                return Err(ConfigError { var, reason: "must be at least 1".into() });
-            }
-            Ok(n)
-        };
         let hours = |var: &'static str, default: &str, min: u64| -> Result<Duration, ConfigError> {
             let h: u64 = env.parsed(var, default)?;
             if h < min {
@@ -198,9 +195,9 @@ impl RelaySettings {
             amqp_urls: env.urls("AMQP_URL", DEFAULT_AMQP_URL, &["amqp", "amqps"])?,
             exchange: env.get("EVENTDATA_RELAY_EXCHANGE").unwrap_or_else(|| "eventdata.changes".into()),
             alternate_exchange: env.get("EVENTDATA_RELAY_ALTERNATE_EXCHANGE"),
-            partitions: positive("EVENTDATA_RELAY_PARTITIONS", "1")?,
-            batch_size: positive("EVENTDATA_RELAY_BATCH_SIZE", "500")?,
-            max_in_flight: positive("EVENTDATA_RELAY_MAX_IN_FLIGHT", "4000")?,
+            partitions: env.at_least_one("EVENTDATA_RELAY_PARTITIONS", "1")?,
+            batch_size: env.at_least_one("EVENTDATA_RELAY_BATCH_SIZE", "500")?,
+            max_in_flight: env.at_least_one("EVENTDATA_RELAY_MAX_IN_FLIGHT", "4000")?,
             checkpoint_interval: env.millis("EVENTDATA_RELAY_CHECKPOINT_INTERVAL_MS", 100)?,
             poll_interval: env.millis("EVENTDATA_RELAY_POLL_INTERVAL_MS", 50)?,
             claim_interval: env.millis("EVENTDATA_RELAY_CLAIM_INTERVAL_MS", 1000)?,
@@ -284,19 +281,16 @@ impl DatabaseSettings {
     /// Reads the database settings alone (the administrative subcommands need nothing else).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let pool_max: u32 = env.parsed("EVENTDATA_DB_POOL_MAX", "20")?;
-        if pool_max == 0 {
-            return Err(ConfigError { var: "EVENTDATA_DB_POOL_MAX", reason: "must be at least 1".into() });
-        }
         Ok(Self {
             url: env.url("DATABASE_URL", DEFAULT_DATABASE_URL, &["postgres", "postgresql"])?,
             admin_url: env.url("DATABASE_ADMIN_URL", DEFAULT_DATABASE_ADMIN_URL, &["postgres", "postgresql"])?,
-            pool_max,
+            pool_max: env.at_least_one("EVENTDATA_DB_POOL_MAX", "20")?,
             acquire_timeout: env.millis("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", 2000)?,
             search_concurrency: env
                 .parsed("EVENTDATA_DB_SEARCH_CONCURRENCY", &default_search_concurrency().to_string())?,
             create_statements: env
                 .parsed("EVENTDATA_DB_CREATE_STATEMENTS", &default_create_statements().to_string())?,
+            creates_to_start_another: env.at_least_one("EVENTDATA_DB_CREATES_TO_START_ANOTHER", "8")?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
@@ -393,6 +387,19 @@ impl Env<'_> {
         raw.parse().map_err(|e: T::Err| ConfigError { var, reason: format!("is malformed ({e}): {raw:?}") })
     }
 
+    /// A count that must be at least 1.
+    fn at_least_one<T>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + From<u8>,
+        T::Err: std::fmt::Display,
+    {
+        let n: T = self.parsed(var, default)?;
+        if n < T::from(1) {
+            return Err(ConfigError { var, reason: "must be at least 1".into() });
+        }
+        Ok(n)
+    }
+
     fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let ms: u64 = self.parsed(var, &default.to_string())?;
         if ms == 0 {
@@ -448,6 +455,7 @@ mod tests {
         assert_eq!(config.database.pool_max, 20);
         assert_eq!(config.database.search_concurrency, std::thread::available_parallelism().expect("cores").get() + 1);
         assert_eq!(config.database.create_statements, std::thread::available_parallelism().expect("cores").get());
+        assert_eq!(config.database.creates_to_start_another, 8);
         assert_eq!(config.telemetry.service_name, "eventdata");
         assert!(config.telemetry.otlp_endpoint.is_none());
     }
@@ -464,6 +472,7 @@ mod tests {
             ("EVENTDATA_DB_ACQUIRE_TIMEOUT_MS", "-5"),
             ("EVENTDATA_DB_SEARCH_CONCURRENCY", "-1"),
             ("EVENTDATA_DB_SEARCH_CONCURRENCY", "cores"),
+            ("EVENTDATA_DB_CREATES_TO_START_ANOTHER", "0"),
             ("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", "0"),
             ("EVENTDATA_HEALTH_INTERVAL_MS", "1s"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),

@@ -87,7 +87,10 @@ impl Application {
                 .with_metrics(metrics.clone())
                 .with_commit_notifier(notifier.clone())
                 .with_search_concurrency(self.config.database.search_concurrency, self.config.database.acquire_timeout)
-                .with_create_statements(self.config.database.create_statements);
+                .with_create_statements(
+                    self.config.database.create_statements,
+                    self.config.database.creates_to_start_another,
+                );
         if self.config.database.pooler == crate::config::Pooler::Transaction {
             app = app.behind_transaction_pooler();
         }

@@ -6,9 +6,12 @@
 //! events a second as CreateEvent (docs/performance.md, "Creates that go together"). So single creates of one
 //! organization and kind share a statement when they can: at most a set number of create statements run for an
 //! organization and kind at once; a create that finds them all busy waits, and the next statement to start takes
-//! every create waiting (up to [`MOST_ROWS`]). A create that finds a statement free starts one at once, so a
+//! every create waiting (up to [`MOST_ROWS`]). A create that finds no statement running starts one at once, so a
 //! lone create waits for nobody; under load, statements fill up with the creates that arrived while the
-//! previous ones ran (group commit).
+//! previous ones ran (group commit). Beside a running statement another starts only when a set number of creates
+//! wait (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`): a statement of one or two creates would pay the statement's
+//! costs for little, and its creates are served as soon as the running one ends anyway (docs/performance.md,
+//! "A second statement only for enough creates").
 //!
 //! Each create still gets its own answer: its own resource, its own `<kind>.created` change with its caller's
 //! actor and trace. When the shared statement fails (a slug taken, a deadline, the database gone), nothing of it
@@ -83,6 +86,8 @@ struct Waiting {
 pub(crate) struct CreatesTogether {
     /// Most statements per organization and kind at once.
     statements: usize,
+    /// Creates that must be waiting before a statement starts beside a running one of their organization and kind.
+    to_start_another: usize,
     by_key: Arc<Mutex<HashMap<(Uuid, Kind), Queue>>>,
     /// Creates queued and not yet taken by a statement, over every organization and kind.
     waiting: Gauge,
@@ -95,11 +100,22 @@ struct Queue {
     running: usize,
 }
 
+impl Queue {
+    /// Whether the creates waiting start a statement now: at once when none runs, beside running ones only while
+    /// fewer than `statements` run and at least `to_start_another` creates wait.
+    fn may_start(&self, statements: usize, to_start_another: usize) -> bool {
+        !self.waiting.is_empty()
+            && (self.running == 0 || (self.running < statements && self.waiting.len() >= to_start_another))
+    }
+}
+
 impl CreatesTogether {
-    /// At most `statements` create statements per organization and kind at once, counting the creates waiting
-    /// in `waiting`; `None` for 0 (every create alone).
-    pub(crate) fn new(statements: usize, waiting: Gauge) -> Option<Self> {
-        (statements > 0).then(|| Self { statements, by_key: Arc::default(), waiting })
+    /// At most `statements` create statements per organization and kind at once, another beside a running one only
+    /// for `to_start_another` creates or more (at least 1), counting the creates waiting in `waiting`; `None` for
+    /// 0 statements (every create alone).
+    pub(crate) fn new(statements: usize, to_start_another: usize, waiting: Gauge) -> Option<Self> {
+        let to_start_another = to_start_another.max(1);
+        (statements > 0).then(|| Self { statements, to_start_another, by_key: Arc::default(), waiting })
     }
 
     /// Queues `create`; when a statement is free for its organization and kind, takes it: returns the creates that
@@ -109,7 +125,7 @@ impl CreatesTogether {
         let queue = by_key.entry(key).or_default();
         queue.waiting.push_back(create);
         self.waiting.inc();
-        if queue.running >= self.statements {
+        if !queue.may_start(self.statements, self.to_start_another) {
             return None;
         }
         queue.running += 1;
@@ -117,17 +133,18 @@ impl CreatesTogether {
     }
 
     /// After a statement of `key` ended: the creates the next one runs, or `None` (and one statement fewer) when
-    /// none wait.
+    /// none wait, or too few to run beside the others still running (those take them when they end).
     fn next(&self, key: (Uuid, Kind)) -> Option<Vec<Waiting>> {
         let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         let queue = by_key.get_mut(&key)?;
-        if queue.waiting.is_empty() {
-            queue.running -= 1;
+        queue.running -= 1;
+        if !queue.may_start(self.statements, self.to_start_another) {
             if queue.running == 0 {
                 by_key.remove(&key);
             }
             return None;
         }
+        queue.running += 1;
         Some(self.take(&mut queue.waiting))
     }
 
@@ -354,7 +371,7 @@ mod tests {
     #[test]
     fn a_create_that_finds_a_statement_free_takes_it_and_the_others_wait_for_the_next() {
         let gauge = Gauge::default();
-        let together = CreatesTogether::new(1, gauge.clone()).expect("on");
+        let together = CreatesTogether::new(1, 1, gauge.clone()).expect("on");
         let first = together.queue(KEY, waiting().0).expect("a free statement");
         assert_eq!((first.len(), gauge.get()), (1, 0));
         assert!(together.queue(KEY, waiting().0).is_none(), "the one statement is busy");
@@ -368,7 +385,7 @@ mod tests {
 
     #[test]
     fn statements_run_side_by_side_up_to_the_limit_per_organization_and_kind() {
-        let together = CreatesTogether::new(2, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(2, 1, Gauge::default()).expect("on");
         assert!(together.queue(KEY, waiting().0).is_some());
         assert!(together.queue(KEY, waiting().0).is_some(), "a second statement");
         assert!(together.queue(KEY, waiting().0).is_none(), "both busy");
@@ -377,8 +394,22 @@ mod tests {
     }
 
     #[test]
+    fn beside_a_running_statement_another_starts_only_for_enough_creates() {
+        let together = CreatesTogether::new(2, 3, Gauge::default()).expect("on");
+        assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(1), "none runs: at once");
+        assert!(together.queue(KEY, waiting().0).is_none(), "one waits: too few to start another");
+        assert!(together.queue(KEY, waiting().0).is_none(), "two wait");
+        assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(3), "three: a second statement");
+        assert!(together.queue(KEY, waiting().0).is_none(), "both busy");
+        assert!(together.next(KEY).is_none(), "the first ends: one waits, too few beside the second");
+        assert_eq!(together.next(KEY).map(|b| b.len()), Some(1), "the second ends: none runs, it takes the one");
+        assert!(together.next(KEY).is_none(), "none wait: the last statement ends");
+        assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(1), "free again");
+    }
+
+    #[test]
     fn a_statement_takes_at_most_the_batch_limit_in_the_order_they_came() {
-        let together = CreatesTogether::new(1, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(1, 1, Gauge::default()).expect("on");
         together.queue(KEY, waiting().0).expect("free");
         let mut answers = Vec::new();
         for _ in 0..MOST_ROWS + 5 {
@@ -398,7 +429,7 @@ mod tests {
 
     #[test]
     fn creates_left_waiting_by_a_stopped_task_run_alone() {
-        let together = CreatesTogether::new(1, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(1, 1, Gauge::default()).expect("on");
         together.queue(KEY, waiting().0).expect("free");
         let (create, mut answered) = waiting();
         assert!(together.queue(KEY, create).is_none());
@@ -409,6 +440,6 @@ mod tests {
 
     #[test]
     fn zero_statements_is_every_create_alone() {
-        assert!(CreatesTogether::new(0, Gauge::default()).is_none());
+        assert!(CreatesTogether::new(0, 8, Gauge::default()).is_none());
     }
 }

@@ -110,10 +110,12 @@ impl App {
     }
 
     /// The same use cases, running at most `statements` create statements per organization and kind at once,
-    /// single creates arriving meanwhile going together in the next (0: each create alone; `app::creates_together`).
-    pub fn with_create_statements(self, statements: usize) -> Self {
+    /// single creates arriving meanwhile going together in the next, one beside a running one only for
+    /// `to_start_another` creates or more (0 statements: each create alone; `app::creates_together`).
+    pub fn with_create_statements(self, statements: usize, to_start_another: usize) -> Self {
         let waiting = self.metrics.creates_waiting.clone();
-        Self { creates_together: creates_together::CreatesTogether::new(statements, waiting), ..self }
+        let together = creates_together::CreatesTogether::new(statements, to_start_another, waiting);
+        Self { creates_together: together, ..self }
     }
 
     /// Waits for a search's turn on the database; hold it until the search's statements are done.

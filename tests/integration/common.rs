@@ -136,6 +136,7 @@ impl TestDb {
             acquire_timeout: Duration::from_secs(2),
             search_concurrency: 3,
             create_statements: 2,
+            creates_to_start_another: 8,
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),

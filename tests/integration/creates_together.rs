@@ -1,6 +1,7 @@
 //! Single creates that arrive together share a statement (`EVENTDATA_DB_CREATE_STATEMENTS`, app::creates_together):
 //! each still gets its own resource and its own change, with its own caller's trace and actor, and when the shared
 //! statement fails each create gets the answer it would have had alone, with nothing of the failed statement left.
+//! Beside a running statement another starts only for enough creates (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`).
 
 use std::time::Duration;
 
@@ -124,5 +125,38 @@ async fn creates_that_wait_together_share_a_statement_and_keep_their_own_changes
     assert_eq!(refused[0].code(), Code::AlreadyExists);
     assert_eq!(error_details(refused[0]), ("SLUG_TAKEN".to_owned(), vec![]), "as a create alone is refused");
     assert_eq!(answers[2].as_ref().expect("the third create").slug, "again-13");
+    assert_outbox_matches_data(db, org).await;
+}
+
+#[tokio::test]
+async fn beside_a_running_statement_another_starts_only_when_enough_creates_wait() {
+    let app = TestApp::start_with(|settings| {
+        settings.create_statements = 2;
+        settings.creates_to_start_another = 3;
+    })
+    .await;
+    let (db, server, org, channel) = (&app.db, &app.server, app.org, app.rw());
+
+    // The first create finds no statement running and starts one at once; it waits on the lock.
+    let lock = hold_inserts(db).await;
+    let mut creates = vec![tokio::spawn(create(channel.clone(), 0, "beside-0".into()))];
+    wait_for(&app, 0.0).await;
+    // Two more are too few for a second statement: they wait for the first to end.
+    for i in 1..=2 {
+        creates.push(tokio::spawn(create(channel.clone(), i, format!("beside-{i}"))));
+    }
+    wait_for(&app, 2.0).await;
+    // A third makes three: a second statement takes them and waits on the lock beside the first.
+    creates.push(tokio::spawn(create(channel.clone(), 3, "beside-3".into())));
+    wait_for_lock_waiters(db, "INSERT INTO events", 2).await;
+    assert_eq!(metric(server, "eventdata_db_creates_waiting").await, 0.0, "the second statement took all three");
+    lock.commit().await.expect("release");
+
+    for (i, create) in creates.into_iter().enumerate() {
+        let event = create.await.expect("joined").unwrap_or_else(|status| panic!("create {i}: {status:?}"));
+        assert_eq!(event.slug, format!("beside-{i}"));
+    }
+    assert_eq!(metric(server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
+    assert_eq!(metric(server, "eventdata_db_creates_per_statement_sum").await, 4.0, "of one and three creates");
     assert_outbox_matches_data(db, org).await;
 }
