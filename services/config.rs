@@ -38,6 +38,10 @@ pub struct DatabaseSettings {
     /// and kind (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`, default 8; at least 1). Fewer wait for the running one to
     /// end and go in the next.
     pub creates_to_start_another: usize,
+    /// How long a create waits for that many before it starts a statement beside a running one anyway
+    /// (`EVENTDATA_DB_CREATES_WAIT_MS`, default 10): only a slow statement (one waiting on a lock, say) makes the
+    /// creates behind it wait that long.
+    pub creates_wait: Duration,
     /// Upper bound on any one statement of a request (`EVENTDATA_DB_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
     /// Statements slower than this are logged at WARN with their duration (`EVENTDATA_DB_SLOW_STATEMENT_MS`, 250).
@@ -291,6 +295,7 @@ impl DatabaseSettings {
             create_statements: env
                 .parsed("EVENTDATA_DB_CREATE_STATEMENTS", &default_create_statements().to_string())?,
             creates_to_start_another: env.at_least_one("EVENTDATA_DB_CREATES_TO_START_ANOTHER", "8")?,
+            creates_wait: env.millis("EVENTDATA_DB_CREATES_WAIT_MS", 10)?,
             statement_timeout: env.millis("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", 30_000)?,
             slow_statement: env.millis("EVENTDATA_DB_SLOW_STATEMENT_MS", 250)?,
             startup_timeout: env.millis("EVENTDATA_DB_STARTUP_TIMEOUT_MS", 60_000)?,
@@ -456,6 +461,7 @@ mod tests {
         assert_eq!(config.database.search_concurrency, std::thread::available_parallelism().expect("cores").get() + 1);
         assert_eq!(config.database.create_statements, std::thread::available_parallelism().expect("cores").get());
         assert_eq!(config.database.creates_to_start_another, 8);
+        assert_eq!(config.database.creates_wait, Duration::from_millis(10));
         assert_eq!(config.telemetry.service_name, "eventdata");
         assert!(config.telemetry.otlp_endpoint.is_none());
     }
@@ -473,6 +479,7 @@ mod tests {
             ("EVENTDATA_DB_SEARCH_CONCURRENCY", "-1"),
             ("EVENTDATA_DB_SEARCH_CONCURRENCY", "cores"),
             ("EVENTDATA_DB_CREATES_TO_START_ANOTHER", "0"),
+            ("EVENTDATA_DB_CREATES_WAIT_MS", "0"),
             ("EVENTDATA_DB_STATEMENT_TIMEOUT_MS", "0"),
             ("EVENTDATA_HEALTH_INTERVAL_MS", "1s"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),

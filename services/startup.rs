@@ -90,6 +90,7 @@ impl Application {
                 .with_create_statements(
                     self.config.database.create_statements,
                     self.config.database.creates_to_start_another,
+                    self.config.database.creates_wait,
                 );
         if self.config.database.pooler == crate::config::Pooler::Transaction {
             app = app.behind_transaction_pooler();

@@ -11,7 +11,8 @@
 //! previous ones ran (group commit). Beside a running statement another starts only when a set number of creates
 //! wait (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`): a statement of one or two creates would pay the statement's
 //! costs for little, and its creates are served as soon as the running one ends anyway (docs/performance.md,
-//! "A second statement only for enough creates").
+//! "A second statement only for enough creates"), unless it is slow: a create that waited a set time
+//! (`EVENTDATA_DB_CREATES_WAIT_MS`) starts another for those waiting, however few.
 //!
 //! Each create still gets its own answer: its own resource, its own `<kind>.created` change with its caller's
 //! actor and trace. When the shared statement fails (a slug taken, a deadline, the database gone), nothing of it
@@ -26,6 +27,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::{Map, Value};
@@ -88,6 +90,8 @@ pub(crate) struct CreatesTogether {
     statements: usize,
     /// Creates that must be waiting before a statement starts beside a running one of their organization and kind.
     to_start_another: usize,
+    /// How long a create waits for that many before it starts a statement anyway.
+    most_wait: Duration,
     by_key: Arc<Mutex<HashMap<(Uuid, Kind), Queue>>>,
     /// Creates queued and not yet taken by a statement, over every organization and kind.
     waiting: Gauge,
@@ -111,11 +115,11 @@ impl Queue {
 
 impl CreatesTogether {
     /// At most `statements` create statements per organization and kind at once, another beside a running one only
-    /// for `to_start_another` creates or more (at least 1), counting the creates waiting in `waiting`; `None` for
-    /// 0 statements (every create alone).
-    pub(crate) fn new(statements: usize, to_start_another: usize, waiting: Gauge) -> Option<Self> {
+    /// for `to_start_another` creates or more (at least 1) or once a create waited `most_wait`, counting the
+    /// creates waiting in `waiting`; `None` for 0 statements (every create alone).
+    pub(crate) fn new(statements: usize, to_start_another: usize, most_wait: Duration, waiting: Gauge) -> Option<Self> {
         let to_start_another = to_start_another.max(1);
-        (statements > 0).then(|| Self { statements, to_start_another, by_key: Arc::default(), waiting })
+        (statements > 0).then(|| Self { statements, to_start_another, most_wait, by_key: Arc::default(), waiting })
     }
 
     /// Queues `create`; when a statement is free for its organization and kind, takes it: returns the creates that
@@ -142,6 +146,18 @@ impl CreatesTogether {
             if queue.running == 0 {
                 by_key.remove(&key);
             }
+            return None;
+        }
+        queue.running += 1;
+        Some(self.take(&mut queue.waiting))
+    }
+
+    /// After a create of `key` waited its most: a statement for the creates waiting, however few,
+    /// when fewer than the most statements run.
+    fn start_for_those_waiting(&self, key: (Uuid, Kind)) -> Option<Vec<Waiting>> {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = by_key.get_mut(&key)?;
+        if queue.waiting.is_empty() || queue.running >= self.statements {
             return None;
         }
         queue.running += 1;
@@ -196,13 +212,22 @@ impl App {
             return self.create_alone(caller, request).await;
         };
         let key = (caller.org_id, request.kind);
-        let (answer, answered) = oneshot::channel();
+        let (answer, mut answered) = oneshot::channel();
         let create = Waiting { caller: caller.clone(), row: row.to_row(), span: tracing::Span::current(), answer };
         if let Some(batch) = together.queue(key, create) {
-            let (app, together) = (self.clone(), together.clone());
-            tokio::spawn(async move { app.run_statements(together, key, batch).await });
+            self.spawn_statements(together, key, batch);
         }
-        match answered.await {
+        let answer = match tokio::time::timeout(together.most_wait, &mut answered).await {
+            Ok(answer) => answer,
+            // The running statement is slow (a lock, say): another starts for the creates waiting, however few.
+            Err(_) => {
+                if let Some(batch) = together.start_for_those_waiting(key) {
+                    self.spawn_statements(together, key, batch);
+                }
+                answered.await
+            }
+        };
+        match answer {
             Ok(Some(answer)) => answer.map(|resource| vec![resource]),
             // A statement that wrote nothing: alone, the create gets its own answer.
             Ok(None) => self.create_alone(caller, request).await,
@@ -210,6 +235,12 @@ impl App {
             // unknown, as after a commit without an answer.
             Err(_) => Err(AppError::Unavailable),
         }
+    }
+
+    /// Runs `batch` and then the creates that wait, on a task of its own.
+    fn spawn_statements(&self, together: &CreatesTogether, key: (Uuid, Kind), batch: Vec<Waiting>) {
+        let (app, together) = (self.clone(), together.clone());
+        tokio::spawn(async move { app.run_statements(together, key, batch).await });
     }
 
     /// Runs `batch`, then the creates that waited meanwhile, until none wait.
@@ -367,11 +398,12 @@ mod tests {
     }
 
     const KEY: (Uuid, Kind) = (Uuid::nil(), Kind::Event);
+    const WAIT: Duration = Duration::from_millis(10);
 
     #[test]
     fn a_create_that_finds_a_statement_free_takes_it_and_the_others_wait_for_the_next() {
         let gauge = Gauge::default();
-        let together = CreatesTogether::new(1, 1, gauge.clone()).expect("on");
+        let together = CreatesTogether::new(1, 1, WAIT, gauge.clone()).expect("on");
         let first = together.queue(KEY, waiting().0).expect("a free statement");
         assert_eq!((first.len(), gauge.get()), (1, 0));
         assert!(together.queue(KEY, waiting().0).is_none(), "the one statement is busy");
@@ -385,7 +417,7 @@ mod tests {
 
     #[test]
     fn statements_run_side_by_side_up_to_the_limit_per_organization_and_kind() {
-        let together = CreatesTogether::new(2, 1, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(2, 1, WAIT, Gauge::default()).expect("on");
         assert!(together.queue(KEY, waiting().0).is_some());
         assert!(together.queue(KEY, waiting().0).is_some(), "a second statement");
         assert!(together.queue(KEY, waiting().0).is_none(), "both busy");
@@ -395,7 +427,7 @@ mod tests {
 
     #[test]
     fn beside_a_running_statement_another_starts_only_for_enough_creates() {
-        let together = CreatesTogether::new(2, 3, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(2, 3, WAIT, Gauge::default()).expect("on");
         assert_eq!(together.queue(KEY, waiting().0).map(|b| b.len()), Some(1), "none runs: at once");
         assert!(together.queue(KEY, waiting().0).is_none(), "one waits: too few to start another");
         assert!(together.queue(KEY, waiting().0).is_none(), "two wait");
@@ -408,8 +440,19 @@ mod tests {
     }
 
     #[test]
+    fn creates_that_waited_long_start_a_statement_however_few() {
+        let together = CreatesTogether::new(2, 8, WAIT, Gauge::default()).expect("on");
+        assert!(together.start_for_those_waiting(KEY).is_none(), "nothing waits");
+        together.queue(KEY, waiting().0).expect("none runs: at once");
+        assert!(together.queue(KEY, waiting().0).is_none(), "one waits: too few to start another");
+        assert_eq!(together.start_for_those_waiting(KEY).map(|b| b.len()), Some(1), "it waited long: it starts one");
+        assert!(together.queue(KEY, waiting().0).is_none(), "both busy");
+        assert!(together.start_for_those_waiting(KEY).is_none(), "both busy, however long it waits");
+    }
+
+    #[test]
     fn a_statement_takes_at_most_the_batch_limit_in_the_order_they_came() {
-        let together = CreatesTogether::new(1, 1, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(1, 1, WAIT, Gauge::default()).expect("on");
         together.queue(KEY, waiting().0).expect("free");
         let mut answers = Vec::new();
         for _ in 0..MOST_ROWS + 5 {
@@ -429,7 +472,7 @@ mod tests {
 
     #[test]
     fn creates_left_waiting_by_a_stopped_task_run_alone() {
-        let together = CreatesTogether::new(1, 1, Gauge::default()).expect("on");
+        let together = CreatesTogether::new(1, 1, WAIT, Gauge::default()).expect("on");
         together.queue(KEY, waiting().0).expect("free");
         let (create, mut answered) = waiting();
         assert!(together.queue(KEY, create).is_none());
@@ -440,6 +483,6 @@ mod tests {
 
     #[test]
     fn zero_statements_is_every_create_alone() {
-        assert!(CreatesTogether::new(0, 8, Gauge::default()).is_none());
+        assert!(CreatesTogether::new(0, 8, WAIT, Gauge::default()).is_none());
     }
 }

@@ -111,10 +111,16 @@ impl App {
 
     /// The same use cases, running at most `statements` create statements per organization and kind at once,
     /// single creates arriving meanwhile going together in the next, one beside a running one only for
-    /// `to_start_another` creates or more (0 statements: each create alone; `app::creates_together`).
-    pub fn with_create_statements(self, statements: usize, to_start_another: usize) -> Self {
+    /// `to_start_another` creates or more or once a create waited `most_wait` (0 statements: each create alone;
+    /// `app::creates_together`).
+    pub fn with_create_statements(
+        self,
+        statements: usize,
+        to_start_another: usize,
+        most_wait: std::time::Duration,
+    ) -> Self {
         let waiting = self.metrics.creates_waiting.clone();
-        let together = creates_together::CreatesTogether::new(statements, to_start_another, waiting);
+        let together = creates_together::CreatesTogether::new(statements, to_start_another, most_wait, waiting);
         Self { creates_together: together, ..self }
     }
 

@@ -137,6 +137,7 @@ impl TestDb {
             search_concurrency: 3,
             create_statements: 2,
             creates_to_start_another: 8,
+            creates_wait: Duration::from_millis(10),
             statement_timeout: Duration::from_secs(30),
             slow_statement: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(10),

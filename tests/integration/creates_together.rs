@@ -1,7 +1,8 @@
 //! Single creates that arrive together share a statement (`EVENTDATA_DB_CREATE_STATEMENTS`, app::creates_together):
 //! each still gets its own resource and its own change, with its own caller's trace and actor, and when the shared
 //! statement fails each create gets the answer it would have had alone, with nothing of the failed statement left.
-//! Beside a running statement another starts only for enough creates (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`).
+//! Beside a running statement another starts only for enough creates (`EVENTDATA_DB_CREATES_TO_START_ANOTHER`), or
+//! for fewer once one waited long (`EVENTDATA_DB_CREATES_WAIT_MS`).
 
 use std::time::Duration;
 
@@ -133,6 +134,8 @@ async fn beside_a_running_statement_another_starts_only_when_enough_creates_wait
     let app = TestApp::start_with(|settings| {
         settings.create_statements = 2;
         settings.creates_to_start_another = 3;
+        // Longer than the test: here no create starts a statement for having waited.
+        settings.creates_wait = Duration::from_secs(600);
     })
     .await;
     let (db, server, org, channel) = (&app.db, &app.server, app.org, app.rw());
@@ -158,5 +161,34 @@ async fn beside_a_running_statement_another_starts_only_when_enough_creates_wait
     }
     assert_eq!(metric(server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
     assert_eq!(metric(server, "eventdata_db_creates_per_statement_sum").await, 4.0, "of one and three creates");
+    assert_outbox_matches_data(db, org).await;
+}
+
+#[tokio::test]
+async fn a_create_behind_a_slow_statement_starts_another_once_it_waited_long() {
+    // Eight creates to start a statement beside a running one, but a create waits at most 50 ms for them.
+    let app = TestApp::start_with(|settings| {
+        settings.create_statements = 2;
+        settings.creates_to_start_another = 8;
+        settings.creates_wait = Duration::from_millis(50);
+    })
+    .await;
+    let (db, server, org, channel) = (&app.db, &app.server, app.org, app.rw());
+
+    // The first create's statement waits on the lock: it is slow. The second, alone behind it, starts a second
+    // statement once it waited, and that one waits on the lock too.
+    let lock = hold_inserts(db).await;
+    let first = tokio::spawn(create(channel.clone(), 0, "slow-0".into()));
+    wait_for(&app, 0.0).await;
+    let second = tokio::spawn(create(channel.clone(), 1, "slow-1".into()));
+    wait_for_lock_waiters(db, "INSERT INTO events", 2).await;
+    assert_eq!(metric(server, "eventdata_db_creates_waiting").await, 0.0, "the second statement took it");
+    lock.commit().await.expect("release");
+
+    for (i, create) in [first, second].into_iter().enumerate() {
+        let event = create.await.expect("joined").unwrap_or_else(|status| panic!("create {i}: {status:?}"));
+        assert_eq!(event.slug, format!("slow-{i}"));
+    }
+    assert_eq!(metric(server, "eventdata_db_creates_per_statement_count").await, 2.0, "two statements");
     assert_outbox_matches_data(db, org).await;
 }
