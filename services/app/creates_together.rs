@@ -104,15 +104,6 @@ struct Queue {
     running: usize,
 }
 
-impl Queue {
-    /// Whether the creates waiting start a statement now: at once when none runs, beside running ones only while
-    /// fewer than `statements` run and at least `to_start_another` creates wait.
-    fn may_start(&self, statements: usize, to_start_another: usize) -> bool {
-        !self.waiting.is_empty()
-            && (self.running == 0 || (self.running < statements && self.waiting.len() >= to_start_another))
-    }
-}
-
 impl CreatesTogether {
     /// At most `statements` create statements per organization and kind at once, another beside a running one only
     /// for `to_start_another` creates or more (at least 1) or once a create waited `most_wait`, counting the
@@ -129,11 +120,10 @@ impl CreatesTogether {
         let queue = by_key.entry(key).or_default();
         queue.waiting.push_back(create);
         self.waiting.inc();
-        if !queue.may_start(self.statements, self.to_start_another) {
+        if !self.may_start(queue, self.to_start_another) {
             return None;
         }
-        queue.running += 1;
-        Some(self.take(&mut queue.waiting))
+        Some(self.start(queue))
     }
 
     /// After a statement of `key` ended: the creates the next one runs, or `None` (and one statement fewer) when
@@ -142,14 +132,13 @@ impl CreatesTogether {
         let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         let queue = by_key.get_mut(&key)?;
         queue.running -= 1;
-        if !queue.may_start(self.statements, self.to_start_another) {
+        if !self.may_start(queue, self.to_start_another) {
             if queue.running == 0 {
                 by_key.remove(&key);
             }
             return None;
         }
-        queue.running += 1;
-        Some(self.take(&mut queue.waiting))
+        Some(self.start(queue))
     }
 
     /// After a create of `key` waited its most: a statement for the creates waiting, however few,
@@ -157,18 +146,22 @@ impl CreatesTogether {
     fn start_for_those_waiting(&self, key: (Uuid, Kind)) -> Option<Vec<Waiting>> {
         let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         let queue = by_key.get_mut(&key)?;
-        if queue.waiting.is_empty() || queue.running >= self.statements {
-            return None;
-        }
-        queue.running += 1;
-        Some(self.take(&mut queue.waiting))
+        self.may_start(queue, 1).then(|| self.start(queue))
     }
 
-    /// The creates a statement takes: the first [`MOST_ROWS`] waiting, in the order they came.
-    fn take(&self, waiting: &mut VecDeque<Waiting>) -> Vec<Waiting> {
-        let n = waiting.len().min(MOST_ROWS);
+    /// Whether the creates waiting in `queue` start a statement now: at once when none runs, beside running ones
+    /// only while fewer than the most statements run and at least `fewest` creates wait.
+    fn may_start(&self, queue: &Queue, fewest: usize) -> bool {
+        !queue.waiting.is_empty()
+            && (queue.running == 0 || (queue.running < self.statements && queue.waiting.len() >= fewest))
+    }
+
+    /// Starts a statement: the creates it takes, the first [`MOST_ROWS`] waiting, in the order they came.
+    fn start(&self, queue: &mut Queue) -> Vec<Waiting> {
+        queue.running += 1;
+        let n = queue.waiting.len().min(MOST_ROWS);
         self.waiting.dec_by(n as i64);
-        waiting.drain(..n).collect()
+        queue.waiting.drain(..n).collect()
     }
 }
 
