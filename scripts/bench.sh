@@ -257,9 +257,11 @@ fi
 
 say "removing what this run wrote (events created since ${bench_from} and their changes, relay backlog organizations)"
 # The changes too: nothing publishes the bench organization's, and the outbox would only grow. The relay part of a
-# later run starts after whatever is left.
+# later run starts after whatever is left. The RUM index is rebuilt: after mass deletes its inserts walk emptied
+# posting pages, and a later BENCH_SEED=0 run would measure that (docs/operations.md, "Index bloat after deletes").
 psql "$PG_SUPER/$DB" -q -v ON_ERROR_STOP=1 \
   -c "DELETE FROM events WHERE org_id = '${ORG}' AND created_at >= '${bench_from}'" \
   -c "DELETE FROM outbox WHERE org_id = '${ORG}' AND created_at >= '${bench_from}'" \
   -c "DELETE FROM organizations WHERE slug LIKE 'relaybench-%'" \
-  -c "VACUUM (ANALYZE) events"
+  -c "VACUUM (ANALYZE) events" \
+  -c "REINDEX INDEX events_search_rum_idx"

@@ -6,7 +6,10 @@
 #   BIN_A=/tmp/eventdata-before bash scripts/side-by-side.sh create "" ""      # two builds, same settings
 #
 # Each run starts `eventdata serve` with the side's environment, runs `eventdata loadgen` against it and stops it,
-# then deletes the events and changes the run created (and vacuums), so every run starts from the same data.
+# then deletes the events and changes the run created (and vacuums), so every run starts from the same data. The
+# RUM index is rebuilt after the deletes: vacuumed RUM posting trees make later inserts walk their emptied pages
+# (docs/operations.md, "Index bloat after deletes"), which would weigh on every run
+# after the first.
 # Needs the bench database seeded by `scripts/bench.sh`. Settings: ROUNDS (3), SECONDS_PER_RUN (12), CONCURRENCY
 # (16), BIN_A and BIN_B (target/release/eventdata; build both the way bench.sh builds, with its examples, since
 # their dev-dependencies' features change the binary).
@@ -48,7 +51,8 @@ run() {
            END {if (c > 0) printf "%.2f", s / c; else printf "-"}')
   stop
   psql "$PG_SUPER" -q -c "DELETE FROM events WHERE created_at >= '${from}'" \
-    -c "DELETE FROM outbox WHERE created_at >= '${from}'" -c "VACUUM events, outbox"
+    -c "DELETE FROM outbox WHERE created_at >= '${from}'" -c "VACUUM events, outbox" \
+    -c "REINDEX INDEX events_search_rum_idx"
   local rps p95 errors
   IFS=$'\t' read -r rps p95 errors \
     <<<"$(echo "$result" | sed -E 's/.* rps=([^ ]+) p50_ms=[^ ]+ p95_ms=([^ ]+).* errors=(.*)/\1\t\2\t\3/')"
