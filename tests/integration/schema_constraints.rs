@@ -294,3 +294,42 @@ async fn deleting_an_organization_cascades_and_deleting_an_employer_only_clears_
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM speakers").fetch_one(&mut *tx).await.expect("count");
     assert_eq!(left, 0, "the organization's rows went with it");
 }
+
+/// The index names in docs/schema.md's "Indexes" section.
+fn documented_indexes() -> std::collections::BTreeSet<String> {
+    let schema =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).expect("docs/schema.md");
+    let section = schema.split("\n## Indexes\n").nth(1).expect("an Indexes section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| {
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && ["_idx", "_key", "_pkey"].iter().any(|end| name.ends_with(end))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every index costs every write of its table, so each is in the schema guide with the read path it serves, and
+/// the guide names none that is gone (the trigram index on event names was dropped in 0019 for serving none).
+#[tokio::test]
+async fn every_index_is_documented_with_the_read_path_it_serves() {
+    let db = TestDb::migrated().await;
+    let indexes: std::collections::BTreeSet<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations'",
+    )
+    .fetch_all(&db.admin)
+    .await
+    .expect("the schema's indexes")
+    .into_iter()
+    .collect();
+    assert!(!indexes.contains("events_name_trgm_idx"), "dropped by migration 0019");
+    let documented = documented_indexes();
+    let undocumented: Vec<_> = indexes.difference(&documented).collect();
+    let gone: Vec<_> = documented.difference(&indexes).collect();
+    assert!(undocumented.is_empty(), "indexes missing from docs/schema.md's Indexes section: {undocumented:?}");
+    assert!(gone.is_empty(), "docs/schema.md names indexes the schema does not have: {gone:?}");
+}
