@@ -7,9 +7,8 @@
 #
 # Each run starts `eventdata serve` with the side's environment, runs `eventdata loadgen` against it and stops it,
 # then deletes the events and changes the run created (and vacuums), so every run starts from the same data. The
-# RUM index is rebuilt after the deletes: vacuumed RUM posting trees make later inserts walk their emptied pages
-# (docs/operations.md, "Index bloat after deletes"), which would weigh on every run
-# after the first.
+# RUM index is rebuilt after the deletes: inserts into a vacuumed RUM index walk its emptied posting pages
+# (docs/operations.md, "Index bloat after deletes"), which would weigh on every run after the first.
 # Needs the bench database seeded by `scripts/bench.sh`. Settings: ROUNDS (3), SECONDS_PER_RUN (12), CONCURRENCY
 # (16), BIN_A and BIN_B (target/release/eventdata; build both the way bench.sh builds, with its examples, since
 # their dev-dependencies' features change the binary).

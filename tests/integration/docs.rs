@@ -1,8 +1,10 @@
 //! The reference docs agree with the service: every ErrorInfo reason the code can send is in docs/api.md's error
 //! table, every change type the code can emit is in docs/events.md's closed list, and every metric either process
-//! exposes is in docs/operations.md.
+//! exposes is in docs/operations.md, and every index of the schema is in docs/schema.md with the read path it serves.
 
 use eventdata::domain::change::ChangeType;
+
+use crate::common::TestDb;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect(path)
@@ -199,4 +201,42 @@ fn the_operations_guide_lists_every_metric() {
     for name in names {
         assert!(guide.contains(&format!("`{name}")), "docs/operations.md does not list {name}");
     }
+}
+
+/// The index names in docs/schema.md's "Indexes" section.
+fn documented_indexes() -> std::collections::BTreeSet<String> {
+    let schema = read("docs/schema.md");
+    let section = schema.split("\n## Indexes\n").nth(1).expect("an Indexes section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| {
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && ["_idx", "_key", "_pkey"].iter().any(|end| name.ends_with(end))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every index costs every write of its table, so each is in the schema guide with the read path it serves, and
+/// the guide names none that is gone (the trigram index on event names was dropped in 0019 for serving none).
+#[tokio::test]
+async fn every_index_is_documented_with_the_read_path_it_serves() {
+    let db = TestDb::migrated().await;
+    let indexes: std::collections::BTreeSet<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations'",
+    )
+    .fetch_all(&db.admin)
+    .await
+    .expect("the schema's indexes")
+    .into_iter()
+    .collect();
+    assert!(!indexes.contains("events_name_trgm_idx"), "dropped by migration 0019");
+    let documented = documented_indexes();
+    let undocumented: Vec<_> = indexes.difference(&documented).collect();
+    let gone: Vec<_> = documented.difference(&indexes).collect();
+    assert!(undocumented.is_empty(), "indexes missing from docs/schema.md's Indexes section: {undocumented:?}");
+    assert!(gone.is_empty(), "docs/schema.md names indexes the schema does not have: {gone:?}");
 }
